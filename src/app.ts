@@ -1,0 +1,78 @@
+import formbody from '@fastify/formbody';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { Clock } from './clock.js';
+import type { ClientRegistry } from './clients/registry.js';
+import type { Config } from './config.js';
+import { discoveryRoutes } from './http/discovery-route.js';
+import { errorHandler, pathOf, sendError } from './http/errors.js';
+import { healthRoutes, type Readiness } from './http/health-route.js';
+import { tokenRoute } from './http/token-route.js';
+import type { KeySet } from './keys/key-set.js';
+import { MethodNotAllowed, NotFound } from './oauth/errors.js';
+import { JWKS_PATH, METADATA_PATH, TOKEN_PATH } from './oauth/metadata.js';
+import { TokenIssuer } from './oauth/token-issuer.js';
+
+/** 16 KiB: a token request is a few hundred bytes; nothing legitimate comes near this. */
+export const BODY_LIMIT = 16 * 1024;
+
+export interface AppDeps {
+  config: Pick<Config, 'issuer' | 'tokens' | 'metadata'>;
+  registry: ClientRegistry;
+  keys: KeySet;
+  clock: Clock;
+  logger: Logger;
+  /** Whether the server can serve tokens now; ready whenever keys are loaded if omitted. */
+  readiness?: () => Readiness | Promise<Readiness>;
+}
+
+/** Which methods each path serves, for 405 answers with an Allow header. */
+const ALLOWED: Readonly<Record<string, string>> = {
+  [TOKEN_PATH]: 'POST',
+  [METADATA_PATH]: 'GET, HEAD',
+  [JWKS_PATH]: 'GET, HEAD',
+  '/healthz': 'GET, HEAD',
+  '/readyz': 'GET, HEAD',
+};
+
+/** Builds the HTTP application. Does no I/O: the caller listens, or calls inject() in tests. */
+export function buildApp(deps: AppDeps): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: deps.logger,
+    // One access line per request is written in onResponse, with the path only: Fastify's own
+    // request log includes the query string, which could carry a secret sent by mistake.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: BODY_LIMIT,
+    return503OnClosing: true,
+    routerOptions: { maxParamLength: 200 },
+  }) as unknown as FastifyInstance;
+
+  // Only form bodies are parsed; any other content type is refused by the error handler.
+  app.removeAllContentTypeParsers();
+  app.register(formbody, { bodyLimit: BODY_LIMIT });
+
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler((req, reply) => {
+    const allow = ALLOWED[pathOf(req)];
+    if (allow !== undefined) return sendError(new MethodNotAllowed(allow), reply);
+    return sendError(new NotFound('no such endpoint'), reply);
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    req.log.info({ method: req.method, path: pathOf(req), status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
+  });
+
+  const { config } = deps;
+  tokenRoute(app, {
+    registry: deps.registry,
+    clock: deps.clock,
+    issuer: new TokenIssuer(config.issuer, deps.keys, deps.clock),
+    policy: { defaultAudience: config.tokens.audience, defaultTtl: config.tokens.ttl },
+  });
+  discoveryRoutes(app, {
+    registry: deps.registry,
+    keys: deps.keys,
+    metadata: { issuer: config.issuer, publishScopes: config.metadata.publish_scopes, maxAge: config.metadata.max_age },
+  });
+  healthRoutes(app, deps.readiness ?? (() => ({ ready: true })));
+  return app;
+}

@@ -1,0 +1,170 @@
+import { RegistryFile } from '../clients/registry-file.js';
+import { AUTH_METHODS, type AuthMethod, type Client } from '../clients/registry.js';
+import { loadRegistryFile } from '../clients/yaml-registry.js';
+import { loadConfig, MAX_TTL, MIN_TTL, type Config } from '../config.js';
+import { generateSecret, hashSecret } from '../crypto/secrets.js';
+import { parseDuration } from '../duration.js';
+import { isAudience, isClientId, isScopeToken } from '../oauth/syntax.js';
+import type { Io } from './io.js';
+import { formatTable } from './table.js';
+import { configPath, parseCommand, positionals, UsageError } from './usage.js';
+
+export const CLIENT_HELP = `Usage: tollgate client <command> [options]
+
+Manage the client registry (the clients_file the config names).
+
+Commands:
+  add ID        register a client; prints its new secret once on stdout
+  list          show every client
+  disable ID    refuse the client's authentication (its entry stays)
+  enable ID     undo disable
+  remove ID     delete the client's entry
+
+Options for add:
+  --scope "a b"          scopes it may request (space-separated; may repeat)
+  --audience URI         an audience it may request; the first is its default (may repeat)
+  --ttl SECONDS          lifetime of its tokens (${MIN_TTL}..${MAX_TTL}, or 15m, 1h)
+  --auth-method M        ${AUTH_METHODS.join(' or ')} (may repeat; default: both)
+
+Options for list:
+  --json                 one JSON document instead of a table
+
+Common options:
+  --config FILE          config file (default: $TOLLGATE_CONFIG, else config/tollgate.yaml)
+  -h, --help             this text
+
+A running server reads the registry at start; restart it after a change.`;
+
+export async function clientCommand(args: string[], io: Io): Promise<number> {
+  const [sub, ...rest] = args;
+  if (sub === undefined) throw new UsageError('missing command (see tollgate client --help)');
+  if (sub === '--help' || sub === '-h' || sub === 'help') return help(io);
+  switch (sub) {
+    case 'add':
+      return addClient(rest, io);
+    case 'list':
+      return listClients(rest, io);
+    case 'disable':
+    case 'enable':
+    case 'remove':
+      return changeClient(sub, rest, io);
+    default:
+      throw new UsageError(`unknown command "client ${sub}" (see tollgate client --help)`);
+  }
+}
+
+function registryOptions(config: Config) {
+  return { defaultAudience: config.tokens.audience };
+}
+
+async function addClient(args: string[], io: Io): Promise<number> {
+  const { values, positionals: pos } = parseCommand(args, {
+    scope: { type: 'string', multiple: true },
+    audience: { type: 'string', multiple: true },
+    ttl: { type: 'string' },
+    'auth-method': { type: 'string', multiple: true },
+  });
+  if (values.help) return help(io);
+  const [clientId] = positionals(pos, ['ID'], 'tollgate client add ID [options]');
+  if (!isClientId(clientId!)) throw new UsageError('ID must be 1 to 255 visible ASCII characters or spaces');
+  if (!/^[A-Za-z0-9._~-]+$/.test(clientId!)) {
+    io.err(`note: "${clientId}" holds characters clients must percent-encode in Basic auth; letters, digits and . _ ~ - are plainer`);
+  }
+
+  const scopes = [...new Set((values.scope ?? []).flatMap((s) => s.split(/\s+/)).filter((s) => s !== ''))];
+  const badScope = scopes.find((s) => !isScopeToken(s));
+  if (badScope !== undefined) throw new UsageError(`invalid scope ${JSON.stringify(badScope)}: visible ASCII without quotes or backslashes`);
+  const audiences = [...new Set(values.audience ?? [])];
+  const badAudience = audiences.find((a) => !isAudience(a));
+  if (badAudience !== undefined) throw new UsageError(`invalid audience ${JSON.stringify(badAudience)}`);
+  const methods = [...new Set(values['auth-method'] ?? [])];
+  const badMethod = methods.find((m) => !(AUTH_METHODS as readonly string[]).includes(m));
+  if (badMethod !== undefined) throw new UsageError(`unknown auth method ${JSON.stringify(badMethod)} (use ${AUTH_METHODS.join(' or ')})`);
+  let ttl: number | undefined;
+  if (values.ttl !== undefined) {
+    ttl = parseDuration(values.ttl);
+    if (ttl === undefined || ttl < MIN_TTL || ttl > MAX_TTL) throw new UsageError(`--ttl must be ${MIN_TTL} to ${MAX_TTL} seconds (or a duration like 15m)`);
+  }
+
+  const config = loadConfig(configPath(values.config, io.env), { env: io.env, cwd: io.cwd });
+  const file = RegistryFile.open(config.clients_file, { ...registryOptions(config), createIfMissing: true });
+  if (file.has(clientId!)) throw new UsageError(`client ${JSON.stringify(clientId)} already exists in ${config.clients_file}`);
+
+  const secret = generateSecret();
+  const entry: Record<string, unknown> = { client_id: clientId, secrets: [{ hash: await hashSecret(secret) }] };
+  if (methods.length > 0) entry.auth_methods = methods as AuthMethod[];
+  if (scopes.length > 0) entry.scopes = scopes;
+  if (audiences.length > 0) entry.audiences = audiences;
+  if (ttl !== undefined) entry.token_ttl = ttl;
+  file.add(entry);
+  file.save(registryOptions(config));
+
+  io.out(secret);
+  io.err(`added client "${clientId}" to ${config.clients_file}; the secret above is shown only once`);
+  return 0;
+}
+
+async function changeClient(action: 'disable' | 'enable' | 'remove', args: string[], io: Io): Promise<number> {
+  const { values, positionals: pos } = parseCommand(args, {});
+  if (values.help) return help(io);
+  const [clientId] = positionals(pos, ['ID'], `tollgate client ${action} ID`);
+  const config = loadConfig(configPath(values.config, io.env), { env: io.env, cwd: io.cwd });
+  const file = RegistryFile.open(config.clients_file, registryOptions(config));
+  if (!file.has(clientId!)) throw new UsageError(`no client ${JSON.stringify(clientId)} in ${config.clients_file}`);
+  if (action === 'remove') file.remove(clientId!);
+  else file.setDisabled(clientId!, action === 'disable');
+  file.save(registryOptions(config));
+  io.err(`${action === 'remove' ? 'removed' : `${action}d`} client "${clientId}" in ${config.clients_file}`);
+  return 0;
+}
+
+async function listClients(args: string[], io: Io): Promise<number> {
+  const { values, positionals: pos } = parseCommand(args, { json: { type: 'boolean' } });
+  if (values.help) return help(io);
+  positionals(pos, [], 'tollgate client list [--json]');
+  const config = loadConfig(configPath(values.config, io.env), { env: io.env, cwd: io.cwd });
+  const clients = loadRegistryFile(config.clients_file, registryOptions(config)).all();
+  if (values.json) {
+    io.out(JSON.stringify({ clients: clients.map(describe) }, null, 2));
+    return 0;
+  }
+  if (clients.length === 0) {
+    io.err(`no clients in ${config.clients_file}`);
+    return 0;
+  }
+  const rows = [
+    ['CLIENT_ID', 'STATUS', 'AUTH_METHODS', 'SCOPES', 'AUDIENCES', 'TTL', 'SECRETS'],
+    ...clients.map((c) => {
+      const d = describe(c);
+      return [
+        d.client_id,
+        d.disabled ? 'disabled' : 'enabled',
+        d.auth_methods.join(','),
+        d.scopes.join(' ') || '-',
+        d.audiences.join(' ') || '-',
+        d.token_ttl === undefined ? '-' : String(d.token_ttl),
+        d.secrets.map((s) => s.expires_at ?? 'no expiry').join(', ') || '-',
+      ];
+    }),
+  ];
+  for (const line of formatTable(rows)) io.out(line);
+  return 0;
+}
+
+function describe(c: Client) {
+  return {
+    client_id: c.clientId,
+    disabled: c.disabled,
+    auth_methods: [...c.authMethods],
+    scopes: [...c.scopes],
+    default_scopes: [...c.defaultScopes],
+    audiences: [...c.audiences],
+    token_ttl: c.tokenTtl,
+    secrets: c.secrets.map((s) => ({ expires_at: s.expiresAt === undefined ? undefined : new Date(s.expiresAt).toISOString() })),
+  };
+}
+
+function help(io: Io): number {
+  io.out(CLIENT_HELP);
+  return 0;
+}

@@ -1,0 +1,146 @@
+import { loadRegistryFile } from '../clients/yaml-registry.js';
+import { ConfigError } from '../config-error.js';
+import { loadConfig } from '../config.js';
+import { hashSecret, MAX_SECRET_LENGTH } from '../crypto/secrets.js';
+import { DiskKeySet } from '../keys/disk-key-set.js';
+import { createLogger } from '../log.js';
+import { closeOnSignals, startServer } from '../main.js';
+import type { Io } from './io.js';
+import { formatTable } from './table.js';
+import { configPath, parseCommand, positionals, UsageError } from './usage.js';
+
+const COMMON = `  --config FILE   config file (default: $TOLLGATE_CONFIG, else config/tollgate.yaml)
+  -h, --help      this text`;
+
+export const SERVE_HELP = `Usage: tollgate serve [--config FILE]
+
+Runs the authorization server: loads the config, the client registry and the signing keys
+(generating one into keys.dir on first start), then listens on listen.host:listen.port.
+SIGTERM or SIGINT stops it after requests in flight finish.
+
+${COMMON}`;
+
+export const HASH_SECRET_HELP = `Usage: tollgate hash-secret < secret.txt
+
+Reads a secret on stdin (one trailing newline is dropped) and prints its argon2id hash, for
+secrets[].hash in the client registry.
+
+  -h, --help      this text`;
+
+export const CONFIG_HELP = `Usage: tollgate config check [--config FILE]
+
+Validates the config, the client registry it names and the key directory. Exit 0 when sound;
+exit 1 with every problem listed (file:line: path: reason), one per line on stderr.
+
+${COMMON}`;
+
+export const KEYS_HELP = `Usage: tollgate keys list [--config FILE]
+
+Lists the signing keys in keys.dir, newest first; the newest signs new tokens and all are
+published in the JWKS.
+
+${COMMON}`;
+
+export async function serveCommand(args: string[], io: Io): Promise<number> {
+  const { values, positionals: pos } = parseCommand(args, {});
+  if (values.help) return print(io, SERVE_HELP);
+  positionals(pos, [], 'tollgate serve [--config FILE]');
+  const config = loadConfig(configPath(values.config, io.env), { env: io.env, cwd: io.cwd });
+  const logger = createLogger(config.log.level);
+  let server;
+  try {
+    server = await startServer(config, logger);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+      throw new UsageError(`cannot listen on ${config.listen.host}:${config.listen.port} (${code})`);
+    }
+    throw err;
+  }
+  closeOnSignals(server, logger);
+  // The process now lives as long as the server; closeOnSignals decides the exit code.
+  return new Promise<number>(() => {});
+}
+
+export async function hashSecretCommand(args: string[], io: Io): Promise<number> {
+  const { values, positionals: pos } = parseCommand(args, {});
+  if (values.help) return print(io, HASH_SECRET_HELP);
+  positionals(pos, [], 'tollgate hash-secret < secret.txt');
+  const secret = (await io.readStdin()).replace(/\r?\n$/, '');
+  if (secret === '') throw new UsageError('no secret on stdin');
+  if (secret.length > MAX_SECRET_LENGTH) throw new UsageError(`the secret is longer than ${MAX_SECRET_LENGTH} characters`);
+  if (secret.length < 32) io.err('warning: a secret shorter than 32 characters is weak; `tollgate client add` makes 256-bit ones');
+  io.out(await hashSecret(secret));
+  return 0;
+}
+
+export async function configCommand(args: string[], io: Io): Promise<number> {
+  const [sub, ...rest] = args;
+  if (sub === '--help' || sub === '-h' || sub === 'help') return print(io, CONFIG_HELP);
+  if (sub !== 'check') throw new UsageError(sub === undefined ? 'missing command (see tollgate config --help)' : `unknown command "config ${sub}"`);
+  const { values, positionals: pos } = parseCommand(rest, {});
+  if (values.help) return print(io, CONFIG_HELP);
+  positionals(pos, [], 'tollgate config check [--config FILE]');
+
+  const file = configPath(values.config, io.env);
+  const problems: string[] = [];
+  const collect = (err: unknown): void => {
+    if (!(err instanceof ConfigError)) throw err;
+    problems.push(...err.message.split('\n'));
+  };
+  let summary = '';
+  try {
+    const config = loadConfig(file, { env: io.env, cwd: io.cwd });
+    try {
+      const n = loadRegistryFile(config.clients_file, { defaultAudience: config.tokens.audience }).all().length;
+      summary += `${n} client${n === 1 ? '' : 's'} in ${config.clients_file}; `;
+    } catch (err) {
+      collect(err);
+    }
+    try {
+      const keys = (await DiskKeySet.load(config.keys.dir, { generateIfEmpty: false })).list();
+      summary += `${keys.length} signing key${keys.length === 1 ? '' : 's'} in ${config.keys.dir}`;
+    } catch (err) {
+      // An empty key directory is fine: serve generates the first key.
+      if (!(err instanceof ConfigError && /holds no keys/.test(err.message))) collect(err);
+      else summary += `no signing key yet in ${config.keys.dir} (serve generates one)`;
+    }
+  } catch (err) {
+    collect(err);
+  }
+  if (problems.length > 0) {
+    for (const p of problems) io.err(p);
+    return 1;
+  }
+  io.out(`ok: ${file}: ${summary}`);
+  return 0;
+}
+
+export async function keysCommand(args: string[], io: Io): Promise<number> {
+  const [sub, ...rest] = args;
+  if (sub === '--help' || sub === '-h' || sub === 'help') return print(io, KEYS_HELP);
+  if (sub !== 'list') throw new UsageError(sub === undefined ? 'missing command (see tollgate keys --help)' : `unknown command "keys ${sub}"`);
+  const { values, positionals: pos } = parseCommand(rest, {});
+  if (values.help) return print(io, KEYS_HELP);
+  positionals(pos, [], 'tollgate keys list [--config FILE]');
+  const config = loadConfig(configPath(values.config, io.env), { env: io.env, cwd: io.cwd });
+  let keys;
+  try {
+    keys = (await DiskKeySet.load(config.keys.dir, { generateIfEmpty: false })).list();
+  } catch (err) {
+    if (err instanceof ConfigError && /holds no keys/.test(err.message)) {
+      io.err(`no keys in ${config.keys.dir}; serve generates one on first start`);
+      return 0;
+    }
+    throw err;
+  }
+  const rows = [['KID', 'CREATED', 'KEY', 'USE', 'FILE']];
+  keys.forEach((k, i) => rows.push([k.kid, new Date(k.createdAt).toISOString(), `RSA-${k.bits}`, i === 0 ? 'signing' : 'published', k.file]));
+  for (const line of formatTable(rows)) io.out(line);
+  return 0;
+}
+
+function print(io: Io, text: string): number {
+  io.out(text);
+  return 0;
+}

@@ -1,0 +1,38 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
+/** A mistake on the command line or in what the user asked for: one line on stderr, exit 1. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+/** Options every command takes. */
+export const COMMON_OPTIONS = {
+  config: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies Options;
+
+/** node:util parseArgs, with its errors turned into one-line UsageErrors. */
+export function parseCommand<O extends Options>(args: string[], options: O) {
+  try {
+    return parseArgs({ args, options: { ...COMMON_OPTIONS, ...options }, allowPositionals: true, strict: true });
+  } catch (err) {
+    // "Unknown option '--x'. To specify a positional…": the first sentence is the useful one.
+    throw new UsageError((err as Error).message.split('. ')[0]!.replace(/\.$/, ''));
+  }
+}
+
+/** The config file: --config, else $TOLLGATE_CONFIG, else config/tollgate.yaml here. */
+export function configPath(flag: string | undefined, env: NodeJS.ProcessEnv): string {
+  return flag ?? env.TOLLGATE_CONFIG ?? 'config/tollgate.yaml';
+}
+
+/** Exactly n positional arguments, named for the error message. */
+export function positionals(values: string[], names: string[], usage: string): string[] {
+  if (values.length !== names.length) {
+    const what = values.length < names.length ? `missing ${names[values.length]}` : `unexpected argument ${JSON.stringify(values[names.length])}`;
+    throw new UsageError(`${what} (usage: ${usage})`);
+  }
+  return values;
+}

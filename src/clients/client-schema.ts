@@ -1,0 +1,149 @@
+import { BlockList, isIP } from 'node:net';
+import { z } from 'zod';
+import { audienceSchema, ttlSchema } from '../config.js';
+import { isClientId, isScopeToken, MAX_CLIENT_ID_LENGTH } from '../oauth/syntax.js';
+import { AUTH_METHODS, SECRET_AUTH_METHODS, type Client } from './registry.js';
+
+// argon2 work a single verify may demand. Hashes are checked on every token request, so a hash
+// with absurd parameters (a typo of m=1919456) would let one request take a gigabyte.
+const MAX_MEMORY_KIB = 262_144;
+const MAX_TIME_COST = 16;
+const MAX_PARALLELISM = 16;
+
+const PHC = /^\$argon2id\$v=(\d+)\$([a-z]=\d+(?:,[a-z]=\d+)*)\$([A-Za-z0-9+/]{11,}={0,2})\$([A-Za-z0-9+/]{16,}={0,2})$/;
+
+/** Why a string is not an argon2id hash tollgate accepts, or undefined when it is one. */
+export function argon2idHashProblem(hash: string): string | undefined {
+  if (!hash.startsWith('$')) {
+    return 'must be an argon2id hash (make one with `tollgate hash-secret`); plaintext secrets are refused';
+  }
+  if (/^\$argon2(i|d)\$/.test(hash)) return 'must be an argon2id hash, not argon2i or argon2d';
+  const m = PHC.exec(hash);
+  if (m === null) return 'is not a well-formed argon2id PHC string ($argon2id$v=19$m=…,t=…,p=…$salt$hash)';
+  if (m[1] !== '19') return 'must use argon2 version 19';
+  const params = new Map(m[2]!.split(',').map((kv) => [kv[0]!, Number(kv.slice(2))]));
+  const mem = params.get('m');
+  const time = params.get('t');
+  const par = params.get('p');
+  if (params.size !== 3 || mem === undefined || time === undefined || par === undefined) {
+    return 'must give exactly the m, t and p parameters';
+  }
+  if (mem > MAX_MEMORY_KIB || time > MAX_TIME_COST || par > MAX_PARALLELISM || time < 1 || par < 1) {
+    return `has parameters too costly to check per request (at most m=${MAX_MEMORY_KIB}, t=${MAX_TIME_COST}, p=${MAX_PARALLELISM})`;
+  }
+  return undefined;
+}
+
+/** Fields an operator might use to paste a secret in the clear: refused with a pointed message. */
+export const PLAINTEXT_FIELDS: ReadonlySet<string> = new Set(['secret', 'client_secret', 'password']);
+
+const secretSchema = z.strictObject({
+  hash: z.string({ error: 'must be an argon2id hash string' }).superRefine((hash, ctx) => {
+    const problem = argon2idHashProblem(hash);
+    if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+  }),
+  expires_at: z
+    .union([z.date(), z.string()], { error: 'must be a timestamp like 2027-01-01T00:00:00Z' })
+    .transform((v, ctx) => {
+      const ms = v instanceof Date ? v.getTime() : /^\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2}))?$/.test(v) ? Date.parse(v) : NaN;
+      if (Number.isNaN(ms)) {
+        ctx.addIssue({ code: 'custom', message: 'must be a timestamp like 2027-01-01T00:00:00Z (with a time zone)' });
+        return z.NEVER;
+      }
+      return ms;
+    })
+    .optional(),
+});
+
+const scopeSchema = z.string().refine(isScopeToken, {
+  error: 'must be a scope token: visible ASCII without spaces, quotes or backslashes (RFC 6749 §3.3)',
+});
+
+function parseCidr(text: string): { address: string; prefix: number; family: 'ipv4' | 'ipv6' } | undefined {
+  const [address = '', prefixText, extra] = text.split('/');
+  if (extra !== undefined) return undefined;
+  const version = isIP(address);
+  if (version === 0) return undefined;
+  const max = version === 4 ? 32 : 128;
+  const prefix = prefixText === undefined ? max : /^\d{1,3}$/.test(prefixText) ? Number(prefixText) : NaN;
+  if (!(prefix >= 0 && prefix <= max)) return undefined;
+  return { address, prefix, family: version === 4 ? 'ipv4' : 'ipv6' };
+}
+
+function uniqueList<T extends z.ZodType<string>>(item: T, what: string) {
+  return z.array(item).superRefine((list, ctx) => {
+    const seen = new Set<string>();
+    list.forEach((v, i) => {
+      if (seen.has(v)) ctx.addIssue({ code: 'custom', path: [i], message: `${what} ${JSON.stringify(v)} is listed twice` });
+      seen.add(v);
+    });
+  });
+}
+
+export const clientSchema = z
+  .strictObject({
+    client_id: z.string({ error: 'is required' }).refine(isClientId, {
+      error: `must be 1 to ${MAX_CLIENT_ID_LENGTH} visible ASCII characters or spaces (RFC 6749 VSCHAR)`,
+    }),
+    secrets: z.array(secretSchema, { error: 'must be a list of { hash, expires_at }' }).default([]),
+    auth_methods: uniqueList(
+      z.enum(AUTH_METHODS, { error: `must be one of ${AUTH_METHODS.join(', ')}` }),
+      'method',
+    )
+      .min(1, { error: 'must list at least one method' })
+      .default([...SECRET_AUTH_METHODS]),
+    scopes: uniqueList(scopeSchema, 'scope').default([]),
+    default_scopes: uniqueList(scopeSchema, 'scope').optional(),
+    audiences: uniqueList(audienceSchema, 'audience').default([]),
+    token_ttl: ttlSchema.optional(),
+    introspect: z.boolean().default(false),
+    allowed_ips: z
+      .array(
+        z.string().refine((s) => parseCidr(s) !== undefined, {
+          error: 'must be an IPv4 or IPv6 address or CIDR block (10.0.0.0/8, 2001:db8::/32)',
+        }),
+      )
+      .optional(),
+    disabled: z.boolean().default(false),
+  })
+  .superRefine((c, ctx) => {
+    const scopes = new Set(c.scopes);
+    c.default_scopes?.forEach((s, i) => {
+      if (!scopes.has(s)) ctx.addIssue({ code: 'custom', path: ['default_scopes', i], message: `${JSON.stringify(s)} is not in scopes` });
+    });
+    if (c.auth_methods.some((m) => (SECRET_AUTH_METHODS as readonly string[]).includes(m)) && c.secrets.length === 0) {
+      ctx.addIssue({ code: 'custom', path: ['secrets'], message: `${c.auth_methods.join(', ')} needs at least one secret` });
+    }
+  });
+
+export const registrySchema = z
+  .strictObject({
+    clients: z.array(clientSchema, { error: 'must be a list of clients' }).nullable().default([]),
+  })
+  .transform((r) => r.clients ?? []);
+
+type ClientEntry = z.infer<typeof clientSchema>;
+
+/** Builds the runtime Client from a validated registry entry. */
+export function toClient(entry: ClientEntry): Client {
+  let allowedIps: BlockList | undefined;
+  if (entry.allowed_ips !== undefined) {
+    allowedIps = new BlockList();
+    for (const text of entry.allowed_ips) {
+      const cidr = parseCidr(text)!;
+      allowedIps.addSubnet(cidr.address, cidr.prefix, cidr.family);
+    }
+  }
+  return Object.freeze({
+    clientId: entry.client_id,
+    secrets: entry.secrets.map((s) => Object.freeze({ hash: s.hash, expiresAt: s.expires_at })),
+    authMethods: entry.auth_methods,
+    scopes: entry.scopes,
+    defaultScopes: entry.default_scopes ?? entry.scopes,
+    audiences: entry.audiences,
+    tokenTtl: entry.token_ttl,
+    introspect: entry.introspect,
+    allowedIps,
+    disabled: entry.disabled,
+  });
+}

@@ -1,0 +1,93 @@
+import { renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { Document, isMap, isSeq, YAMLMap, YAMLSeq } from 'yaml';
+import { ConfigError } from '../config-error.js';
+import { parseYamlText, readYamlFile } from '../yaml-file.js';
+import type { Client } from './registry.js';
+import { validateRegistry, type RegistryOptions } from './yaml-registry.js';
+
+/**
+ * clients.yaml opened for editing by the CLI. Edits go through the YAML document, so comments,
+ * key order and formatting of everything else stay as the operator wrote them; the result is
+ * validated whole before it replaces the file.
+ */
+export class RegistryFile {
+  private constructor(
+    readonly file: string,
+    private readonly doc: Document,
+    private readonly mode: number,
+  ) {}
+
+  /** Opens the file; with `createIfMissing`, a missing file starts as an empty registry. */
+  static open(file: string, options: RegistryOptions & { createIfMissing?: boolean }): RegistryFile {
+    let mode = 0o600;
+    try {
+      mode = statSync(file).mode & 0o777;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' && options.createIfMissing) {
+        return new RegistryFile(file, new Document({ clients: [] }), mode);
+      }
+    }
+    const source = readYamlFile(file);
+    // Refuse to edit a registry that is already broken: the edit would hide the problem.
+    validateRegistry(source, options);
+    return new RegistryFile(file, source.doc, mode);
+  }
+
+  has(clientId: string): boolean {
+    return this.indexOf(clientId) >= 0;
+  }
+
+  add(entry: Record<string, unknown>): void {
+    let clients = this.doc.get('clients', true);
+    if (!isSeq(clients)) {
+      clients = new YAMLSeq();
+      this.doc.set('clients', clients);
+    }
+    const seq = clients as YAMLSeq;
+    // `clients: []` is a flow sequence; entries read better as a block list.
+    seq.flow = false;
+    seq.items.push(this.doc.createNode(entry));
+  }
+
+  setDisabled(clientId: string, disabled: boolean): void {
+    const entry = this.entry(clientId);
+    if (disabled) entry.set('disabled', true);
+    else entry.delete('disabled');
+  }
+
+  remove(clientId: string): void {
+    (this.doc.get('clients', true) as YAMLSeq).items.splice(this.require(clientId), 1);
+  }
+
+  /** Validates the edited registry and atomically replaces the file with it. */
+  save(options: RegistryOptions): Client[] {
+    const text = this.doc.toString();
+    const clients = validateRegistry(parseYamlText(text, this.file), options);
+    const tmp = join(dirname(this.file), `.${basename(this.file)}.${process.pid}.tmp`);
+    try {
+      writeFileSync(tmp, text, { mode: this.mode, flag: 'wx' });
+      renameSync(tmp, this.file);
+    } catch (err) {
+      rmSync(tmp, { force: true });
+      throw ConfigError.single(this.file, `cannot write: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    return clients;
+  }
+
+  private indexOf(clientId: string): number {
+    const clients = this.doc.get('clients', true);
+    if (!isSeq(clients)) return -1;
+    return clients.items.findIndex((item) => isMap(item) && item.get('client_id') === clientId);
+  }
+
+  private require(clientId: string): number {
+    const i = this.indexOf(clientId);
+    if (i < 0) throw ConfigError.single(this.file, `no client ${JSON.stringify(clientId)}`);
+    return i;
+  }
+
+  private entry(clientId: string): YAMLMap {
+    return (this.doc.get('clients', true) as YAMLSeq).items[this.require(clientId)] as YAMLMap;
+  }
+}

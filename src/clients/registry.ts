@@ -1,0 +1,58 @@
+import type { BlockList } from 'node:net';
+
+/** Client authentication methods tollgate implements (RFC 8414 / RFC 7591 names). */
+export const SECRET_AUTH_METHODS = ['client_secret_basic', 'client_secret_post'] as const;
+export const AUTH_METHODS = [...SECRET_AUTH_METHODS] as const;
+export type AuthMethod = (typeof AUTH_METHODS)[number];
+
+export interface ClientSecret {
+  /** argon2id PHC string. */
+  readonly hash: string;
+  /** After this instant (ms since epoch) the secret no longer authenticates. */
+  readonly expiresAt?: number;
+}
+
+/** One registered client, validated and ready for policy decisions. */
+export interface Client {
+  readonly clientId: string;
+  readonly secrets: readonly ClientSecret[];
+  readonly authMethods: readonly AuthMethod[];
+  readonly scopes: readonly string[];
+  /** Granted when the request names no scope. */
+  readonly defaultScopes: readonly string[];
+  /** Audiences the client may ask for; empty means the server-wide `tokens.audience`. */
+  readonly audiences: readonly string[];
+  readonly tokenTtl?: number;
+  readonly introspect: boolean;
+  /** Source-address allowlist, when the entry has `allowed_ips`. */
+  readonly allowedIps?: BlockList;
+  readonly disabled: boolean;
+}
+
+/** The set of registered clients, looked up by client_id on every request. */
+export interface ClientRegistry {
+  get(clientId: string): Client | undefined;
+  all(): readonly Client[];
+}
+
+/** A registry whose clients are fixed at construction. */
+export class StaticClientRegistry implements ClientRegistry {
+  readonly #byId: ReadonlyMap<string, Client>;
+
+  constructor(clients: readonly Client[]) {
+    this.#byId = new Map(clients.map((c) => [c.clientId, c]));
+  }
+
+  get(clientId: string): Client | undefined {
+    return this.#byId.get(clientId);
+  }
+
+  all(): readonly Client[] {
+    return [...this.#byId.values()];
+  }
+}
+
+/** Every scope any client may hold, sorted: the metadata's scopes_supported. */
+export function allScopes(registry: ClientRegistry): string[] {
+  return [...new Set(registry.all().flatMap((c) => c.scopes))].sort();
+}

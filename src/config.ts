@@ -1,0 +1,189 @@
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { ConfigError, type Problem } from './config-error.js';
+import { isAudience } from './oauth/syntax.js';
+import { formatPath, readYamlFile, zodProblems, type DocPath } from './yaml-file.js';
+
+export const MIN_TTL = 60;
+export const MAX_TTL = 86_400;
+
+export const ttlSchema = z
+  .number({ error: 'must be a whole number of seconds' })
+  .int({ error: 'must be a whole number of seconds' })
+  .min(MIN_TTL, { error: `must be at least ${MIN_TTL} seconds` })
+  .max(MAX_TTL, { error: `must be at most ${MAX_TTL} seconds` });
+
+export const audienceSchema = z.string().refine(isAudience, {
+  error: 'must be a non-empty string of visible ASCII characters (an absolute URI is usual)',
+});
+
+function isIssuer(s: string): boolean {
+  // RFC 8414 §2: an https URL (http allowed here for loopback and trials) with no query or
+  // fragment. The issuer is compared as an exact string by resource servers (RFC 9068 §4), so
+  // a trailing slash would be a second, different issuer.
+  try {
+    const url = new URL(s);
+    return (
+      (url.protocol === 'https:' || url.protocol === 'http:') &&
+      url.search === '' &&
+      url.hash === '' &&
+      !s.includes('?') &&
+      !s.includes('#') &&
+      url.username === '' &&
+      url.password === '' &&
+      !s.endsWith('/')
+    );
+  } catch {
+    return false;
+  }
+}
+
+const configSchema = z.strictObject({
+  issuer: z
+    .string({ error: 'is required: the URL resource servers see as iss (e.g. https://auth.example.com)' })
+    .refine(isIssuer, { error: 'must be an http(s) URL with no query, fragment, credentials or trailing slash' }),
+  listen: z
+    .strictObject({
+      host: z.string().min(1).default('127.0.0.1'),
+      port: z.number({ error: 'must be a port number' }).int().min(0).max(65_535).default(8080),
+    })
+    .prefault({}),
+  clients_file: z.string().min(1).default('./clients.yaml'),
+  tokens: z
+    .strictObject({
+      ttl: ttlSchema.default(900),
+      audience: z.array(audienceSchema).default([]),
+    })
+    .prefault({}),
+  keys: z
+    .strictObject({
+      dir: z.string().min(1).default('../data/keys'),
+      algorithm: z.literal('RS256', { error: 'must be RS256' }).default('RS256'),
+    })
+    .prefault({}),
+  store: z
+    .strictObject({
+      kind: z.enum(['sqlite', 'memory'], { error: 'must be sqlite or memory' }).default('sqlite'),
+      path: z.string().min(1).default('../data/tollgate.db'),
+    })
+    .prefault({}),
+  metadata: z
+    .strictObject({
+      publish_scopes: z.boolean().default(true),
+      max_age: z.number().int().min(0).max(86_400).default(300),
+    })
+    .prefault({}),
+  log: z
+    .strictObject({
+      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    })
+    .prefault({}),
+});
+
+type ParsedConfig = z.infer<typeof configSchema>;
+
+/** The validated configuration; every path in it is absolute. */
+export type Config = Readonly<
+  ParsedConfig & {
+    /** The config file it came from, absolute. */
+    file: string;
+  }
+>;
+
+/** Path fields that hold file names, resolved against the config file's folder. */
+const PATH_FIELDS: readonly DocPath[] = [['clients_file'], ['keys', 'dir'], ['store', 'path']];
+
+const ENV_PREFIX = 'TOLLGATE_';
+/** Variables with the prefix that are not overrides of a config field. */
+const NOT_OVERRIDES = new Set(['TOLLGATE_CONFIG', 'TOLLGATE_DEBUG']);
+
+export interface LoadConfigOptions {
+  /** Environment to take TOLLGATE_* overrides from. */
+  env?: NodeJS.ProcessEnv;
+  /** Folder against which relative paths given in the environment are resolved. */
+  cwd?: string;
+}
+
+/**
+ * Reads tollgate.yaml, applies TOLLGATE_* overrides (TOLLGATE_STORE__PATH sets store.path) and
+ * validates the result. Throws ConfigError listing every problem.
+ */
+export function loadConfig(file: string, options: LoadConfigOptions = {}): Config {
+  const env = options.env ?? {};
+  const cwd = options.cwd ?? process.cwd();
+  const absolute = resolve(cwd, file);
+  const source = readYamlFile(absolute, file);
+  if (source.value === null || typeof source.value !== 'object' || Array.isArray(source.value)) {
+    throw new ConfigError([{ file, path: '', line: 1, message: 'must be a YAML mapping of settings' }]);
+  }
+  const raw = source.value as Record<string, unknown>;
+  const overrides = applyEnvOverrides(raw, env);
+
+  const result = configSchema.safeParse(raw);
+  if (!result.success) {
+    const problems: Problem[] = zodProblems(result.error, source).map((p) => {
+      const fromEnv = overrides.find((o) => p.path === o.path || p.path.startsWith(`${o.path}.`));
+      return fromEnv ? { file: `environment ${fromEnv.name}`, path: p.path, message: p.message } : p;
+    });
+    throw new ConfigError(problems);
+  }
+  const config = result.data;
+  const base = dirname(absolute);
+  const resolvePath = (path: DocPath, value: string): string => {
+    if (isAbsolute(value)) return value;
+    // A path in the file is relative to the file; one typed in the environment, to where it was typed.
+    const fromEnv = overrides.some((o) => o.path === formatPath(path));
+    return resolve(fromEnv ? cwd : base, value);
+  };
+  return deepFreeze({
+    ...config,
+    file: absolute,
+    clients_file: resolvePath(PATH_FIELDS[0]!, config.clients_file),
+    keys: { ...config.keys, dir: resolvePath(PATH_FIELDS[1]!, config.keys.dir) },
+    store: { ...config.store, path: resolvePath(PATH_FIELDS[2]!, config.store.path) },
+  });
+}
+
+interface Override {
+  name: string;
+  path: string;
+}
+
+function applyEnvOverrides(target: Record<string, unknown>, env: NodeJS.ProcessEnv): Override[] {
+  const applied: Override[] = [];
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith(ENV_PREFIX) || NOT_OVERRIDES.has(name) || value === undefined) continue;
+    const keys = name.slice(ENV_PREFIX.length).toLowerCase().split('__');
+    if (keys.some((k) => k === '' || k === '__proto__' || k === 'constructor' || k === 'prototype')) {
+      throw ConfigError.single(`environment ${name}`, 'is not a valid override name');
+    }
+    let node = target;
+    for (const key of keys.slice(0, -1)) {
+      const next = node[key];
+      if (next === null || typeof next !== 'object' || Array.isArray(next)) node[key] = {};
+      node = node[key] as Record<string, unknown>;
+    }
+    node[keys[keys.length - 1]!] = parseEnvValue(value);
+    applied.push({ name, path: keys.join('.') });
+  }
+  return applied;
+}
+
+/** `9090` is a number, `true` a boolean, `[a, b]` a list; anything else stays a string. */
+function parseEnvValue(value: string): unknown {
+  try {
+    const parsed: unknown = parseYaml(value);
+    return parsed === null || typeof parsed === 'object' && !Array.isArray(parsed) ? value : parsed;
+  } catch {
+    return value;
+  }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}

@@ -1,0 +1,38 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { InvalidClient, InvalidRequest, OAuthError, PayloadTooLarge, ServerError } from '../oauth/errors.js';
+import { noStore } from './headers.js';
+
+/** Maps anything thrown while serving a request to an OAuth error answer; never a stack trace. */
+export function toOAuthError(err: unknown): OAuthError {
+  if (err instanceof OAuthError) return err;
+  const fe = err as Partial<FastifyError>;
+  if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new PayloadTooLarge('request body too large', fe.code);
+  if (fe.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || fe.code === 'FST_ERR_CTP_INVALID_CONTENT_LENGTH') {
+    return new InvalidRequest('the body must be application/x-www-form-urlencoded', fe.code);
+  }
+  const status = typeof fe.statusCode === 'number' ? fe.statusCode : 500;
+  if (status >= 400 && status < 500) return new InvalidRequest('malformed request', fe.code);
+  return new ServerError('internal error');
+}
+
+export function sendError(err: OAuthError, reply: FastifyReply): FastifyReply {
+  return reply.code(err.status).headers({ ...noStore, ...err.headers() }).send(err.body());
+}
+
+export function errorHandler(err: unknown, req: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const oauth = toOAuthError(err);
+  if (oauth instanceof InvalidClient) {
+    req.log.warn({ event: 'client.auth_failed', client_id: oauth.clientId, reason: oauth.reason, ip: req.ip }, 'client authentication failed');
+  } else if (oauth instanceof ServerError) {
+    req.log.error({ err, path: pathOf(req) }, 'request failed');
+  } else {
+    req.log.info({ event: 'request.rejected', error: oauth.error, detail: oauth.detail, path: pathOf(req), ip: req.ip }, oauth.description);
+  }
+  return sendError(oauth, reply);
+}
+
+/** The request path without its query string, which could hold a credential sent by mistake. */
+export function pathOf(req: FastifyRequest): string {
+  const q = req.url.indexOf('?');
+  return q < 0 ? req.url : req.url.slice(0, q);
+}

@@ -1,0 +1,41 @@
+import type { FastifyInstance } from 'fastify';
+import type { Clock } from '../clock.js';
+import type { ClientRegistry } from '../clients/registry.js';
+import { authenticateClient } from '../oauth/client-auth.js';
+import { decideGrant, type GrantPolicy } from '../oauth/client-credentials.js';
+import { InvalidRequest, UnsupportedGrantType } from '../oauth/errors.js';
+import { TOKEN_PATH } from '../oauth/metadata.js';
+import type { TokenIssuer } from '../oauth/token-issuer.js';
+import { formParams } from './form.js';
+import { noStore } from './headers.js';
+
+export interface TokenRouteDeps {
+  registry: ClientRegistry;
+  clock: Clock;
+  issuer: TokenIssuer;
+  policy: GrantPolicy;
+}
+
+/** POST /oauth2/token: the client credentials grant (RFC 6749 §4.4) answering RFC 9068 JWTs. */
+export function tokenRoute(app: FastifyInstance, deps: TokenRouteDeps): void {
+  app.post(TOKEN_PATH, async (req, reply) => {
+    const params = formParams(req);
+    // Cheap checks of the request's shape come before client authentication, so malformed
+    // requests cost no argon2 work.
+    const grantType = params.get('grant_type');
+    if (grantType === undefined) throw new InvalidRequest('grant_type is required');
+    if (grantType !== 'client_credentials') throw new UnsupportedGrantType('only client_credentials is supported');
+
+    const client = await authenticateClient({ authorization: req.headers.authorization, params, ip: req.ip }, deps);
+    const grant = decideGrant(client, params, deps.policy);
+    const { accessToken, claims } = await deps.issuer.issue(client.clientId, grant);
+
+    req.log.info(
+      { event: 'token.issued', client_id: client.clientId, scope: claims.scope, aud: claims.aud, jti: claims.jti, ip: req.ip },
+      'token issued',
+    );
+    const body: Record<string, unknown> = { access_token: accessToken, token_type: 'Bearer', expires_in: grant.ttl };
+    if (claims.scope !== undefined) body.scope = claims.scope;
+    return reply.code(200).headers(noStore).send(body);
+  });
+}

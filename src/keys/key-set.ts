@@ -1,0 +1,23 @@
+import type { CryptoKey, JWK } from 'jose';
+
+/** A private key that can sign access tokens. */
+export interface SigningKey {
+  readonly kid: string;
+  readonly alg: 'RS256';
+  readonly key: CryptoKey;
+}
+
+/** The public half of a key as published in the JWKS (RFC 7517). */
+export interface PublicJwk extends JWK {
+  kty: string;
+  kid: string;
+  alg: string;
+  use: 'sig';
+}
+
+/** The server's signing keys: one signs, all are published. */
+export interface KeySet {
+  signingKey(): SigningKey;
+  /** `{"keys":[…]}` with public parts only. */
+  jwks(): { keys: readonly PublicJwk[] };
+}

@@ -1,0 +1,35 @@
+import pino, { type DestinationStream, type Logger, type LoggerOptions } from 'pino';
+
+/**
+ * Fields that could carry a credential, censored wherever they appear in a log object. tollgate
+ * never logs them on purpose; this catches the accident.
+ */
+const REDACT = [
+  'authorization',
+  'client_secret',
+  'secret',
+  'access_token',
+  'token',
+  'client_assertion',
+  '*.authorization',
+  '*.client_secret',
+  '*.secret',
+  '*.access_token',
+  '*.token',
+  '*.client_assertion',
+  'req.headers.authorization',
+  'req.headers.cookie',
+];
+
+export function loggerOptions(level: string): LoggerOptions {
+  return {
+    level,
+    base: { service: 'tollgate' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    redact: { paths: REDACT, censor: '[redacted]' },
+  };
+}
+
+export function createLogger(level: string, destination?: DestinationStream): Logger {
+  return destination === undefined ? pino(loggerOptions(level)) : pino(loggerOptions(level), destination);
+}

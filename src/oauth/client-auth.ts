@@ -1,0 +1,117 @@
+import type { Clock } from '../clock.js';
+import type { AuthMethod, Client, ClientRegistry } from '../clients/registry.js';
+import { getDummyHash, MAX_SECRET_LENGTH, verifySecret } from '../crypto/secrets.js';
+import { InvalidClient, InvalidRequest } from './errors.js';
+import type { Params } from './params.js';
+import { isClientId } from './syntax.js';
+
+/** What a request presents to prove which client it is. */
+export interface PresentedCredentials {
+  method: AuthMethod;
+  clientId: string;
+  secret: string;
+}
+
+export interface ClientAuthRequest {
+  authorization: string | undefined;
+  params: Params;
+  /** The request's source address, for `allowed_ips`. */
+  ip: string;
+}
+
+export interface ClientAuthDeps {
+  registry: ClientRegistry;
+  clock: Clock;
+}
+
+/**
+ * Finds the credentials in a request: HTTP Basic (client_secret_basic) or the body
+ * (client_secret_post), never both (RFC 6749 §2.3.1: "MUST NOT use more than one").
+ */
+export function extractCredentials(req: Pick<ClientAuthRequest, 'authorization' | 'params'>): PresentedCredentials {
+  const bodyId = req.params.get('client_id');
+  const bodySecret = req.params.get('client_secret');
+  if (req.authorization !== undefined) {
+    const basic = parseBasic(req.authorization);
+    if (bodySecret !== undefined) {
+      throw new InvalidRequest('use one client authentication method, not both Basic and client_secret');
+    }
+    // A client_id in the body beside Basic is allowed by RFC 6749 §3.2.1 when it names the same client.
+    if (bodyId !== undefined && bodyId !== basic.clientId) {
+      throw new InvalidRequest('client_id in the body does not match the Authorization header');
+    }
+    return { method: 'client_secret_basic', ...basic };
+  }
+  if (bodyId === undefined && bodySecret === undefined) throw new InvalidClient('no_credentials');
+  if (bodyId === undefined) throw new InvalidClient('no_client_id');
+  if (bodySecret === undefined) throw new InvalidClient('no_client_secret', loggableId(bodyId));
+  return { method: 'client_secret_post', clientId: bodyId, secret: bodySecret };
+}
+
+/** RFC 6749 §2.3.1 / RFC 7617: base64 of form-urlencoded id ":" form-urlencoded secret. */
+function parseBasic(header: string): { clientId: string; secret: string } {
+  const m = /^Basic +([A-Za-z0-9+/]+={0,2}) *$/i.exec(header);
+  if (m === null) throw new InvalidClient(/^Basic\b/i.test(header) ? 'malformed_basic' : 'unsupported_auth_scheme');
+  const decoded = Buffer.from(m[1]!, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon < 0) throw new InvalidClient('malformed_basic');
+  const clientId = formDecode(decoded.slice(0, colon));
+  const secret = formDecode(decoded.slice(colon + 1));
+  if (clientId === undefined || secret === undefined) throw new InvalidClient('malformed_basic');
+  if (clientId === '') throw new InvalidClient('no_client_id');
+  if (secret === '') throw new InvalidClient('no_client_secret', loggableId(clientId));
+  return { clientId, secret };
+}
+
+function formDecode(s: string): string | undefined {
+  try {
+    return decodeURIComponent(s.replace(/\+/g, ' '));
+  } catch {
+    return undefined;
+  }
+}
+
+/** A client_id as it may appear in a log line: only if it could be one, never a pasted secret of any length. */
+export function loggableId(clientId: string): string | undefined {
+  return isClientId(clientId) ? clientId : undefined;
+}
+
+/**
+ * Authenticates the client and returns its registry entry, or throws InvalidClient whose
+ * `reason` (log-only) says why. Exactly one argon2 verification runs per live secret whatever
+ * the outcome, so an unknown client, a disabled one and a wrong secret take the same time.
+ */
+export async function authenticateClient(req: ClientAuthRequest, deps: ClientAuthDeps): Promise<Client> {
+  const creds = extractCredentials(req);
+  if (creds.secret.length > MAX_SECRET_LENGTH) throw new InvalidClient('secret_too_long', loggableId(creds.clientId));
+  const client = isClientId(creds.clientId) ? deps.registry.get(creds.clientId) : undefined;
+  const now = deps.clock.now();
+  const live = client?.secrets.filter((s) => s.expiresAt === undefined || s.expiresAt > now) ?? [];
+
+  let matched = false;
+  if (live.length === 0) {
+    await verifySecret(await getDummyHash(), creds.secret);
+  } else {
+    for (const s of live) {
+      if (await verifySecret(s.hash, creds.secret)) {
+        matched = true;
+        break;
+      }
+    }
+  }
+
+  const id = loggableId(creds.clientId);
+  if (client === undefined) throw new InvalidClient('unknown_client', id);
+  if (!matched) throw new InvalidClient(live.length < client.secrets.length ? 'wrong_or_expired_secret' : 'wrong_secret', id);
+  if (client.disabled) throw new InvalidClient('client_disabled', id);
+  if (!client.authMethods.includes(creds.method)) throw new InvalidClient(`method_not_allowed:${creds.method}`, id);
+  if (client.allowedIps !== undefined && !addressAllowed(client, req.ip)) throw new InvalidClient('address_not_allowed', id);
+  return client;
+}
+
+function addressAllowed(client: Client, ip: string): boolean {
+  // An IPv4 peer on a dual-stack socket shows up as ::ffff:a.b.c.d; match it as IPv4.
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
+  if (mapped) return client.allowedIps!.check(mapped[1]!, 'ipv4');
+  return client.allowedIps!.check(ip, ip.includes(':') ? 'ipv6' : 'ipv4');
+}

@@ -1,0 +1,25 @@
+import { allScopes, AUTH_METHODS, type ClientRegistry } from '../clients/registry.js';
+
+export interface MetadataOptions {
+  issuer: string;
+  publishScopes: boolean;
+}
+
+export const TOKEN_PATH = '/oauth2/token';
+export const JWKS_PATH = '/.well-known/jwks.json';
+export const METADATA_PATH = '/.well-known/oauth-authorization-server';
+
+/** RFC 8414 §2 authorization server metadata; every URL is built from the issuer. */
+export function buildMetadata(options: MetadataOptions, registry: ClientRegistry): Record<string, unknown> {
+  const metadata: Record<string, unknown> = {
+    issuer: options.issuer,
+    token_endpoint: `${options.issuer}${TOKEN_PATH}`,
+    jwks_uri: `${options.issuer}${JWKS_PATH}`,
+    grant_types_supported: ['client_credentials'],
+    token_endpoint_auth_methods_supported: [...AUTH_METHODS],
+    // REQUIRED by RFC 8414 §2; tollgate has no authorization endpoint, so it supports none.
+    response_types_supported: [],
+  };
+  if (options.publishScopes) metadata.scopes_supported = allScopes(registry);
+  return metadata;
+}

@@ -1,0 +1,10 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    // argon2 verifies and child processes make some tests slower than vitest's 5 s default.
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+  },
+});
