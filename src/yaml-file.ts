@@ -34,8 +34,8 @@ export function parseYamlText(text: string, file: string): YamlFile {
       doc.errors.map((e) => ({
         file,
         path: '',
-        line: e.linePos?.[0].line,
-        message: `YAML syntax: ${e.message.split(/ at line \d+/)[0]}`,
+        line: lineCounter.linePos(e.pos[0]).line,
+        message: `YAML syntax: ${e.message}`,
       })),
     );
   }

@@ -1,0 +1,109 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError } from '../src/config-error.js';
+import { loadConfig } from '../src/config.js';
+import { tempDir } from './helpers.js';
+
+function configFile(text: string): string {
+  const file = join(tempDir(), 'tollgate.yaml');
+  writeFileSync(file, text);
+  return file;
+}
+
+function problems(fn: () => unknown): string[] {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ConfigError) return err.message.split('\n');
+    throw err;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  it('fills defaults and resolves paths against the config file', () => {
+    const file = configFile('issuer: https://auth.example.com\n');
+    const dir = join(file, '..');
+    const config = loadConfig(file);
+    expect(config).toMatchObject({
+      issuer: 'https://auth.example.com',
+      listen: { host: '127.0.0.1', port: 8080 },
+      clients_file: join(dir, 'clients.yaml'),
+      tokens: { ttl: 900, audience: [] },
+      keys: { dir: join(dir, '../data/keys'), algorithm: 'RS256' },
+      store: { kind: 'sqlite', path: join(dir, '../data/tollgate.db') },
+      metadata: { publish_scopes: true, max_age: 300 },
+    });
+    expect(Object.isFrozen(config.tokens)).toBe(true);
+  });
+
+  it('loads the shipped config/tollgate.yaml', () => {
+    expect(loadConfig('config/tollgate.yaml').issuer).toBe('http://127.0.0.1:8080');
+  });
+
+  it('applies TOLLGATE_* overrides, typed as YAML scalars, with paths relative to the working directory', () => {
+    const file = configFile('issuer: https://auth.example.com\ntokens: { ttl: 900 }\n');
+    const config = loadConfig(file, {
+      cwd: '/srv',
+      env: {
+        TOLLGATE_LISTEN__PORT: '9090',
+        TOLLGATE_TOKENS__AUDIENCE: '[https://a.test, https://b.test]',
+        TOLLGATE_STORE__PATH: 'state/db.sqlite',
+        TOLLGATE_METADATA__PUBLISH_SCOPES: 'false',
+        TOLLGATE_CLIENTS_FILE: '/etc/tollgate/clients.yaml',
+        TOLLGATE_CONFIG: 'ignored',
+        OTHER: 'x',
+      },
+    });
+    expect(config.listen.port).toBe(9090);
+    expect(config.tokens.audience).toEqual(['https://a.test', 'https://b.test']);
+    expect(config.store.path).toBe('/srv/state/db.sqlite');
+    expect(config.metadata.publish_scopes).toBe(false);
+    expect(config.clients_file).toBe('/etc/tollgate/clients.yaml');
+  });
+
+  it('names the environment variable when an override is bad', () => {
+    const file = configFile('issuer: https://auth.example.com\n');
+    expect(problems(() => loadConfig(file, { env: { TOLLGATE_TOKENS__TTL: '5' } }))).toEqual([
+      'environment TOLLGATE_TOKENS__TTL: tokens.ttl: must be at least 60 seconds',
+    ]);
+    expect(problems(() => loadConfig(file, { env: { TOLLGATE_NOPE: '1' } }))).toEqual(['environment TOLLGATE_NOPE: nope: unknown field']);
+    expect(problems(() => loadConfig(file, { env: { TOLLGATE___PROTO__: '1' } }))[0]).toMatch(/not a valid override name/);
+  });
+
+  it('lists every problem with file, line and path', () => {
+    const file = configFile(`issuer: https://auth.example.com/
+listen:
+  port: 70000
+tokens:
+  ttl: 30
+  audience: ["has space"]
+colour: blue
+`);
+    expect(problems(() => loadConfig(file))).toEqual([
+      `${file}:1: issuer: must be an http(s) URL with no query, fragment, credentials or trailing slash`,
+      expect.stringMatching(new RegExp(`^${file}:3: listen.port: `)),
+      `${file}:5: tokens.ttl: must be at least 60 seconds`,
+      expect.stringMatching(new RegExp(`^${file}:6: tokens.audience\\[0\\]: must be a non-empty string`)),
+      `${file}:7: colour: unknown field`,
+    ]);
+  });
+
+  it.each([
+    ['a missing issuer', 'listen: { port: 8080 }\n', /issuer: is required/],
+    ['an issuer with a query', 'issuer: https://a.test?x=1\n', /issuer: must be/],
+    ['an issuer that is not http(s)', 'issuer: ftp://a.test\n', /issuer: must be/],
+    ['a YAML syntax error', 'issuer: [unclosed\n', /:\d+: YAML syntax: /],
+    ['a duplicated key', 'issuer: https://a.test\nissuer: https://b.test\n', /:2: YAML syntax: Map keys must be unique/],
+    ['a list instead of a mapping', '- a\n- b\n', /must be a YAML mapping/],
+    ['a wrong type', 'issuer: https://a.test\nlisten: { port: "eighty" }\n', /listen.port: must be a port number/],
+    ['an unknown store kind', 'issuer: https://a.test\nstore: { kind: mongo }\n', /store.kind: must be sqlite or memory/],
+  ])('refuses %s', (_what, text, expected) => {
+    expect(problems(() => loadConfig(configFile(text))).join('\n')).toMatch(expected);
+  });
+
+  it('refuses a missing file with one clear line', () => {
+    expect(problems(() => loadConfig('/nonexistent/tollgate.yaml'))).toEqual(['/nonexistent/tollgate.yaml: file not found']);
+  });
+});

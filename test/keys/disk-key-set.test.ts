@@ -1,0 +1,91 @@
+import { generateKeyPairSync } from 'node:crypto';
+import { readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { calculateJwkThumbprint, compactVerify, createLocalJWKSet, exportJWK, importSPKI, SignJWT } from 'jose';
+import { describe, expect, it } from 'vitest';
+import { DiskKeySet } from '../../src/keys/disk-key-set.js';
+import { tempDir } from '../helpers.js';
+
+function rsaPem(bits = 2048): { pem: string; spki: string } {
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: bits });
+  return { pem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), spki: publicKey.export({ type: 'spki', format: 'pem' }).toString() };
+}
+
+describe('DiskKeySet', () => {
+  it('generates an RSA-2048 key into an empty directory: PKCS#8, mode 0600, named by its RFC 7638 thumbprint', async () => {
+    const dir = join(tempDir(), 'keys');
+    const keys = await DiskKeySet.load(dir, { generateIfEmpty: true });
+    const files = readdirSync(dir);
+    expect(files).toHaveLength(1);
+    const file = join(dir, files[0]!);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(statSync(dir).mode & 0o077).toBe(0);
+    expect(readFileSync(file, 'utf8')).toMatch(/^-----BEGIN PRIVATE KEY-----/);
+
+    const [jwk] = keys.jwks().keys;
+    expect(files[0]).toBe(`${jwk!.kid}.pem`);
+    expect(jwk!.kid).toBe(await calculateJwkThumbprint({ kty: 'RSA', n: jwk!.n!, e: jwk!.e! }, 'sha256'));
+    expect(keys.signingKey().kid).toBe(jwk!.kid);
+    expect(keys.list()[0]!.bits).toBe(2048);
+
+    // Loading again uses the same key instead of making another.
+    const again = await DiskKeySet.load(dir, { generateIfEmpty: true });
+    expect(again.signingKey().kid).toBe(keys.signingKey().kid);
+    expect(readdirSync(dir)).toHaveLength(1);
+  });
+
+  it('signs with the newest key and publishes all of them', async () => {
+    const dir = tempDir();
+    const old = rsaPem();
+    const young = rsaPem(3072);
+    writeFileSync(join(dir, 'old.pem'), old.pem, { mode: 0o600 });
+    writeFileSync(join(dir, 'young.pem'), young.pem, { mode: 0o600 });
+    writeFileSync(join(dir, 'README'), 'not a key');
+    utimesSync(join(dir, 'old.pem'), new Date('2026-01-01'), new Date('2026-01-01'));
+    utimesSync(join(dir, 'young.pem'), new Date('2026-02-01'), new Date('2026-02-01'));
+
+    const keys = await DiskKeySet.load(dir, { generateIfEmpty: true });
+    expect(keys.jwks().keys).toHaveLength(2);
+    const youngKid = await calculateJwkThumbprint(await exportJWK(await importSPKI(young.spki, 'RS256')), 'sha256');
+    expect(keys.signingKey().kid).toBe(youngKid);
+    expect(keys.list().map((k) => k.bits)).toEqual([3072, 2048]);
+
+    // A token signed by the key set verifies against its own JWKS, by kid.
+    const signing = keys.signingKey();
+    const jwt = await new SignJWT({}).setProtectedHeader({ alg: 'RS256', kid: signing.kid }).sign(signing.key);
+    const jwks = createLocalJWKSet(keys.jwks() as never);
+    const { key } = await compactVerify(jwt, jwks);
+    expect(key).toBeDefined();
+  });
+
+  it.each([
+    ['not PEM at all', 'hello'],
+    ['a public key', rsaPem().spki],
+    ['a PKCS#1 RSA key', generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs1', format: 'pem' }).toString()],
+    ['an RSA-1024 key', rsaPem(1024).pem],
+    ['an EC key', generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()],
+  ])('refuses %s with the file named', async (_what, pem) => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'bad.pem'), pem);
+    await expect(DiskKeySet.load(dir, { generateIfEmpty: true })).rejects.toThrow(new RegExp(`^${join(dir, 'bad.pem')}: `));
+  });
+
+  it('refuses the same key in two files', async () => {
+    const dir = tempDir();
+    const { pem } = rsaPem();
+    writeFileSync(join(dir, 'a.pem'), pem);
+    writeFileSync(join(dir, 'b.pem'), pem);
+    await expect(DiskKeySet.load(dir, { generateIfEmpty: true })).rejects.toThrow(/holds the same key as another file/);
+  });
+
+  it('says so when the directory is empty and generation is off or impossible', async () => {
+    const empty = tempDir();
+    await expect(DiskKeySet.load(empty, { generateIfEmpty: false })).rejects.toThrow(/holds no keys/);
+    // A key directory whose parent is a file cannot be read or made, for root too.
+    const parent = join(tempDir(), 'not-a-dir');
+    writeFileSync(parent, '');
+    await expect(DiskKeySet.load(join(parent, 'keys'), { generateIfEmpty: true })).rejects.toThrow(
+      /not-a-dir\/keys: cannot read the key directory: ENOTDIR$/,
+    );
+  });
+});
