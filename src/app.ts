@@ -7,10 +7,13 @@ import type { Config } from './config.js';
 import { discoveryRoutes } from './http/discovery-route.js';
 import { errorHandler, pathOf, sendError } from './http/errors.js';
 import { healthRoutes, type Readiness } from './http/health-route.js';
+import { introspectionRoute } from './http/introspection-route.js';
+import { revocationRoute } from './http/revocation-route.js';
 import { tokenRoute } from './http/token-route.js';
 import type { KeySet } from './keys/key-set.js';
+import type { TokenStore } from './store/token-store.js';
 import { MethodNotAllowed, NotFound } from './oauth/errors.js';
-import { JWKS_PATH, METADATA_PATH, TOKEN_PATH } from './oauth/metadata.js';
+import { INTROSPECTION_PATH, JWKS_PATH, METADATA_PATH, REVOCATION_PATH, TOKEN_PATH } from './oauth/metadata.js';
 import { TokenIssuer } from './oauth/token-issuer.js';
 
 /** 16 KiB: a token request is a few hundred bytes; nothing legitimate comes near this. */
@@ -21,14 +24,17 @@ export interface AppDeps {
   registry: ClientRegistry;
   keys: KeySet;
   clock: Clock;
+  store: TokenStore;
   logger: Logger;
-  /** Whether the server can serve tokens now; ready whenever keys are loaded if omitted. */
+  /** Whether the server can serve tokens now; by default, whether the token store answers. */
   readiness?: () => Readiness | Promise<Readiness>;
 }
 
 /** Which methods each path serves, for 405 answers with an Allow header. */
 const ALLOWED: Readonly<Record<string, string>> = {
   [TOKEN_PATH]: 'POST',
+  [INTROSPECTION_PATH]: 'POST',
+  [REVOCATION_PATH]: 'POST',
   [METADATA_PATH]: 'GET, HEAD',
   [JWKS_PATH]: 'GET, HEAD',
   '/healthz': 'GET, HEAD',
@@ -61,18 +67,30 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     req.log.info({ method: req.method, path: pathOf(req), status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
   });
 
-  const { config } = deps;
+  const { config, registry, clock, store, keys } = deps;
   tokenRoute(app, {
-    registry: deps.registry,
-    clock: deps.clock,
-    issuer: new TokenIssuer(config.issuer, deps.keys, deps.clock),
+    registry,
+    clock,
+    store,
+    issuer: new TokenIssuer(config.issuer, keys, clock),
     policy: { defaultAudience: config.tokens.audience, defaultTtl: config.tokens.ttl },
   });
+  introspectionRoute(app, { registry, clock, store, keys });
+  revocationRoute(app, { registry, clock, store });
   discoveryRoutes(app, {
     registry: deps.registry,
     keys: deps.keys,
     metadata: { issuer: config.issuer, publishScopes: config.metadata.publish_scopes, maxAge: config.metadata.max_age },
   });
-  healthRoutes(app, deps.readiness ?? (() => ({ ready: true })));
+  healthRoutes(app, deps.readiness ?? (() => storeReadiness(store)));
   return app;
+}
+
+async function storeReadiness(store: TokenStore): Promise<Readiness> {
+  try {
+    await store.ping();
+    return { ready: true };
+  } catch {
+    return { ready: false, reason: 'token store unavailable' };
+  }
 }

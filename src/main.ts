@@ -2,17 +2,24 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { buildApp } from './app.js';
 import { systemClock } from './clock.js';
-import { loadRegistryFile } from './clients/yaml-registry.js';
+import { ReloadingClientRegistry } from './clients/reloading-registry.js';
 import type { Config } from './config.js';
 import { getDummyHash } from './crypto/secrets.js';
 import { DiskKeySet } from './keys/disk-key-set.js';
 import { createLogger } from './log.js';
+import { createTokenStore } from './store/create-token-store.js';
+import type { TokenStore } from './store/token-store.js';
 
 /** Grace period for requests in flight when the server is told to stop. */
 const SHUTDOWN_TIMEOUT_MS = 10_000;
 
+/** How often records of expired tokens are deleted. */
+const PURGE_INTERVAL_MS = 60_000;
+
 export interface RunningServer {
   app: FastifyInstance;
+  registry: ReloadingClientRegistry;
+  store: TokenStore;
   /** The address it listens on, e.g. http://127.0.0.1:8080. */
   url: string;
   close(): Promise<void>;
@@ -23,21 +30,48 @@ export interface RunningServer {
  * ConfigError for a problem in a file, before anything listens.
  */
 export async function startServer(config: Config, logger: Logger = createLogger(config.log.level)): Promise<RunningServer> {
-  const registry = loadRegistryFile(config.clients_file, { defaultAudience: config.tokens.audience });
+  const registry = new ReloadingClientRegistry(config.clients_file, { defaultAudience: config.tokens.audience }, logger);
   const keys = await DiskKeySet.load(config.keys.dir, { generateIfEmpty: true });
   // Computed now so that the first request for an unknown client is not slower than later ones.
   await getDummyHash();
+  const store = createTokenStore(config.store);
 
-  const app = buildApp({ config, registry, keys, clock: systemClock, logger });
-  const url = await app.listen({ host: config.listen.host, port: config.listen.port });
+  const app = buildApp({ config, registry, keys, clock: systemClock, store, logger });
+  let url: string;
+  try {
+    url = await app.listen({ host: config.listen.host, port: config.listen.port });
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  registry.watch();
+  const purge = setInterval(() => {
+    store.purgeExpired(systemClock.now()).then(
+      (n) => n > 0 && logger.debug({ event: 'store.purged', records: n }, 'expired token records purged'),
+      (err: unknown) => logger.warn({ err }, 'purging expired token records failed'),
+    );
+  }, PURGE_INTERVAL_MS);
+  purge.unref();
+
   logger.info(
-    { event: 'server.started', url, issuer: config.issuer, clients: registry.all().length, signing_kid: keys.signingKey().kid },
+    { event: 'server.started', url, issuer: config.issuer, clients: registry.all().length, store: config.store.kind, signing_kid: keys.signingKey().kid },
     'tollgate listening',
   );
   if (!isLoopback(config.listen.host)) {
     logger.warn({ host: config.listen.host }, 'listening beyond loopback without TLS: put a TLS-terminating proxy in front');
   }
-  return { app, url, close: () => app.close() };
+  return {
+    app,
+    url,
+    registry,
+    store,
+    close: async () => {
+      clearInterval(purge);
+      registry.close();
+      await app.close();
+      await store.close();
+    },
+  };
 }
 
 function isLoopback(host: string): boolean {
@@ -66,4 +100,6 @@ export function closeOnSignals(server: RunningServer, logger: Logger): void {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  // SIGHUP: re-read the client registry now rather than at the next check.
+  process.on('SIGHUP', () => server.registry.reload());
 }

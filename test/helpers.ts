@@ -6,11 +6,13 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll } from 'vitest';
 import { buildApp } from '../src/app.js';
 import type { Clock } from '../src/clock.js';
-import { loadRegistryFile } from '../src/clients/yaml-registry.js';
+import { ReloadingClientRegistry } from '../src/clients/reloading-registry.js';
 import { loadConfig, type Config } from '../src/config.js';
 import { hashSecret } from '../src/crypto/secrets.js';
 import { DiskKeySet } from '../src/keys/disk-key-set.js';
 import { createLogger } from '../src/log.js';
+import { MemoryTokenStore } from '../src/store/memory-token-store.js';
+import type { TokenStore } from '../src/store/token-store.js';
 
 /** A folder removed when the test file finishes. */
 export function tempDir(prefix = 'tollgate-test-'): string {
@@ -89,19 +91,24 @@ export interface TestApp {
   clock: TestClock;
   logs: LogCapture;
   fixture: Fixture;
+  store: TokenStore;
+  /** Rewrite fixture.clientsFile and call registry.reload() to change clients. */
+  registry: ReloadingClientRegistry;
 }
 
 /** A full app over a fixture, driven with app.inject(). */
-export async function buildTestApp(options: { clients: string; config?: string; clock?: TestClock }): Promise<TestApp> {
+export async function buildTestApp(options: { clients: string; config?: string; clock?: TestClock; store?: TokenStore }): Promise<TestApp> {
   const fixture = writeFixture(options);
   const config = loadConfig(fixture.configFile);
-  const registry = loadRegistryFile(config.clients_file, { defaultAudience: config.tokens.audience });
+  const logs = new LogCapture();
+  const logger = createLogger('info', logs);
+  const registry = new ReloadingClientRegistry(config.clients_file, { defaultAudience: config.tokens.audience }, logger);
   const keys = await DiskKeySet.load(config.keys.dir, { generateIfEmpty: true });
   const clock = options.clock ?? new TestClock();
-  const logs = new LogCapture();
-  const app = buildApp({ config, registry, keys, clock, logger: createLogger('info', logs) });
+  const store = options.store ?? new MemoryTokenStore();
+  const app = buildApp({ config, registry, keys, clock, store, logger });
   afterAll(() => app.close());
-  return { app, config, keys, clock, logs, fixture };
+  return { app, config, keys, clock, logs, fixture, store, registry };
 }
 
 /** The Basic credentials of RFC 6749 §2.3.1: each part form-urlencoded, then base64. */

@@ -5,7 +5,10 @@ import { authenticateClient } from '../oauth/client-auth.js';
 import { decideGrant, type GrantPolicy } from '../oauth/client-credentials.js';
 import { InvalidRequest, UnsupportedGrantType } from '../oauth/errors.js';
 import { TOKEN_PATH } from '../oauth/metadata.js';
+import { guardStore } from '../oauth/store-guard.js';
+import { tokenDigest } from '../oauth/token-digest.js';
 import type { TokenIssuer } from '../oauth/token-issuer.js';
+import type { TokenStore } from '../store/token-store.js';
 import { formParams } from './form.js';
 import { noStore } from './headers.js';
 
@@ -14,6 +17,7 @@ export interface TokenRouteDeps {
   clock: Clock;
   issuer: TokenIssuer;
   policy: GrantPolicy;
+  store: TokenStore;
 }
 
 /** POST /oauth2/token: the client credentials grant (RFC 6749 §4.4) answering RFC 9068 JWTs. */
@@ -29,6 +33,19 @@ export function tokenRoute(app: FastifyInstance, deps: TokenRouteDeps): void {
     const client = await authenticateClient({ authorization: req.headers.authorization, params, ip: req.ip }, deps);
     const grant = decideGrant(client, params, deps.policy);
     const { accessToken, claims } = await deps.issuer.issue(client.clientId, grant);
+    // Recorded before it is handed out: a token the store does not know would never introspect
+    // active nor be revocable, so when the store fails the client gets 503, not the token.
+    await guardStore('record', () =>
+      deps.store.record({
+        jti: claims.jti,
+        clientId: client.clientId,
+        scope: claims.scope ?? '',
+        aud: grant.audience,
+        iat: claims.iat,
+        exp: claims.exp,
+        digest: tokenDigest(accessToken),
+      }),
+    );
 
     req.log.info(
       { event: 'token.issued', client_id: client.clientId, scope: claims.scope, aud: claims.aud, jti: claims.jti, ip: req.ip },

@@ -6,6 +6,8 @@ export interface MetadataOptions {
 }
 
 export const TOKEN_PATH = '/oauth2/token';
+export const INTROSPECTION_PATH = '/oauth2/introspect';
+export const REVOCATION_PATH = '/oauth2/revoke';
 export const JWKS_PATH = '/.well-known/jwks.json';
 export const METADATA_PATH = '/.well-known/oauth-authorization-server';
 
@@ -17,6 +19,10 @@ export function buildMetadata(options: MetadataOptions, registry: ClientRegistry
     jwks_uri: `${options.issuer}${JWKS_PATH}`,
     grant_types_supported: ['client_credentials'],
     token_endpoint_auth_methods_supported: [...AUTH_METHODS],
+    introspection_endpoint: `${options.issuer}${INTROSPECTION_PATH}`,
+    introspection_endpoint_auth_methods_supported: [...AUTH_METHODS],
+    revocation_endpoint: `${options.issuer}${REVOCATION_PATH}`,
+    revocation_endpoint_auth_methods_supported: [...AUTH_METHODS],
     // REQUIRED by RFC 8414 §2; tollgate has no authorization endpoint, so it supports none.
     response_types_supported: [],
   };

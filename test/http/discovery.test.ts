@@ -24,6 +24,10 @@ describe('GET /.well-known/oauth-authorization-server', () => {
       jwks_uri: 'https://auth.test/.well-known/jwks.json',
       grant_types_supported: ['client_credentials'],
       token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
+      introspection_endpoint: 'https://auth.test/oauth2/introspect',
+      introspection_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
+      revocation_endpoint: 'https://auth.test/oauth2/revoke',
+      revocation_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
       response_types_supported: [],
       scopes_supported: ['a:read', 'm:read', 'z:write'],
     });

@@ -1,0 +1,81 @@
+import { unwatchFile, watchFile } from 'node:fs';
+import type { Logger } from 'pino';
+import { ConfigError } from '../config-error.js';
+import type { Client, ClientRegistry } from './registry.js';
+import { loadRegistryFile, type RegistryOptions } from './yaml-registry.js';
+
+/** How often the registry file is checked for changes (a stat, not a read). */
+const POLL_MS = 1000;
+
+/**
+ * The registry file, re-read when it changes. A new version is validated whole and swapped in
+ * at once; a broken one is refused and the last good registry keeps serving.
+ */
+export class ReloadingClientRegistry implements ClientRegistry {
+  #current: ClientRegistry;
+  #watching = false;
+
+  constructor(
+    readonly file: string,
+    private readonly options: RegistryOptions,
+    private readonly logger: Logger,
+  ) {
+    this.#current = loadRegistryFile(file, options);
+  }
+
+  get(clientId: string): Client | undefined {
+    return this.#current.get(clientId);
+  }
+
+  all(): readonly Client[] {
+    return this.#current.all();
+  }
+
+  /** Re-reads the file now; returns whether the new version was taken. */
+  reload(): boolean {
+    let next: ClientRegistry;
+    try {
+      next = loadRegistryFile(this.file, this.options);
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      this.logger.error({ event: 'registry.rejected', file: this.file, problems: err.message.split('\n') }, 'registry change refused; the last good registry stays in use');
+      return false;
+    }
+    const summary = diff(this.#current, next);
+    this.#current = next;
+    this.logger.info({ event: 'registry.reloaded', file: this.file, clients: next.all().length, ...summary }, 'registry reloaded');
+    return true;
+  }
+
+  /**
+   * Checks the file for changes every second. Polling (a stat) rather than inotify: it sees
+   * atomic renames, network filesystems and bind mounts, where watch events go missing.
+   */
+  watch(): void {
+    if (this.#watching) return;
+    this.#watching = true;
+    watchFile(this.file, { interval: POLL_MS, persistent: false }, (cur, prev) => {
+      if (cur.mtimeMs !== prev.mtimeMs || cur.ino !== prev.ino || cur.size !== prev.size) this.reload();
+    });
+  }
+
+  close(): void {
+    if (this.#watching) unwatchFile(this.file);
+    this.#watching = false;
+  }
+}
+
+/** Which client_ids a reload added, removed or changed; never what changed inside them. */
+function diff(before: ClientRegistry, after: ClientRegistry): { added: string[]; removed: string[]; changed: string[] } {
+  const fingerprint = (c: Client) => JSON.stringify({ ...c, allowedIps: c.allowedIps?.rules });
+  const old = new Map(before.all().map((c) => [c.clientId, fingerprint(c)]));
+  const added: string[] = [];
+  const changed: string[] = [];
+  for (const c of after.all()) {
+    const was = old.get(c.clientId);
+    if (was === undefined) added.push(c.clientId);
+    else if (was !== fingerprint(c)) changed.push(c.clientId);
+    old.delete(c.clientId);
+  }
+  return { added, removed: [...old.keys()], changed };
+}

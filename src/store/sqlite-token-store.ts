@@ -1,0 +1,173 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { ConfigError } from '../config-error.js';
+import { MAX_TTL } from '../config.js';
+import { withClientRevocation, type TokenRecord, type TokenStore } from './token-store.js';
+
+/**
+ * Schema migrations, applied in order on open; PRAGMA user_version holds how many ran. Append
+ * only: a released migration is never edited.
+ */
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE tokens (
+     jti        TEXT PRIMARY KEY,
+     client_id  TEXT NOT NULL,
+     scope      TEXT NOT NULL,
+     aud        TEXT NOT NULL,          -- JSON array
+     iat        INTEGER NOT NULL,       -- seconds
+     exp        INTEGER NOT NULL,       -- seconds
+     digest     TEXT NOT NULL,          -- SHA-256 of the compact JWT, base64url
+     revoked_at INTEGER                 -- ms, NULL while active
+   ) WITHOUT ROWID;
+   CREATE INDEX tokens_exp ON tokens (exp);
+   CREATE TABLE client_revocations (
+     client_id      TEXT PRIMARY KEY,
+     revoked_before INTEGER NOT NULL    -- ms: tokens with iat at or before it are revoked
+   ) WITHOUT ROWID;`,
+];
+
+/** Rows deleted per purge statement, so a large purge never blocks requests for long. */
+const PURGE_BATCH = 1000;
+
+interface TokenRow {
+  jti: string;
+  client_id: string;
+  scope: string;
+  aud: string;
+  iat: number;
+  exp: number;
+  digest: string;
+  revoked_at: number | null;
+  revoked_before: number | null;
+}
+
+/**
+ * Token state in one SQLite file (WAL mode), shared safely by every process on the machine.
+ * Writes are committed before the promise resolves; revocations are also fsynced
+ * (synchronous=FULL), so an acknowledged revocation survives a crash of the machine too.
+ */
+export class SqliteTokenStore implements TokenStore {
+  readonly #db: Database.Database;
+  readonly #insert: Database.Statement;
+  readonly #find: Database.Statement<[string], TokenRow>;
+  readonly #revoke: Database.Statement;
+  readonly #revokeClient: Database.Statement;
+  readonly #purge: Database.Statement;
+  readonly #purgeRevocations: Database.Statement;
+
+  constructor(readonly path: string) {
+    this.#db = openDatabase(path);
+    this.#insert = this.#db.prepare(
+      'INSERT INTO tokens (jti, client_id, scope, aud, iat, exp, digest, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+    );
+    this.#find = this.#db.prepare<[string], TokenRow>(
+      `SELECT t.*, r.revoked_before FROM tokens t LEFT JOIN client_revocations r ON r.client_id = t.client_id WHERE t.jti = ?`,
+    );
+    this.#revoke = this.#db.prepare('UPDATE tokens SET revoked_at = coalesce(revoked_at, ?) WHERE jti = ?');
+    this.#revokeClient = this.#db.prepare(
+      `INSERT INTO client_revocations (client_id, revoked_before) VALUES (?, ?)
+       ON CONFLICT (client_id) DO UPDATE SET revoked_before = max(revoked_before, excluded.revoked_before)`,
+    );
+    this.#purge = this.#db.prepare(`DELETE FROM tokens WHERE jti IN (SELECT jti FROM tokens WHERE exp < ? LIMIT ${PURGE_BATCH})`);
+    this.#purgeRevocations = this.#db.prepare('DELETE FROM client_revocations WHERE revoked_before < ?');
+  }
+
+  async record(t: TokenRecord): Promise<void> {
+    this.#insert.run(t.jti, t.clientId, t.scope, JSON.stringify(t.aud), t.iat, t.exp, t.digest, t.revokedAt ?? null);
+  }
+
+  async find(jti: string): Promise<TokenRecord | undefined> {
+    const row = this.#find.get(jti);
+    if (row === undefined) return undefined;
+    const record: TokenRecord = {
+      jti: row.jti,
+      clientId: row.client_id,
+      scope: row.scope,
+      aud: JSON.parse(row.aud) as string[],
+      iat: row.iat,
+      exp: row.exp,
+      digest: row.digest,
+      ...(row.revoked_at === null ? {} : { revokedAt: row.revoked_at }),
+    };
+    return withClientRevocation(record, row.revoked_before ?? undefined);
+  }
+
+  async revoke(jti: string, at: number): Promise<boolean> {
+    return this.#durably(() => this.#revoke.run(at, jti).changes > 0);
+  }
+
+  async revokeClient(clientId: string, at: number): Promise<void> {
+    this.#durably(() => this.#revokeClient.run(clientId, at));
+  }
+
+  async purgeExpired(now: number): Promise<number> {
+    const before = Math.floor(now / 1000);
+    let total = 0;
+    for (;;) {
+      const { changes } = this.#purge.run(before);
+      total += changes;
+      if (changes < PURGE_BATCH) break;
+      // Let requests waiting on the event loop run between batches.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    // A client-wide revocation older than the longest token lifetime can no longer match a live token.
+    this.#purgeRevocations.run(now - MAX_TTL * 1000);
+    return total;
+  }
+
+  async ping(): Promise<void> {
+    this.#db.prepare('SELECT 1').get();
+  }
+
+  async close(): Promise<void> {
+    if (this.#db.open) this.#db.close();
+  }
+
+  /** Runs a write with a full fsync of the WAL before it returns. */
+  #durably<T>(write: () => T): T {
+    this.#db.pragma('synchronous = FULL');
+    try {
+      return write();
+    } finally {
+      this.#db.pragma('synchronous = NORMAL');
+    }
+  }
+}
+
+function openDatabase(path: string): Database.Database {
+  let db: Database.Database;
+  try {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    db = new Database(path);
+    db.pragma('journal_mode = WAL');
+    // NORMAL in WAL mode loses nothing when the process dies, only on power loss; revocations
+    // switch to FULL for their own commit.
+    db.pragma('synchronous = NORMAL');
+    // Several processes share the file: wait for a writer rather than fail with SQLITE_BUSY.
+    db.pragma('busy_timeout = 5000');
+  } catch (err) {
+    throw ConfigError.single(path, `cannot open the token store: ${(err as Error).message}`);
+  }
+  migrate(db, path);
+  return db;
+}
+
+function migrate(db: Database.Database, path: string): void {
+  // One process migrates at a time; the others wait on the lock and then see the new version.
+  const run = db.transaction(() => {
+    const version = db.pragma('user_version', { simple: true }) as number;
+    if (version > MIGRATIONS.length) {
+      throw ConfigError.single(path, `the token store has schema version ${version}, newer than this tollgate knows (${MIGRATIONS.length}); upgrade tollgate`);
+    }
+    for (let v = version; v < MIGRATIONS.length; v++) db.exec(MIGRATIONS[v]!);
+    db.pragma(`user_version = ${MIGRATIONS.length}`);
+  });
+  try {
+    run.immediate();
+  } catch (err) {
+    db.close();
+    if (err instanceof ConfigError) throw err;
+    throw ConfigError.single(path, `cannot prepare the token store: ${(err as Error).message}`);
+  }
+}

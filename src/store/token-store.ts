@@ -1,0 +1,54 @@
+/**
+ * What tollgate remembers of an issued access token: enough to answer introspection and
+ * revocation, never the token itself (RFC 9700 §4.14: a stolen store must not yield tokens).
+ */
+export interface TokenRecord {
+  readonly jti: string;
+  readonly clientId: string;
+  /** Space-separated, as in the token; empty when the token has no scope. */
+  readonly scope: string;
+  readonly aud: readonly string[];
+  /** Seconds since the epoch, as in the token. */
+  readonly iat: number;
+  readonly exp: number;
+  /** SHA-256 of the whole compact JWT, base64url: proves a presented token is the one issued. */
+  readonly digest: string;
+  /** When it was revoked, ms since the epoch; absent while it is not. */
+  readonly revokedAt?: number;
+}
+
+/**
+ * State of issued tokens, keyed by jti. Adapters: memory (reference, tests), sqlite (default),
+ * later redis. Every method that changes state resolves only once the change is durable.
+ */
+export interface TokenStore {
+  /** Records a newly issued token. Rejects if it cannot be recorded: the token must then not be handed out. */
+  record(token: TokenRecord): Promise<void>;
+  /**
+   * The record of jti with its revocation applied: `revokedAt` is set when the token itself was
+   * revoked or its client's tokens were revoked at or after its iat. Undefined when unknown or purged.
+   */
+  find(jti: string): Promise<TokenRecord | undefined>;
+  /** Revokes one token. Resolves false when jti is unknown. */
+  revoke(jti: string, at: number): Promise<boolean>;
+  /** Revokes every token of a client issued up to `at` (ms), including ones recorded later by a slower instance. */
+  revokeClient(clientId: string, at: number): Promise<void>;
+  /** Deletes records whose exp (seconds) is before `now` (ms); returns how many. */
+  purgeExpired(now: number): Promise<number>;
+  /** Rejects when the store cannot serve requests. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A token revoked "before" a time t: issued in a second that began at or before t. */
+export function revokedByClient(iat: number, revokedBefore: number | undefined): boolean {
+  // iat has whole seconds; a token issued later in the same second as the revocation counts as
+  // revoked too, which errs on the side of refusing.
+  return revokedBefore !== undefined && iat * 1000 <= revokedBefore;
+}
+
+/** The record as find() returns it: with the client-wide revocation applied. */
+export function withClientRevocation(record: TokenRecord, revokedBefore: number | undefined): TokenRecord {
+  if (record.revokedAt !== undefined || !revokedByClient(record.iat, revokedBefore)) return record;
+  return { ...record, revokedAt: revokedBefore };
+}

@@ -1,0 +1,118 @@
+import { randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import type { TokenRecord, TokenStore } from '../../src/store/token-store.js';
+
+/** A record issued at `iatSeconds` for `ttl` seconds. */
+export function makeRecord(overrides: Partial<TokenRecord> & { iat: number }): TokenRecord {
+  return {
+    jti: randomBytes(18).toString('base64url'),
+    clientId: 'svc-a',
+    scope: 'read write',
+    aud: ['https://api.test'],
+    exp: overrides.iat + 900,
+    digest: randomBytes(32).toString('base64url'),
+    ...overrides,
+  };
+}
+
+const T0 = Date.UTC(2026, 0, 1) / 1000;
+
+/**
+ * The behaviour every TokenStore adapter must show. `open` returns a fresh, empty store;
+ * `reopen`, where the adapter persists, a second handle on the same data.
+ */
+export function tokenStoreContract(name: string, open: () => Promise<TokenStore>, reopen?: (store: TokenStore) => Promise<TokenStore>): void {
+  describe(`${name} TokenStore contract`, () => {
+    it('finds a recorded token by jti, with every field as recorded', async () => {
+      const store = await open();
+      const rec = makeRecord({ iat: T0, aud: ['https://a.test', 'https://b.test'] });
+      await store.record(rec);
+      expect(await store.find(rec.jti)).toEqual(rec);
+      expect(await store.find('unknown-jti')).toBeUndefined();
+    });
+
+    it('refuses to record the same jti twice, keeping the first', async () => {
+      const store = await open();
+      const rec = makeRecord({ iat: T0 });
+      await store.record(rec);
+      await expect(store.record({ ...rec, clientId: 'intruder' })).rejects.toThrow();
+      expect((await store.find(rec.jti))?.clientId).toBe('svc-a');
+    });
+
+    it('revokes one token, keeps the first revocation time, and leaves others alone', async () => {
+      const store = await open();
+      const a = makeRecord({ iat: T0 });
+      const b = makeRecord({ iat: T0 });
+      await store.record(a);
+      await store.record(b);
+      expect(await store.revoke(a.jti, T0 * 1000 + 5000)).toBe(true);
+      expect(await store.revoke(a.jti, T0 * 1000 + 9000)).toBe(true);
+      expect((await store.find(a.jti))?.revokedAt).toBe(T0 * 1000 + 5000);
+      expect((await store.find(b.jti))?.revokedAt).toBeUndefined();
+      expect(await store.revoke('unknown', T0 * 1000)).toBe(false);
+    });
+
+    it('revokes every token of a client issued up to the revocation, even ones recorded afterwards', async () => {
+      const store = await open();
+      const old = makeRecord({ iat: T0 });
+      const other = makeRecord({ iat: T0, clientId: 'svc-b' });
+      await store.record(old);
+      await store.record(other);
+      await store.revokeClient('svc-a', (T0 + 10) * 1000);
+      // A slower instance records a token it issued before the revocation.
+      const late = makeRecord({ iat: T0 + 5 });
+      await store.record(late);
+      const fresh = makeRecord({ iat: T0 + 11 });
+      await store.record(fresh);
+
+      expect((await store.find(old.jti))?.revokedAt).toBe((T0 + 10) * 1000);
+      expect((await store.find(late.jti))?.revokedAt).toBe((T0 + 10) * 1000);
+      expect((await store.find(fresh.jti))?.revokedAt).toBeUndefined();
+      expect((await store.find(other.jti))?.revokedAt).toBeUndefined();
+      // An earlier revokeClient never moves the line back.
+      await store.revokeClient('svc-a', T0 * 1000);
+      expect((await store.find(late.jti))?.revokedAt).toBe((T0 + 10) * 1000);
+    });
+
+    it('purges only expired records', async () => {
+      const store = await open();
+      const expired = makeRecord({ iat: T0, exp: T0 + 60 });
+      const live = makeRecord({ iat: T0, exp: T0 + 3600 });
+      await store.record(expired);
+      await store.record(live);
+      expect(await store.purgeExpired((T0 + 59) * 1000)).toBe(0);
+      expect(await store.find(expired.jti)).toBeDefined();
+      expect(await store.purgeExpired((T0 + 61) * 1000)).toBe(1);
+      expect(await store.find(expired.jti)).toBeUndefined();
+      expect(await store.find(live.jti)).toBeDefined();
+    });
+
+    it('purges in batches without losing count', async () => {
+      const store = await open();
+      const n = 2500;
+      for (let i = 0; i < n; i++) await store.record(makeRecord({ iat: T0, exp: T0 + 1 }));
+      const keep = makeRecord({ iat: T0, exp: T0 + 7200 });
+      await store.record(keep);
+      expect(await store.purgeExpired((T0 + 2) * 1000)).toBe(n);
+      expect(await store.find(keep.jti)).toBeDefined();
+    });
+
+    it('loses nothing when writers interleave', async () => {
+      const store = await open();
+      const second = reopen ? await reopen(store) : store;
+      const records = Array.from({ length: 400 }, (_, i) => makeRecord({ iat: T0 + i }));
+      await Promise.all(records.map((r, i) => (i % 2 === 0 ? store : second).record(r)));
+      await Promise.all(records.filter((_, i) => i % 3 === 0).map((r, i) => (i % 2 === 0 ? second : store).revoke(r.jti, T0 * 1000)));
+      for (const [i, r] of records.entries()) {
+        const found = await store.find(r.jti);
+        expect(found?.jti).toBe(r.jti);
+        expect(found?.revokedAt).toBe(i % 3 === 0 ? T0 * 1000 : undefined);
+      }
+    });
+
+    it('answers ping while open', async () => {
+      const store = await open();
+      await expect(store.ping()).resolves.toBeUndefined();
+    });
+  });
+}

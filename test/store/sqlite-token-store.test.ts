@@ -1,0 +1,78 @@
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, describe, expect, it } from 'vitest';
+import { SqliteTokenStore } from '../../src/store/sqlite-token-store.js';
+import type { TokenStore } from '../../src/store/token-store.js';
+import { tempDir } from '../helpers.js';
+import { makeRecord, tokenStoreContract } from './contract.js';
+
+const dir = tempDir();
+const opened: TokenStore[] = [];
+afterAll(async () => {
+  for (const s of opened) await s.close();
+});
+let n = 0;
+function openAt(path: string): SqliteTokenStore {
+  const store = new SqliteTokenStore(path);
+  opened.push(store);
+  return store;
+}
+
+tokenStoreContract(
+  'sqlite',
+  async () => openAt(join(dir, `contract-${n++}.db`)),
+  async (store) => openAt((store as SqliteTokenStore).path),
+);
+
+describe('SqliteTokenStore', () => {
+  it('keeps records and revocations across a close and reopen', async () => {
+    const path = join(dir, 'persist.db');
+    const first = openAt(path);
+    const a = makeRecord({ iat: 1_800_000_000 });
+    const b = makeRecord({ iat: 1_800_000_000, clientId: 'svc-b' });
+    await first.record(a);
+    await first.record(b);
+    await first.revoke(a.jti, 1_800_000_001_000);
+    await first.revokeClient('svc-b', 1_800_000_002_000);
+    await first.close();
+
+    const second = openAt(path);
+    expect((await second.find(a.jti))?.revokedAt).toBe(1_800_000_001_000);
+    expect((await second.find(b.jti))?.revokedAt).toBe(1_800_000_002_000);
+  });
+
+  it('runs in WAL mode and records its schema version', async () => {
+    const path = join(dir, 'wal.db');
+    openAt(path);
+    const db = new Database(path, { readonly: true });
+    expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+    expect(db.pragma('user_version', { simple: true })).toBe(1);
+    db.close();
+  });
+
+  it('sees what another process wrote to the same file', async () => {
+    const path = join(dir, 'shared.db');
+    const store = openAt(path);
+    const rec = makeRecord({ iat: 1_800_000_000 });
+    await store.record(rec);
+    // Another process revokes through its own connection.
+    const script = `const D=require('better-sqlite3');const d=new D(${JSON.stringify(path)});d.prepare('UPDATE tokens SET revoked_at=7 WHERE jti=?').run(${JSON.stringify(rec.jti)});`;
+    const child = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
+    expect(child.status, child.stderr).toBe(0);
+    expect((await store.find(rec.jti))?.revokedAt).toBe(7);
+  });
+
+  it('refuses a file that is not a token store, and a newer schema, with one clear error', () => {
+    const junk = join(dir, 'junk.db');
+    writeFileSync(junk, 'this is not sqlite at all, just some bytes that fill the header page'.repeat(100));
+    expect(() => new SqliteTokenStore(junk)).toThrow(/junk\.db: cannot (open|prepare) the token store/);
+
+    const newer = join(dir, 'newer.db');
+    const db = new Database(newer);
+    db.pragma('user_version = 99');
+    db.close();
+    expect(() => new SqliteTokenStore(newer)).toThrow(/schema version 99, newer than this tollgate knows/);
+  });
+});
