@@ -57,7 +57,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   app.removeAllContentTypeParsers();
   app.register(formbody, { bodyLimit: BODY_LIMIT });
 
-  app.setErrorHandler(errorHandler);
+  app.setErrorHandler(errorHandler(deps.registry));
   app.setNotFoundHandler((req, reply) => {
     const allow = ALLOWED[pathOf(req)];
     if (allow !== undefined) return sendError(new MethodNotAllowed(allow), reply);

@@ -105,15 +105,6 @@ export const clientSchema = z
       )
       .optional(),
     disabled: z.boolean().default(false),
-  })
-  .superRefine((c, ctx) => {
-    const scopes = new Set(c.scopes);
-    c.default_scopes?.forEach((s, i) => {
-      if (!scopes.has(s)) ctx.addIssue({ code: 'custom', path: ['default_scopes', i], message: `${JSON.stringify(s)} is not in scopes` });
-    });
-    if (c.auth_methods.some((m) => (SECRET_AUTH_METHODS as readonly string[]).includes(m)) && c.secrets.length === 0) {
-      ctx.addIssue({ code: 'custom', path: ['secrets'], message: `${c.auth_methods.join(', ')} needs at least one secret` });
-    }
   });
 
 export const registrySchema = z

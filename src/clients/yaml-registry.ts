@@ -1,7 +1,7 @@
 import { ConfigError, type Problem } from '../config-error.js';
 import { formatPath, readYamlFile, zodProblems, type YamlFile } from '../yaml-file.js';
 import { PLAINTEXT_FIELDS, registrySchema, toClient } from './client-schema.js';
-import { StaticClientRegistry, type Client } from './registry.js';
+import { SECRET_AUTH_METHODS, StaticClientRegistry, type Client } from './registry.js';
 
 export interface RegistryOptions {
   /** `tokens.audience` from the config: what a client without `audiences` is given. */
@@ -13,33 +13,61 @@ export function loadRegistryFile(file: string, options: RegistryOptions, shownAs
   return new StaticClientRegistry(validateRegistry(readYamlFile(file, shownAs), options));
 }
 
-/** Validates a parsed registry document; used by the loader and by the CLI before it writes. */
+/**
+ * Validates a parsed registry document; used by the loader and by the CLI before it writes.
+ * Every problem in the file is reported at once: field by field, and the rules that relate
+ * fields or entries, even where some fields are broken.
+ */
 export function validateRegistry(source: YamlFile, options: RegistryOptions): Client[] {
-  const value = source.value ?? {};
-  const result = registrySchema.safeParse(value);
-  if (!result.success) {
-    throw new ConfigError(
-      zodProblems(result.error, source).map((p) =>
+  const result = registrySchema.safeParse(source.value ?? {});
+  const problems: Problem[] = result.success
+    ? []
+    : zodProblems(result.error, source).map((p) =>
         p.message === 'unknown field' && PLAINTEXT_FIELDS.has(p.path.split('.').pop() ?? '')
           ? { ...p, message: 'plaintext secrets are refused: store an argon2id hash under secrets[].hash (tollgate hash-secret)' }
           : p,
-      ),
-    );
+      );
+  problems.push(...crossFieldProblems(source, options));
+  if (problems.length > 0 || !result.success) {
+    throw new ConfigError(problems.sort((a, b) => (a.line ?? 0) - (b.line ?? 0)));
   }
+  return result.data.map(toClient);
+}
+
+/** Rules between fields and between entries, checked on the raw document so that they run even beside field errors. */
+function crossFieldProblems(source: YamlFile, options: RegistryOptions): Problem[] {
   const problems: Problem[] = [];
   const at = (path: (string | number)[], message: string): void => {
     problems.push({ file: source.file, path: formatPath(path), line: source.lineOf(path), message });
   };
+  const raw = (source.value as { clients?: unknown } | null)?.clients;
+  if (!Array.isArray(raw)) return problems;
+  const strings = (v: unknown): string[] | undefined => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : undefined);
   const seen = new Map<string, number>();
-  result.data.forEach((entry, i) => {
-    const first = seen.get(entry.client_id);
-    if (first !== undefined) at(['clients', i, 'client_id'], `duplicate client_id ${JSON.stringify(entry.client_id)} (also clients[${first}])`);
-    else seen.set(entry.client_id, i);
-    if (entry.audiences.length === 0 && options.defaultAudience.length === 0) {
+  raw.forEach((entry: unknown, i) => {
+    if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) return;
+    const c = entry as Record<string, unknown>;
+    if (typeof c.client_id === 'string') {
+      const first = seen.get(c.client_id);
+      if (first !== undefined) at(['clients', i, 'client_id'], `duplicate client_id ${JSON.stringify(c.client_id)} (also clients[${first}])`);
+      else seen.set(c.client_id, i);
+    }
+    const scopes = new Set(strings(c.scopes) ?? []);
+    (Array.isArray(c.default_scopes) ? c.default_scopes : []).forEach((s: unknown, j) => {
+      if (typeof s === 'string' && !scopes.has(s)) at(['clients', i, 'default_scopes', j], `${JSON.stringify(s)} is not in scopes`);
+    });
+    const methods = strings(c.auth_methods) ?? [...SECRET_AUTH_METHODS];
+    const secretMethods = methods.filter((m) => (SECRET_AUTH_METHODS as readonly string[]).includes(m));
+    // An entry with a plaintext secret already has its problem named; "needs a secret" would only confuse.
+    const plaintext = Object.keys(c).some((k) => PLAINTEXT_FIELDS.has(k));
+    if (!plaintext && secretMethods.length > 0 && (c.secrets === undefined || (Array.isArray(c.secrets) && c.secrets.length === 0))) {
+      at(['clients', i, 'secrets'], `${secretMethods.join(', ')} needs at least one secret`);
+    }
+    const noAudiences = c.audiences === undefined || (Array.isArray(c.audiences) && c.audiences.length === 0);
+    if (noAudiences && options.defaultAudience.length === 0) {
       // RFC 9068 §2.2 makes aud REQUIRED; fail here rather than mint tokens no resource server should accept.
       at(['clients', i], 'has no audiences and tokens.audience is empty: its tokens would have no aud claim');
     }
   });
-  if (problems.length > 0) throw new ConfigError(problems);
-  return result.data.map(toClient);
+  return problems;
 }

@@ -1,5 +1,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { InvalidClient, InvalidRequest, OAuthError, PayloadTooLarge, ServerError } from '../oauth/errors.js';
+import type { ClientRegistry } from '../clients/registry.js';
+import { logId } from '../oauth/client-auth.js';
 import { noStore } from './headers.js';
 
 /** Maps anything thrown while serving a request to an OAuth error answer; never a stack trace. */
@@ -19,10 +21,15 @@ export function sendError(err: OAuthError, reply: FastifyReply): FastifyReply {
   return reply.code(err.status).headers({ ...noStore, ...err.headers() }).send(err.body());
 }
 
-export function errorHandler(err: unknown, req: FastifyRequest, reply: FastifyReply): FastifyReply {
+/** The Fastify error handler, given the registry so that failed authentications are logged safely. */
+export function errorHandler(registry: ClientRegistry) {
+  return (err: unknown, req: FastifyRequest, reply: FastifyReply): FastifyReply => handleError(err, req, reply, registry);
+}
+
+function handleError(err: unknown, req: FastifyRequest, reply: FastifyReply, registry: ClientRegistry): FastifyReply {
   const oauth = toOAuthError(err);
   if (oauth instanceof InvalidClient) {
-    req.log.warn({ event: 'client.auth_failed', client_id: oauth.clientId, reason: oauth.reason, ip: req.ip }, 'client authentication failed');
+    req.log.warn({ event: 'client.auth_failed', ...logId(registry, oauth.presentedId), reason: oauth.reason, ip: req.ip }, 'client authentication failed');
   } else if (oauth instanceof ServerError) {
     req.log.error({ err, path: pathOf(req) }, 'request failed');
   } else {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Clock } from '../clock.js';
 import type { AuthMethod, Client, ClientRegistry } from '../clients/registry.js';
 import { getDummyHash, MAX_SECRET_LENGTH, verifySecret } from '../crypto/secrets.js';
@@ -44,7 +45,7 @@ export function extractCredentials(req: Pick<ClientAuthRequest, 'authorization' 
   }
   if (bodyId === undefined && bodySecret === undefined) throw new InvalidClient('no_credentials');
   if (bodyId === undefined) throw new InvalidClient('no_client_id');
-  if (bodySecret === undefined) throw new InvalidClient('no_client_secret', loggableId(bodyId));
+  if (bodySecret === undefined) throw new InvalidClient('no_client_secret', bodyId);
   return { method: 'client_secret_post', clientId: bodyId, secret: bodySecret };
 }
 
@@ -59,7 +60,7 @@ function parseBasic(header: string): { clientId: string; secret: string } {
   const secret = formDecode(decoded.slice(colon + 1));
   if (clientId === undefined || secret === undefined) throw new InvalidClient('malformed_basic');
   if (clientId === '') throw new InvalidClient('no_client_id');
-  if (secret === '') throw new InvalidClient('no_client_secret', loggableId(clientId));
+  if (secret === '') throw new InvalidClient('no_client_secret', clientId);
   return { clientId, secret };
 }
 
@@ -71,19 +72,27 @@ function formDecode(s: string): string | undefined {
   }
 }
 
-/** A client_id as it may appear in a log line: only if it could be one, never a pasted secret of any length. */
-export function loggableId(clientId: string): string | undefined {
-  return isClientId(clientId) ? clientId : undefined;
+/**
+ * How a presented client_id may appear in a log line: as itself when it names a registered
+ * client, else only as a short SHA-256 fingerprint, since an unknown "client_id" may be a secret
+ * pasted into the wrong field. The fingerprint still lets an operator see repeated attempts.
+ */
+export function logId(registry: ClientRegistry, presentedId: string | undefined): { client_id?: string; client_id_sha256?: string } {
+  if (presentedId === undefined) return {};
+  if (isClientId(presentedId) && registry.get(presentedId) !== undefined) return { client_id: presentedId };
+  return { client_id_sha256: createHash('sha256').update(presentedId).digest('hex').slice(0, 16) };
 }
 
 /**
  * Authenticates the client and returns its registry entry, or throws InvalidClient whose
- * `reason` (log-only) says why. Exactly one argon2 verification runs per live secret whatever
- * the outcome, so an unknown client, a disabled one and a wrong secret take the same time.
+ * `reason` (log-only) says why. The argon2 work does not depend on why authentication fails: an
+ * unknown client, or one with no live secret, is checked against a dummy hash of the same cost,
+ * and a disabled client or a forbidden method or address is refused only after the secret check.
+ * (A client with several live secrets during a rotation costs one verification per secret tried.)
  */
 export async function authenticateClient(req: ClientAuthRequest, deps: ClientAuthDeps): Promise<Client> {
   const creds = extractCredentials(req);
-  if (creds.secret.length > MAX_SECRET_LENGTH) throw new InvalidClient('secret_too_long', loggableId(creds.clientId));
+  if (creds.secret.length > MAX_SECRET_LENGTH) throw new InvalidClient('secret_too_long', creds.clientId);
   const client = isClientId(creds.clientId) ? deps.registry.get(creds.clientId) : undefined;
   const now = deps.clock.now();
   const live = client?.secrets.filter((s) => s.expiresAt === undefined || s.expiresAt > now) ?? [];
@@ -100,7 +109,7 @@ export async function authenticateClient(req: ClientAuthRequest, deps: ClientAut
     }
   }
 
-  const id = loggableId(creds.clientId);
+  const id = creds.clientId;
   if (client === undefined) throw new InvalidClient('unknown_client', id);
   if (!matched) throw new InvalidClient(live.length < client.secrets.length ? 'wrong_or_expired_secret' : 'wrong_secret', id);
   if (client.disabled) throw new InvalidClient('client_disabled', id);

@@ -37,8 +37,14 @@ export class InvalidClient extends OAuthError {
   readonly error = 'invalid_client';
   readonly status = 401;
 
-  /** `reason` is the log-only cause, e.g. `unknown_client`. */
-  constructor(readonly reason: string, readonly clientId?: string) {
+  /**
+   * `reason` is the log-only cause, e.g. `unknown_client`. `presentedId` is the client_id the
+   * request gave, which may be anything (even a secret pasted into the wrong field): see logId.
+   */
+  constructor(
+    readonly reason: string,
+    readonly presentedId?: string,
+  ) {
     super('client authentication failed', reason);
   }
 

@@ -130,8 +130,14 @@ describe('loadRegistryFile', () => {
         expect.stringMatching(/^F:13: clients\[2\]\.allowed_ips\[1\]: /),
         expect.stringMatching(/^F:14: clients\[2\]\.auth_methods\[0\]: must be one of client_secret_basic, client_secret_post/),
         'F:15: clients[2].colour: unknown field',
+        // Rules across fields and entries are reported beside the field errors, not after a fix.
+        'F:5: clients[1].client_id: duplicate client_id "a" (also clients[0])',
+        'F:11: clients[2].default_scopes[0]: "write" is not in scopes',
       ]),
     );
+    // In file order.
+    const lineNumbers = lines.map((l) => Number(/^F:(\d+):/.exec(l)![1]));
+    expect(lineNumbers).toEqual([...lineNumbers].sort((x, y) => x - y));
     // Cross-field rules run once the entries themselves are sound.
     expect(
       problems(`clients:

@@ -357,6 +357,11 @@ describe('logs', () => {
     const ok = await token(form({ grant_type: 'client_credentials' }), { authorization: basic('svc-a', SECRET_A) });
     await token(form({ grant_type: 'client_credentials' }), { authorization: basic('svc-a', SECRET_B) });
     await token(form({ grant_type: 'client_credentials', client_id: 'svc-post', client_secret: SECRET_A }));
+    // A secret pasted into the client_id field is logged only as a fingerprint.
+    const pasted = 'pasted-secret-0123456789abcdefghijklmnopq';
+    await token(form({ grant_type: 'client_credentials', client_id: pasted, client_secret: 'x' }));
+    expect(t.logs.events('client.auth_failed').at(-1)).toMatchObject({ reason: 'unknown_client', client_id_sha256: expect.stringMatching(/^[0-9a-f]{16}$/) });
+    expect(t.logs.text).not.toContain(pasted);
     // A secret sent by mistake in the query string must not be logged either.
     await t.app.inject({ method: 'GET', url: `/oauth2/token?client_secret=${SECRET_A}` });
 
