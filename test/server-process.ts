@@ -1,0 +1,52 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { resolve } from 'node:path';
+import { afterAll } from 'vitest';
+
+/** The built CLI; `npm test` builds before running the tests. */
+export const CLI = resolve(import.meta.dirname, '../dist/cli/main.js');
+
+export interface ServerProcess {
+  proc: ChildProcess;
+  url: string;
+  stdout: () => string;
+  stderr: () => string;
+  /** Sends a signal and waits for the exit; resolves the exit code (or the signal's name). */
+  stop(signal?: NodeJS.Signals): Promise<number | string>;
+}
+
+/**
+ * Runs `tollgate serve` as a real process and resolves once it listens (its "server.started"
+ * log line names the URL, so the config may use port 0). Killed when the test file ends.
+ */
+export async function startServerProcess(configFile: string, env: NodeJS.ProcessEnv = {}): Promise<ServerProcess> {
+  const proc = spawn(process.execPath, [CLI, 'serve', '--config', configFile], {
+    env: { PATH: process.env.PATH, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  afterAll(() => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+  });
+  let out = '';
+  let err = '';
+  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = once(proc, 'exit').then(([code, signal]) => (code ?? signal) as number | string);
+  const url = await new Promise<string>((resolveUrl, reject) => {
+    proc.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /"event":"server.started","url":"([^"]+)"/.exec(out);
+      if (m) resolveUrl(m[1]!);
+    });
+    void exited.then((code) => reject(new Error(`tollgate serve exited (${code}) before listening: ${err.trim()}`)));
+  });
+  return {
+    proc,
+    url,
+    stdout: () => out,
+    stderr: () => err,
+    stop: async (signal = 'SIGTERM') => {
+      proc.kill(signal);
+      return exited;
+    },
+  };
+}
