@@ -1,0 +1,58 @@
+# syntax=docker/dockerfile:1
+#
+# tollgate container image.
+#   docker build -t tollgate .
+#   docker run -p 8080:8080 -e TOLLGATE_ISSUER=https://auth.example.com \
+#     -v "$PWD/clients.yaml:/etc/tollgate/clients.yaml:ro" -v tollgate-data:/var/lib/tollgate tollgate
+# The image holds no client registry: the operator mounts one (see the README, "Docker").
+
+# ---- build: compile TypeScript, then keep only the production dependencies ----
+FROM node:24-bookworm-slim AS build
+# A toolchain for native modules that have no prebuilt binary for this platform (argon2 ships
+# prebuilt ones; the SQLite driver may need to compile).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends python3 make g++ \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+
+# Dependencies first, so this layer is reused while only the source changes. Scripts are
+# skipped here because the package's own "prepare" would compile a src/ not copied yet;
+# `npm rebuild` then runs the dependencies' install scripts (native modules).
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund \
+    && npm rebuild
+
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build \
+    && npm prune --omit=dev --no-audit --no-fund
+
+# ---- runtime: compiled code, production dependencies, the container config ----
+FROM node:24-bookworm-slim AS runtime
+ENV NODE_ENV=production \
+    TOLLGATE_CONFIG=/etc/tollgate/tollgate.yaml
+WORKDIR /opt/tollgate
+
+# Application files stay owned by root: the server only reads them.
+COPY --from=build /src/package.json ./package.json
+COPY --from=build /src/node_modules ./node_modules
+COPY --from=build /src/dist ./dist
+# Only the container config; the registry (clients_file) is mounted by the operator.
+COPY deploy/docker/tollgate.yaml /etc/tollgate/tollgate.yaml
+
+# State: signing keys (generated on first start) and the token store. Created owned by the
+# unprivileged user so that a fresh named volume inherits that ownership.
+RUN mkdir -p /var/lib/tollgate/keys \
+    && chown -R node:node /var/lib/tollgate \
+    && chmod -R 0700 /var/lib/tollgate
+VOLUME ["/var/lib/tollgate"]
+
+USER node
+EXPOSE 8080
+
+# Slim images have no curl: probe with Node's built-in fetch. Follows TOLLGATE_LISTEN__PORT.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
+    CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.TOLLGATE_LISTEN__PORT||8080)+'/healthz',{signal:AbortSignal.timeout(4000)}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+
+ENTRYPOINT ["node", "dist/cli/main.js"]
+CMD ["serve"]

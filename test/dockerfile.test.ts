@@ -1,0 +1,252 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { isAbsolute, join, posix } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/config.js';
+
+// No Docker engine is needed: the Dockerfile is read as text and checked for what an operator
+// relies on (non-root, health check, state on a volume, no demo registry in the image).
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const DEMO_REGISTRY = 'config/clients.yaml';
+
+interface Instruction {
+  keyword: string;
+  args: string;
+  line: number;
+}
+
+interface Stage {
+  image: string;
+  name: string | undefined;
+  instructions: Instruction[];
+}
+
+/** Instructions of a Dockerfile: comments dropped, continuation lines joined. */
+function parseInstructions(text: string): Instruction[] {
+  const out: Instruction[] = [];
+  let pending = '';
+  let start = 0;
+  text.split('\n').forEach((raw, i) => {
+    const line = raw.replace(/\r$/, '');
+    const trimmed = line.trim();
+    // A comment line, even inside a continued instruction, is left out (Dockerfile reference).
+    if (trimmed.startsWith('#') || (trimmed === '' && pending === '')) return;
+    if (pending === '') start = i + 1;
+    if (trimmed.endsWith('\\')) {
+      pending += `${trimmed.slice(0, -1).trim()} `;
+      return;
+    }
+    pending += trimmed;
+    const m = /^(\S+)\s*(.*)$/s.exec(pending.trim());
+    if (m) out.push({ keyword: m[1]!.toUpperCase(), args: m[2]!.trim(), line: start });
+    pending = '';
+  });
+  return out;
+}
+
+function parseStages(instructions: Instruction[]): Stage[] {
+  const stages: Stage[] = [];
+  for (const ins of instructions) {
+    if (ins.keyword === 'FROM') {
+      const words = ins.args.split(/\s+/).filter((w) => !w.startsWith('--'));
+      const as = words.findIndex((w) => w.toUpperCase() === 'AS');
+      stages.push({ image: words[0]!, name: as >= 0 ? words[as + 1] : undefined, instructions: [] });
+    } else if (stages.length > 0) {
+      stages.at(-1)!.instructions.push(ins);
+    }
+  }
+  return stages;
+}
+
+/** Arguments in exec form (a JSON array) or shell form (split on spaces). */
+function argList(args: string): string[] {
+  if (args.startsWith('[')) return JSON.parse(args) as string[];
+  return args.split(/\s+/).filter((a) => a !== '');
+}
+
+interface Copy {
+  from: string | undefined;
+  sources: string[];
+  dest: string;
+  line: number;
+}
+
+function copies(stage: Stage): Copy[] {
+  return stage.instructions
+    .filter((i) => i.keyword === 'COPY' || i.keyword === 'ADD')
+    .map((i) => {
+      const flags = /^(?:--\S+\s+)*/.exec(i.args)![0];
+      const rest = argList(i.args.slice(flags.length));
+      const from = /--from=(\S+)/.exec(flags)?.[1];
+      return { from, sources: rest.slice(0, -1), dest: rest.at(-1)!, line: i.line };
+    });
+}
+
+/** The directory a stage's relative paths resolve against at the given instruction. */
+function workdirAt(stage: Stage, upTo: Instruction | undefined = undefined): string {
+  let dir = '/';
+  for (const i of stage.instructions) {
+    if (i === upTo) break;
+    if (i.keyword === 'WORKDIR') dir = posix.resolve(dir, i.args);
+  }
+  return dir;
+}
+
+function resolveDest(stage: Stage, copy: Copy, source: string): string {
+  const dest = posix.resolve(workdirAt(stage, stage.instructions.find((i) => i.line === copy.line)), copy.dest);
+  // `COPY a b/` and `COPY a b` where b ends up a directory: both name b/a when b ends with /.
+  return copy.dest.endsWith('/') ? posix.join(dest, posix.basename(source)) : dest;
+}
+
+function envOf(stage: Stage): Map<string, string> {
+  const env = new Map<string, string>();
+  for (const i of stage.instructions.filter((x) => x.keyword === 'ENV')) {
+    for (const m of i.args.matchAll(/([A-Za-z_][A-Za-z0-9_]*)=("[^"]*"|\S+)/g)) env.set(m[1]!, m[2]!.replace(/^"|"$/g, ''));
+  }
+  return env;
+}
+
+const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
+const stages = parseStages(parseInstructions(dockerfile));
+const final = stages.at(-1)!;
+const finalOf = (keyword: string) => final.instructions.filter((i) => i.keyword === keyword);
+const dockerignore = existsSync(join(ROOT, '.dockerignore'))
+  ? readFileSync(join(ROOT, '.dockerignore'), 'utf8')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l !== '' && !l.startsWith('#'))
+  : [];
+
+/** Whether .dockerignore keeps a path out of the build context (exact names and folders only). */
+function ignored(path: string): boolean {
+  const p = posix.normalize(path).replace(/^\.\//, '').replace(/\/$/, '');
+  return dockerignore.some((pattern) => {
+    const q = pattern.replace(/^\.?\//, '').replace(/\/$/, '');
+    return !q.startsWith('!') && (p === q || p.startsWith(`${q}/`));
+  });
+}
+
+describe('Dockerfile', () => {
+  it('has a build stage and a final stage on a Node LTS slim image', () => {
+    expect(stages.length).toBeGreaterThanOrEqual(2);
+    const m = /^node:(\d+)(?:[.\d]*)-[a-z]+-slim(?:@sha256:[0-9a-f]{64})?$/.exec(final.image);
+    expect(m, `final image ${final.image} is not node:<major>-<distro>-slim`).not.toBeNull();
+    const major = Number(m![1]);
+    // Even majors are the LTS lines; 22 and later are the ones still supported.
+    expect(major % 2).toBe(0);
+    expect(major).toBeGreaterThanOrEqual(22);
+  });
+
+  it('runs the final stage as a user other than root', () => {
+    const users = finalOf('USER');
+    expect(users.length).toBeGreaterThan(0);
+    const user = users.at(-1)!.args.split(':')[0]!;
+    expect(['root', '0', '']).not.toContain(user);
+  });
+
+  it('has a health check on /healthz that needs no curl or wget', () => {
+    const checks = finalOf('HEALTHCHECK');
+    expect(checks).toHaveLength(1);
+    const check = checks[0]!.args;
+    expect(check).not.toMatch(/^NONE\b/i);
+    expect(check).toContain('/healthz');
+    expect(check).not.toMatch(/\b(curl|wget)\b/);
+    const port = /:'\+\(process\.env\.TOLLGATE_LISTEN__PORT\|\|(\d+)\)|127\.0\.0\.1:(\d+)/.exec(check);
+    expect(port, 'the health check names a port').not.toBeNull();
+    expect(port![1] ?? port![2]).toBe('8080');
+  });
+
+  it('exposes 8080 and keeps its state on a volume', () => {
+    const exposed = finalOf('EXPOSE').flatMap((i) => argList(i.args));
+    expect(exposed.map((p) => p.replace(/\/tcp$/, ''))).toContain('8080');
+    const volumes = finalOf('VOLUME').flatMap((i) => argList(i.args));
+    expect(volumes).toContain('/var/lib/tollgate');
+  });
+
+  it('starts the CLI with serve by default', () => {
+    expect(argList(finalOf('ENTRYPOINT').at(-1)!.args)).toEqual(['node', 'dist/cli/main.js']);
+    expect(argList(finalOf('CMD').at(-1)!.args)).toEqual(['serve']);
+  });
+
+  it('does not put the demo registry or the source tree in the final image', () => {
+    for (const c of copies(final)) {
+      for (const source of c.sources) {
+        const s = posix.normalize(source).replace(/\/$/, '');
+        expect(s, `line ${c.line}`).not.toMatch(/(^|\/)clients\.ya?ml$/);
+        if (c.from === undefined) {
+          // From the build context: nothing wholesale, no sources, no config folder.
+          expect(['.', '*', 'src', 'config', 'test'], `line ${c.line} copies ${source}`).not.toContain(s);
+        } else {
+          // From another stage: not that stage's whole working folder.
+          const stage = stages.find((st) => st.name === c.from);
+          expect(stage, `line ${c.line}: no stage ${c.from}`).toBeDefined();
+          expect(posix.resolve(workdirAt(stage!), s), `line ${c.line} copies ${source}`).not.toBe(workdirAt(stage!));
+          expect(s).not.toBe('/');
+        }
+      }
+    }
+    expect(ignored(DEMO_REGISTRY), '.dockerignore keeps config/clients.yaml out of the build context').toBe(true);
+    expect(ignored('data')).toBe(true);
+    expect(ignored('node_modules')).toBe(true);
+  });
+
+  it('copies only files that exist in the repository or that the build stage produces', () => {
+    const buildOutDir = (JSON.parse(readFileSync(join(ROOT, 'tsconfig.build.json'), 'utf8')) as { compilerOptions: { outDir: string } })
+      .compilerOptions.outDir;
+    for (const [index, stage] of stages.entries()) {
+      for (const c of copies(stage)) {
+        if (c.from === undefined) {
+          for (const source of c.sources) {
+            expect(existsSync(join(ROOT, source)), `line ${c.line}: ${source} is not in the repository`).toBe(true);
+            expect(ignored(source), `line ${c.line}: ${source} is excluded by .dockerignore`).toBe(false);
+          }
+          continue;
+        }
+        const producer = stages.slice(0, index).find((st) => st.name === c.from);
+        expect(producer, `line ${c.line}: --from=${c.from} is not an earlier stage`).toBeDefined();
+        const dir = workdirAt(producer!);
+        const runs = producer!.instructions.filter((i) => i.keyword === 'RUN').map((i) => i.args).join('\n');
+        const made = new Set<string>();
+        for (const pc of copies(producer!)) for (const s of pc.sources) made.add(resolveDest(producer!, pc, s));
+        if (/\bnpm ci\b/.test(runs)) made.add(posix.join(dir, 'node_modules'));
+        if (/\bnpm run build\b/.test(runs)) made.add(posix.resolve(dir, buildOutDir));
+        for (const source of c.sources) {
+          const abs = posix.resolve(dir, source).replace(/\/$/, '');
+          expect(made.has(abs), `line ${c.line}: ${source} is not made by stage ${c.from} (made: ${[...made].join(', ')})`).toBe(true);
+        }
+      }
+    }
+  });
+
+  it('ships deploy/docker/tollgate.yaml as the config TOLLGATE_CONFIG names', () => {
+    const target = envOf(final).get('TOLLGATE_CONFIG');
+    expect(target).toBe('/etc/tollgate/tollgate.yaml');
+    const shipped = copies(final).filter((c) => c.from === undefined && c.sources.includes('deploy/docker/tollgate.yaml'));
+    expect(shipped).toHaveLength(1);
+    expect(resolveDest(final, shipped[0]!, 'deploy/docker/tollgate.yaml')).toBe(target);
+  });
+});
+
+describe('deploy/docker/tollgate.yaml', () => {
+  const file = join(ROOT, 'deploy/docker/tollgate.yaml');
+  const volumes = finalOf('VOLUME').flatMap((i) => argList(i.args));
+  const onVolume = (path: string) => volumes.some((v) => path === v || path.startsWith(`${v}/`));
+
+  it('loads with the server own loader and puts state on the volume', () => {
+    const config = loadConfig(file, { env: {} });
+    expect(config.listen).toEqual({ host: '0.0.0.0', port: 8080 });
+    expect(config.clients_file).toBe('/etc/tollgate/clients.yaml');
+    expect(isAbsolute(config.keys.dir) && onVolume(config.keys.dir)).toBe(true);
+    expect(config.store.kind).toBe('sqlite');
+    expect(onVolume(config.store.path)).toBe(true);
+  });
+
+  it('takes the issuer and a read-only key folder from the environment', () => {
+    const config = loadConfig(file, {
+      env: { TOLLGATE_ISSUER: 'https://auth.example.com', TOLLGATE_KEYS__DIR: '/run/secrets/tollgate-keys' },
+    });
+    expect(config.issuer).toBe('https://auth.example.com');
+    expect(config.keys.dir).toBe('/run/secrets/tollgate-keys');
+  });
+});
