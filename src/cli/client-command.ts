@@ -6,6 +6,7 @@ import { generateSecret, hashSecret } from '../crypto/secrets.js';
 import { parseDuration } from '../duration.js';
 import { isAudience, isClientId, isScopeToken } from '../oauth/syntax.js';
 import type { Io } from './io.js';
+import { openStoreForCli } from './token-command.js';
 import { formatTable } from './table.js';
 import { configPath, parseCommand, positionals, UsageError } from './usage.js';
 
@@ -16,9 +17,9 @@ Manage the client registry (the clients_file the config names).
 Commands:
   add ID        register a client; prints its new secret once on stdout
   list          show every client
-  disable ID    refuse the client's authentication (its entry stays)
+  disable ID    refuse the client's authentication and revoke its tokens (its entry stays)
   enable ID     undo disable
-  remove ID     delete the client's entry
+  remove ID     delete the client's entry and revoke its tokens
 
 Options for add:
   --scope "a b"          scopes it may request (space-separated; may repeat)
@@ -33,7 +34,7 @@ Common options:
   --config FILE          config file (default: $TOLLGATE_CONFIG, else config/tollgate.yaml)
   -h, --help             this text
 
-A running server reads the registry at start; restart it after a change.`;
+A running server picks up registry changes within a second or two (or at once on SIGHUP).`;
 
 export async function clientCommand(args: string[], io: Io): Promise<number> {
   const [sub, ...rest] = args;
@@ -113,6 +114,17 @@ async function changeClient(action: 'disable' | 'enable' | 'remove', args: strin
   if (!file.has(clientId!)) throw new UsageError(`no client ${JSON.stringify(clientId)} in ${config.clients_file}`);
   if (action === 'remove') file.remove(clientId!);
   else file.setDisabled(clientId!, action === 'disable');
+  if (action !== 'enable' && config.store.kind === 'sqlite') {
+    // Revoked in the store too, so every server sharing it refuses the client's tokens at
+    // once, before it has re-read the registry, and re-enabling or re-adding the client does
+    // not revive them.
+    const store = openStoreForCli(config);
+    try {
+      await store.revokeClient(clientId!, Date.now());
+    } finally {
+      await store.close();
+    }
+  }
   file.save(registryOptions(config));
   io.err(`${action === 'remove' ? 'removed' : `${action}d`} client "${clientId}" in ${config.clients_file}`);
   return 0;

@@ -4,6 +4,7 @@ import { ConfigError } from '../config-error.js';
 import { clientCommand } from './client-command.js';
 import { processIo, type Io } from './io.js';
 import { configCommand, hashSecretCommand, keysCommand, serveCommand } from './other-commands.js';
+import { tokenCommand } from './token-command.js';
 import { UsageError } from './usage.js';
 
 const HELP = `Usage: tollgate <command> [options]
@@ -17,6 +18,7 @@ Commands:
   hash-secret           print the argon2id hash of a secret read on stdin
   config check          validate the config, the registry and the keys
   keys list             list the signing keys
+  token revoke          revoke issued tokens, by client or by jti
 
 Run tollgate <command> --help for a command's options. Exit status: 0 success, 1 a usage or
 configuration error (one line on stderr), 2 an unexpected failure.`;
@@ -27,6 +29,7 @@ const COMMANDS: Record<string, (args: string[], io: Io) => Promise<number>> = {
   'hash-secret': hashSecretCommand,
   config: configCommand,
   keys: keysCommand,
+  token: tokenCommand,
 };
 
 export async function run(argv: string[], io: Io): Promise<number> {

@@ -1,0 +1,63 @@
+import { loadConfig } from '../config.js';
+import { ConfigError } from '../config-error.js';
+import { SqliteTokenStore } from '../store/sqlite-token-store.js';
+import type { Io } from './io.js';
+import { configPath, parseCommand, positionals, UsageError } from './usage.js';
+
+export const TOKEN_HELP = `Usage: tollgate token revoke (--client ID | --jti JTI) [--config FILE]
+
+Revokes issued access tokens in the token store the config names; every server sharing that
+store answers introspection of them with {"active":false} at once.
+
+  --client ID     every token of this client issued until now
+  --jti JTI       one token, by its jti claim
+  --config FILE   config file (default: $TOLLGATE_CONFIG, else config/tollgate.yaml)
+  -h, --help      this text
+
+Resource servers that validate tokens offline (JWKS) keep accepting them until they expire.`;
+
+/**
+ * Opens the configured store from the command line. The memory store lives inside a server
+ * process, so there is nothing the CLI could change.
+ */
+export function openStoreForCli(config: ReturnType<typeof loadConfig>): SqliteTokenStore {
+  if (config.store.kind !== 'sqlite') {
+    throw new UsageError(`store.kind is ${config.store.kind}: its tokens live only inside the server process and cannot be revoked from here`);
+  }
+  return new SqliteTokenStore(config.store.path);
+}
+
+export async function tokenCommand(args: string[], io: Io): Promise<number> {
+  const [sub, ...rest] = args;
+  if (sub === '--help' || sub === '-h' || sub === 'help') return print(io);
+  if (sub !== 'revoke') throw new UsageError(sub === undefined ? 'missing command (see tollgate token --help)' : `unknown command "token ${sub}"`);
+  const { values, positionals: pos } = parseCommand(rest, { client: { type: 'string' }, jti: { type: 'string' } });
+  if (values.help) return print(io);
+  positionals(pos, [], 'tollgate token revoke (--client ID | --jti JTI)');
+  if ((values.client === undefined) === (values.jti === undefined)) throw new UsageError('give exactly one of --client ID or --jti JTI');
+
+  const config = loadConfig(configPath(values.config, io.env), { env: io.env, cwd: io.cwd });
+  const store = openStoreForCli(config);
+  try {
+    if (values.client !== undefined) {
+      await store.revokeClient(values.client, Date.now());
+      io.err(`revoked every token of client "${values.client}" issued until now`);
+      return 0;
+    }
+    if (!(await store.revoke(values.jti!, Date.now()))) {
+      throw new UsageError(`no token with jti ${JSON.stringify(values.jti)} in ${config.store.path} (unknown, or expired and purged)`);
+    }
+    io.err(`revoked token ${values.jti}`);
+    return 0;
+  } catch (err) {
+    if (err instanceof UsageError || err instanceof ConfigError) throw err;
+    throw ConfigError.single(config.store.path, `cannot write to the token store: ${(err as Error).message}`);
+  } finally {
+    await store.close();
+  }
+}
+
+function print(io: Io): number {
+  io.out(TOKEN_HELP);
+  return 0;
+}
