@@ -3,7 +3,7 @@
 # tollgate container image.
 #   docker build -t tollgate .
 #   docker run -p 8080:8080 -e TOLLGATE_ISSUER=https://auth.example.com \
-#     -v "$PWD/clients.yaml:/etc/tollgate/clients.yaml:ro" -v tollgate-data:/var/lib/tollgate tollgate
+#     -v "$PWD/registry:/etc/tollgate/registry:ro" -v tollgate-data:/var/lib/tollgate tollgate
 # The image holds no client registry: the operator mounts one (see the README, "Docker").
 
 # ---- build: compile TypeScript, then keep only the production dependencies ----

@@ -236,7 +236,7 @@ describe('deploy/docker/tollgate.yaml', () => {
   it('loads with the server own loader and puts state on the volume', () => {
     const config = loadConfig(file, { env: {} });
     expect(config.listen).toEqual({ host: '0.0.0.0', port: 8080 });
-    expect(config.clients_file).toBe('/etc/tollgate/clients.yaml');
+    expect(config.clients_file).toBe('/etc/tollgate/registry/clients.yaml');
     expect(isAbsolute(config.keys.dir) && onVolume(config.keys.dir)).toBe(true);
     expect(config.store.kind).toBe('sqlite');
     expect(onVolume(config.store.path)).toBe(true);

@@ -26,6 +26,7 @@ Options for add:
   --audience URI         an audience it may request; the first is its default (may repeat)
   --ttl SECONDS          lifetime of its tokens (${MIN_TTL}..${MAX_TTL}, or 15m, 1h)
   --auth-method M        ${AUTH_METHODS.join(' or ')} (may repeat; default: both)
+  --introspect           may introspect any client's tokens (for resource servers)
 
 Options for list:
   --json                 one JSON document instead of a table
@@ -64,6 +65,7 @@ async function addClient(args: string[], io: Io): Promise<number> {
     audience: { type: 'string', multiple: true },
     ttl: { type: 'string' },
     'auth-method': { type: 'string', multiple: true },
+    introspect: { type: 'boolean' },
   });
   if (values.help) return help(io);
   const [clientId] = positionals(pos, ['ID'], 'tollgate client add ID [options]');
@@ -97,6 +99,7 @@ async function addClient(args: string[], io: Io): Promise<number> {
   if (scopes.length > 0) entry.scopes = scopes;
   if (audiences.length > 0) entry.audiences = audiences;
   if (ttl !== undefined) entry.token_ttl = ttl;
+  if (values.introspect) entry.introspect = true;
   file.add(entry);
   file.save(registryOptions(config));
 
