@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { Clock } from './clock.js';
 import type { ClientRegistry } from './clients/registry.js';
 import type { Config } from './config.js';
+import { SecretVerifier } from './crypto/secret-verifier.js';
 import { discoveryRoutes } from './http/discovery-route.js';
 import { errorHandler, pathOf, sendError } from './http/errors.js';
 import { healthRoutes, type Readiness } from './http/health-route.js';
@@ -26,6 +27,8 @@ export interface AppDeps {
   clock: Clock;
   store: TokenStore;
   logger: Logger;
+  /** Checks client secrets; one is made if omitted. */
+  verifier?: SecretVerifier;
   /** Whether the server can serve tokens now; by default, whether the token store answers. */
   readiness?: () => Readiness | Promise<Readiness>;
 }
@@ -68,15 +71,17 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   });
 
   const { config, registry, clock, store, keys } = deps;
+  const verifier = deps.verifier ?? new SecretVerifier();
   tokenRoute(app, {
     registry,
     clock,
+    verifier,
     store,
     issuer: new TokenIssuer(config.issuer, keys, clock),
     policy: { defaultAudience: config.tokens.audience, defaultTtl: config.tokens.ttl },
   });
-  introspectionRoute(app, { registry, clock, store, keys });
-  revocationRoute(app, { registry, clock, store });
+  introspectionRoute(app, { registry, clock, verifier, store, keys });
+  revocationRoute(app, { registry, clock, verifier, store });
   discoveryRoutes(app, {
     registry: deps.registry,
     keys: deps.keys,

@@ -14,6 +14,7 @@ const POLL_MS = 1000;
 export class ReloadingClientRegistry implements ClientRegistry {
   #current: ClientRegistry;
   #watching = false;
+  readonly #listeners: (() => void)[] = [];
 
   constructor(
     readonly file: string,
@@ -43,8 +44,14 @@ export class ReloadingClientRegistry implements ClientRegistry {
     }
     const summary = diff(this.#current, next);
     this.#current = next;
+    for (const listener of this.#listeners) listener();
     this.logger.info({ event: 'registry.reloaded', file: this.file, clients: next.all().length, ...summary }, 'registry reloaded');
     return true;
+  }
+
+  /** Calls `listener` after every accepted reload. */
+  onReload(listener: () => void): void {
+    this.#listeners.push(listener);
   }
 
   /**

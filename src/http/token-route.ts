@@ -1,7 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import type { Clock } from '../clock.js';
-import type { ClientRegistry } from '../clients/registry.js';
-import { authenticateClient } from '../oauth/client-auth.js';
+import { authenticateClient, type ClientAuthDeps } from '../oauth/client-auth.js';
 import { decideGrant, type GrantPolicy } from '../oauth/client-credentials.js';
 import { InvalidRequest, UnsupportedGrantType } from '../oauth/errors.js';
 import { TOKEN_PATH } from '../oauth/metadata.js';
@@ -12,9 +10,7 @@ import type { TokenStore } from '../store/token-store.js';
 import { formParams } from './form.js';
 import { noStore } from './headers.js';
 
-export interface TokenRouteDeps {
-  registry: ClientRegistry;
-  clock: Clock;
+export interface TokenRouteDeps extends ClientAuthDeps {
   issuer: TokenIssuer;
   policy: GrantPolicy;
   store: TokenStore;

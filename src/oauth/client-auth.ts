@@ -1,8 +1,10 @@
 import { createHash } from 'node:crypto';
 import type { Clock } from '../clock.js';
 import type { AuthMethod, Client, ClientRegistry } from '../clients/registry.js';
-import { getDummyHash, MAX_SECRET_LENGTH, verifySecret } from '../crypto/secrets.js';
-import { InvalidClient, InvalidRequest } from './errors.js';
+import { QueueFull } from '../crypto/limiter.js';
+import type { SecretVerifier } from '../crypto/secret-verifier.js';
+import { MAX_SECRET_LENGTH } from '../crypto/secrets.js';
+import { InvalidClient, InvalidRequest, TemporarilyUnavailable } from './errors.js';
 import type { Params } from './params.js';
 import { isClientId } from './syntax.js';
 
@@ -23,6 +25,7 @@ export interface ClientAuthRequest {
 export interface ClientAuthDeps {
   registry: ClientRegistry;
   clock: Clock;
+  verifier: SecretVerifier;
 }
 
 /**
@@ -88,7 +91,8 @@ export function logId(registry: ClientRegistry, presentedId: string | undefined)
  * `reason` (log-only) says why. The argon2 work does not depend on why authentication fails: an
  * unknown client, or one with no live secret, is checked against a dummy hash of the same cost,
  * and a disabled client or a forbidden method or address is refused only after the secret check.
- * (A client with several live secrets during a rotation costs one verification per secret tried.)
+ * (A client with several live secrets during a rotation costs one verification per secret tried;
+ * a pair verified recently costs none, see VerifiedCredentials.)
  */
 export async function authenticateClient(req: ClientAuthRequest, deps: ClientAuthDeps): Promise<Client> {
   const creds = extractCredentials(req);
@@ -96,17 +100,12 @@ export async function authenticateClient(req: ClientAuthRequest, deps: ClientAut
   const client = isClientId(creds.clientId) ? deps.registry.get(creds.clientId) : undefined;
   const now = deps.clock.now();
   const live = client?.secrets.filter((s) => s.expiresAt === undefined || s.expiresAt > now) ?? [];
-
-  let matched = false;
-  if (live.length === 0) {
-    await verifySecret(await getDummyHash(), creds.secret);
-  } else {
-    for (const s of live) {
-      if (await verifySecret(s.hash, creds.secret)) {
-        matched = true;
-        break;
-      }
-    }
+  let matched: boolean;
+  try {
+    matched = (await deps.verifier.check(creds.clientId, creds.secret, live, now)) !== undefined;
+  } catch (err) {
+    if (err instanceof QueueFull) throw new TemporarilyUnavailable('too many authentication requests; retry later', 1, 'argon2 queue full');
+    throw err;
   }
 
   const id = creds.clientId;

@@ -299,3 +299,50 @@ describe('store failure', () => {
     expect(ready.statusCode).toBe(503);
   });
 });
+
+describe('verified-credential cache', () => {
+  it('stops accepting a secret at once when the registry drops it, though it was verified moments before', async () => {
+    const app = await buildTestApp({ clients: await clientsYaml() });
+    const ask = () => post('/oauth2/token', { grant_type: 'client_credentials' }, ['svc-b', S.b], app.app);
+    expect((await ask()).statusCode).toBe(200);
+    expect((await ask()).statusCode).toBe(200);
+    // svc-b now has only a new secret.
+    const rotated = (await clientsYaml()).replace(await hashOf(S.b), await hashOf('brand-new-secret-0123456789abcdefghijk'));
+    writeFileSync(app.fixture.clientsFile, rotated);
+    expect(app.registry.reload()).toBe(true);
+    expect((await ask()).statusCode).toBe(401);
+  });
+});
+
+describe('argon2 back-pressure', () => {
+  it('answers a flood beyond the argon2 queue with 503 and Retry-After, never 5xx otherwise', async () => {
+    const { SecretVerifier } = await import('../../src/crypto/secret-verifier.js');
+    const { Limiter } = await import('../../src/crypto/limiter.js');
+    const { buildApp } = await import('../../src/app.js');
+    const base = await buildTestApp({ clients: await clientsYaml() });
+    const app = buildApp({
+      config: base.config,
+      registry: base.registry,
+      keys: base.keys,
+      clock: base.clock,
+      store: base.store,
+      logger: (await import('../../src/log.js')).createLogger('silent'),
+      verifier: new SecretVerifier({ limiter: new Limiter(1, 2) }),
+    });
+    const answers = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => post('/oauth2/token', { grant_type: 'client_credentials' }, ['svc-a', `wrong-${i}`], app)),
+    );
+    const statuses = answers.map((r) => r.statusCode);
+    expect(statuses.filter((s) => s === 401).length).toBeGreaterThanOrEqual(3);
+    const refused = answers.filter((r) => r.statusCode === 503);
+    expect(refused.length).toBeGreaterThan(0);
+    expect(statuses.every((s) => s === 401 || s === 503)).toBe(true);
+    for (const r of refused) {
+      expect(r.headers['retry-after']).toBe('1');
+      expect(r.json().error).toBe('temporarily_unavailable');
+    }
+    // Service resumes once the flood has passed.
+    expect((await post('/oauth2/token', { grant_type: 'client_credentials' }, ['svc-a', S.a], app)).statusCode).toBe(200);
+    await app.close();
+  });
+});
