@@ -39,6 +39,16 @@ export function tokenStoreContract(name: string, open: () => Promise<TokenStore>
       expect((await store.find(rec.jti))?.clientId).toBe('svc-a');
     });
 
+    it('rejects only the duplicate when records arrive together', async () => {
+      const store = await open();
+      const a = makeRecord({ iat: T0 });
+      const b = makeRecord({ iat: T0 });
+      const results = await Promise.allSettled([store.record(a), store.record({ ...a, clientId: 'intruder' }), store.record(b)]);
+      expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+      expect((await store.find(a.jti))?.clientId).toBe('svc-a');
+      expect(await store.find(b.jti)).toEqual(b);
+    });
+
     it('revokes one token, keeps the first revocation time, and leaves others alone', async () => {
       const store = await open();
       const a = makeRecord({ iat: T0 });
