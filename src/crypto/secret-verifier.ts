@@ -11,6 +11,8 @@ import { VerifiedCredentials } from './verified-credentials.js';
 export class SecretVerifier {
   readonly cache: VerifiedCredentials;
   readonly #limiter: Limiter;
+  /** Verifications under way, by client and secret: a burst of one client's requests shares one. */
+  readonly #inFlight = new Map<string, Promise<ClientSecret | undefined>>();
 
   constructor(options: { cache?: VerifiedCredentials; limiter?: Limiter } = {}) {
     this.cache = options.cache ?? new VerifiedCredentials();
@@ -25,13 +27,25 @@ export class SecretVerifier {
    * Rejects with QueueFull when too many verifications are waiting.
    */
   async check(clientId: string, secret: string, live: readonly ClientSecret[], now: number): Promise<ClientSecret | undefined> {
+    const cached = live.length === 0 ? undefined : this.cache.lookup(clientId, secret, live, now);
+    if (cached !== undefined) return cached;
+    // A service that starts up opens many connections at once, all with the same credentials:
+    // verify them once, not once per connection. Unknown clients share a verification in the
+    // same way, so a burst costs the same whether or not the client exists.
+    const key = this.cache.keyOf(clientId, secret);
+    const running = this.#inFlight.get(key);
+    if (running !== undefined) return running;
+    const verification = this.#verify(clientId, secret, live, now).finally(() => this.#inFlight.delete(key));
+    this.#inFlight.set(key, verification);
+    return verification;
+  }
+
+  async #verify(clientId: string, secret: string, live: readonly ClientSecret[], now: number): Promise<ClientSecret | undefined> {
     if (live.length === 0) {
       const dummy = await getDummyHash();
       await this.#limiter.run(() => verifySecret(dummy, secret));
       return undefined;
     }
-    const cached = this.cache.lookup(clientId, secret, live, now);
-    if (cached !== undefined) return cached;
     for (const s of live) {
       if (await this.#limiter.run(() => verifySecret(s.hash, secret))) {
         this.cache.remember(clientId, secret, s, now);

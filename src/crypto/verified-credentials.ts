@@ -74,6 +74,11 @@ export class VerifiedCredentials {
     return this.#entries.size;
   }
 
+  /** An opaque key for the pair (its HMAC), to index other per-credential state by. */
+  keyOf(clientId: string, secret: string): string {
+    return this.#mac(clientId, secret);
+  }
+
   #mac(clientId: string, secret: string): string {
     // Length-prefixed so that ("ab", "c") and ("a", "bc") can never collide.
     return createHmac('sha256', this.#key).update(`${clientId.length}:${clientId}:${secret}`).digest('base64url');

@@ -98,3 +98,25 @@ describe('SecretVerifier', () => {
     expect(await verifier.check('svc', secret, [], NOW)).toBeUndefined();
   });
 });
+
+describe('SecretVerifier under a burst', () => {
+  it('verifies a burst of identical credentials once, known client or not', async () => {
+    const secret = 'burst-secret-0123456789abcdefghijklmnopq';
+    const live = [{ hash: await hashOf(secret) }];
+    let runs = 0;
+    const counting = new Limiter(2, 256);
+    const run = counting.run.bind(counting);
+    counting.run = (task) => {
+      runs++;
+      return run(task);
+    };
+    const verifier = new SecretVerifier({ limiter: counting });
+    const known = await Promise.all(Array.from({ length: 20 }, () => verifier.check('svc', secret, live, NOW)));
+    expect(known.every((s) => s === live[0])).toBe(true);
+    expect(runs).toBe(1);
+    runs = 0;
+    const unknown = await Promise.all(Array.from({ length: 20 }, () => verifier.check('ghost', secret, [], NOW)));
+    expect(unknown.every((s) => s === undefined)).toBe(true);
+    expect(runs).toBe(1);
+  });
+});
