@@ -24,7 +24,7 @@ const REDACT = [
 export function loggerOptions(level: string): LoggerOptions {
   return {
     level,
-    base: { service: 'tollgate' },
+    base: { service: 'tollgate', pid: process.pid },
     timestamp: pino.stdTimeFunctions.isoTime,
     redact: { paths: REDACT, censor: '[redacted]' },
   };

@@ -13,14 +13,16 @@ export interface ServerProcess {
   stderr: () => string;
   /** Sends a signal and waits for the exit; resolves the exit code (or the signal's name). */
   stop(signal?: NodeJS.Signals): Promise<number | string>;
+  /** Resolves once stdout matches, polling for at most `ms`. */
+  waitForOutput(pattern: RegExp, ms?: number): Promise<RegExpMatchArray>;
 }
 
 /**
  * Runs `tollgate serve` as a real process and resolves once it listens (its "server.started"
  * log line names the URL, so the config may use port 0). Killed when the test file ends.
  */
-export async function startServerProcess(configFile: string, env: NodeJS.ProcessEnv = {}): Promise<ServerProcess> {
-  const proc = spawn(process.execPath, [CLI, 'serve', '--config', configFile], {
+export async function startServerProcess(configFile: string, env: NodeJS.ProcessEnv = {}, args: string[] = []): Promise<ServerProcess> {
+  const proc = spawn(process.execPath, [CLI, 'serve', '--config', configFile, ...args], {
     env: { PATH: process.env.PATH, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -44,6 +46,15 @@ export async function startServerProcess(configFile: string, env: NodeJS.Process
     url,
     stdout: () => out,
     stderr: () => err,
+    waitForOutput: async (pattern, ms = 15_000) => {
+      const deadline = Date.now() + ms;
+      for (;;) {
+        const m = out.match(pattern);
+        if (m) return m;
+        if (Date.now() > deadline) throw new Error(`no ${pattern} in output within ${ms} ms:\n${out}${err}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
     stop: async (signal = 'SIGTERM') => {
       proc.kill(signal);
       return exited;

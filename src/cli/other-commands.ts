@@ -1,4 +1,7 @@
+import cluster from 'node:cluster';
+import { availableParallelism } from 'node:os';
 import { loadRegistryFile } from '../clients/yaml-registry.js';
+import { runPrimary } from '../cluster.js';
 import { ConfigError } from '../config-error.js';
 import { loadConfig } from '../config.js';
 import { hashSecret, MAX_SECRET_LENGTH } from '../crypto/secrets.js';
@@ -12,12 +15,14 @@ import { configPath, parseCommand, positionals, UsageError } from './usage.js';
 const COMMON = `  --config FILE   config file (default: $TOLLGATE_CONFIG, else config/tollgate.yaml)
   -h, --help      this text`;
 
-export const SERVE_HELP = `Usage: tollgate serve [--config FILE]
+export const SERVE_HELP = `Usage: tollgate serve [--config FILE] [--workers N|auto]
 
 Runs the authorization server: loads the config, the client registry and the signing keys
 (generating one into keys.dir on first start), then listens on listen.host:listen.port.
-SIGTERM or SIGINT stops it after requests in flight finish.
+SIGTERM or SIGINT stops it after requests in flight finish; SIGHUP re-reads the registry.
 
+  --workers N     run N processes sharing the port (auto: one per core; default 1). A worker
+                  that dies is replaced. Needs the sqlite or redis store.
 ${COMMON}`;
 
 export const HASH_SECRET_HELP = `Usage: tollgate hash-secret < secret.txt
@@ -42,11 +47,16 @@ published in the JWKS.
 ${COMMON}`;
 
 export async function serveCommand(args: string[], io: Io): Promise<number> {
-  const { values, positionals: pos } = parseCommand(args, {});
+  const { values, positionals: pos } = parseCommand(args, { workers: { type: 'string' } });
   if (values.help) return print(io, SERVE_HELP);
-  positionals(pos, [], 'tollgate serve [--config FILE]');
+  positionals(pos, [], 'tollgate serve [--config FILE] [--workers N|auto]');
+  const workers = parseWorkers(values.workers ?? '1');
   const config = loadConfig(configPath(values.config, io.env), { env: io.env, cwd: io.cwd });
   const logger = createLogger(config.log.level);
+  if (workers > 1 && cluster.isPrimary) {
+    await runPrimary(config, workers, logger);
+    return new Promise<number>(() => {});
+  }
   let server;
   try {
     server = await startServer(config, logger);
@@ -60,6 +70,14 @@ export async function serveCommand(args: string[], io: Io): Promise<number> {
   closeOnSignals(server, logger);
   // The process now lives as long as the server; closeOnSignals decides the exit code.
   return new Promise<number>(() => {});
+}
+
+function parseWorkers(text: string): number {
+  if (text === 'auto') return availableParallelism();
+  if (!/^\d{1,3}$/.test(text) || Number(text) < 1 || Number(text) > 256) {
+    throw new UsageError('--workers must be a number from 1 to 256, or auto (one per core)');
+  }
+  return Number(text);
 }
 
 export async function hashSecretCommand(args: string[], io: Io): Promise<number> {

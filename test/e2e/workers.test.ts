@@ -1,0 +1,81 @@
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { hashOf, writeFixture } from '../helpers.js';
+import { CLI, startServerProcess } from '../server-process.js';
+
+const SECRET = 'workers-secret-0123456789abcdefghijklmnopq';
+
+async function fixture(store: string) {
+  const state = writeFixture({ clients: '' });
+  return writeFixture({
+    config: `issuer: http://127.0.0.1
+listen: { host: 127.0.0.1, port: 0 }
+keys: { dir: ${join(state.dir, 'keys')} }
+store: ${store.replace('STATE', state.dir)}
+log: { level: info }
+`,
+    clients: `clients:
+  - client_id: svc
+    secrets: [{ hash: "${await hashOf(SECRET)}" }]
+    audiences: [https://api.test]
+`,
+  });
+}
+
+const pidsIn = (out: string) => new Set([...out.matchAll(/"pid":(\d+)[^\n]*"event":"server.started"/g)].map((m) => Number(m[1])));
+
+async function token(url: string): Promise<number> {
+  const res = await fetch(`${url}/oauth2/token`, {
+    method: 'POST',
+    headers: { authorization: `Basic ${Buffer.from(`svc:${SECRET}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+    body: 'grant_type=client_credentials',
+  });
+  return res.status;
+}
+
+describe('tollgate serve --workers', () => {
+  it('runs two workers on one port, both answering, and replaces one that dies', async () => {
+    const f = await fixture('{ kind: sqlite, path: STATE/tokens.db }');
+    const server = await startServerProcess(f.configFile, {}, ['--workers', '2']);
+    await server.waitForOutput(/"event":"server.started"[\s\S]*"event":"server.started"/);
+    const pids = pidsIn(server.stdout());
+    expect(pids.size).toBe(2);
+    expect(pids.has(server.proc.pid!)).toBe(false);
+
+    // Keep-alive off, so that the kernel spreads connections over both workers.
+    const statuses = await Promise.all(Array.from({ length: 20 }, () => token(server.url)));
+    expect(statuses.every((s) => s === 200)).toBe(true);
+
+    const [victim] = pids;
+    process.kill(victim!, 'SIGKILL');
+    await server.waitForOutput(/"event":"worker.died"/);
+    const deadline = Date.now() + 15_000;
+    while (pidsIn(server.stdout()).size < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(pidsIn(server.stdout()).size).toBe(3);
+    expect(await token(server.url)).toBe(200);
+    expect(await server.stop('SIGTERM')).toBe(0);
+  });
+
+  it('refuses the memory store with more than one worker, in one line', async () => {
+    const f = await fixture('{ kind: memory }');
+    const err = await promisify(execFile)(process.execPath, [CLI, 'serve', '--workers', '2', '--config', f.configFile]).then(
+      () => undefined,
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect(err?.code).toBe(1);
+    expect(err!.stderr.trim().split('\n')).toHaveLength(1);
+    expect(err!.stderr).toMatch(/store.kind memory .* cannot serve 2 workers/);
+  });
+
+  it('refuses a bad --workers value', async () => {
+    const f = await fixture('{ kind: memory }');
+    const err = await promisify(execFile)(process.execPath, [CLI, 'serve', '--workers', 'lots', '--config', f.configFile]).then(
+      () => undefined,
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect(err?.code).toBe(1);
+    expect(err!.stderr).toMatch(/--workers must be/);
+  });
+});
