@@ -5,6 +5,8 @@ import type { Clock } from './clock.js';
 import type { ClientRegistry } from './clients/registry.js';
 import type { Config } from './config.js';
 import { SecretVerifier } from './crypto/secret-verifier.js';
+import { metricsRoute } from './http/metrics-route.js';
+import { InstrumentedTokenStore, Metrics } from './metrics.js';
 import { discoveryRoutes } from './http/discovery-route.js';
 import { errorHandler, pathOf, sendError } from './http/errors.js';
 import { healthRoutes, type Readiness } from './http/health-route.js';
@@ -29,6 +31,8 @@ export interface AppDeps {
   logger: Logger;
   /** Checks client secrets; one is made if omitted. */
   verifier?: SecretVerifier;
+  /** Prometheus metrics served at /metrics; a registry without process metrics if omitted. */
+  metrics?: Metrics;
   /** Whether the server can serve tokens now; by default, whether the token store answers. */
   readiness?: () => Readiness | Promise<Readiness>;
 }
@@ -42,6 +46,7 @@ const ALLOWED: Readonly<Record<string, string>> = {
   [JWKS_PATH]: 'GET, HEAD',
   '/healthz': 'GET, HEAD',
   '/readyz': 'GET, HEAD',
+  '/metrics': 'GET, HEAD',
 };
 
 /** Builds the HTTP application. Does no I/O: the caller listens, or calls inject() in tests. */
@@ -60,7 +65,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   app.removeAllContentTypeParsers();
   app.register(formbody, { bodyLimit: BODY_LIMIT });
 
-  app.setErrorHandler(errorHandler(deps.registry));
+  const metrics = deps.metrics ?? new Metrics({ processMetrics: false });
+  app.setErrorHandler(errorHandler(deps.registry, metrics));
   app.setNotFoundHandler((req, reply) => {
     const allow = ALLOWED[pathOf(req)];
     if (allow !== undefined) return sendError(new MethodNotAllowed(allow), reply);
@@ -68,15 +74,21 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   });
   app.addHook('onResponse', async (req, reply) => {
     req.log.info({ method: req.method, path: pathOf(req), status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
+    // The route's pattern, never the raw URL: labels must stay few.
+    const endpoint = req.routeOptions.url ?? 'unmatched';
+    metrics.requests.inc({ endpoint, status: reply.statusCode });
+    metrics.requestSeconds.observe({ endpoint }, reply.elapsedTime / 1000);
   });
 
-  const { config, registry, clock, store, keys } = deps;
-  const verifier = deps.verifier ?? new SecretVerifier();
+  const { config, registry, clock, keys } = deps;
+  const store = new InstrumentedTokenStore(deps.store, metrics);
+  const verifier = deps.verifier ?? new SecretVerifier({ observe: (s) => metrics.argon2Seconds.observe(s) });
   tokenRoute(app, {
     registry,
     clock,
     verifier,
     store,
+    metrics,
     issuer: new TokenIssuer(config.issuer, keys, clock),
     policy: { defaultAudience: config.tokens.audience, defaultTtl: config.tokens.ttl },
   });
@@ -88,6 +100,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     metadata: { issuer: config.issuer, publishScopes: config.metadata.publish_scopes, maxAge: config.metadata.max_age },
   });
   healthRoutes(app, deps.readiness ?? (() => storeReadiness(store)));
+  metricsRoute(app, metrics, registry, keys);
   return app;
 }
 

@@ -5,6 +5,7 @@ import { systemClock } from './clock.js';
 import { ReloadingClientRegistry } from './clients/reloading-registry.js';
 import type { Config } from './config.js';
 import { SecretVerifier } from './crypto/secret-verifier.js';
+import { Metrics } from './metrics.js';
 import { getDummyHash } from './crypto/secrets.js';
 import { DiskKeySet } from './keys/disk-key-set.js';
 import { createLogger } from './log.js';
@@ -37,11 +38,12 @@ export async function startServer(config: Config, logger: Logger = createLogger(
   await getDummyHash();
   const store = createTokenStore(config.store);
 
-  const verifier = new SecretVerifier();
+  const metrics = new Metrics();
+  const verifier = new SecretVerifier({ observe: (s) => metrics.argon2Seconds.observe(s) });
   // Verified credentials are re-checked against the live hashes anyway; clearing them on a
   // registry change also drops entries of clients that are gone.
   registry.onReload(() => verifier.cache.clear());
-  const app = buildApp({ config, registry, keys, clock: systemClock, store, verifier, logger });
+  const app = buildApp({ config, registry, keys, clock: systemClock, store, verifier, metrics, logger });
   let url: string;
   try {
     url = await app.listen({ host: config.listen.host, port: config.listen.port });

@@ -33,14 +33,21 @@ export interface Client {
 export interface ClientRegistry {
   get(clientId: string): Client | undefined;
   all(): readonly Client[];
+  /** When this version of the registry was loaded, ms since the epoch. */
+  loadedAt(): number;
 }
 
 /** A registry whose clients are fixed at construction. */
 export class StaticClientRegistry implements ClientRegistry {
   readonly #byId: ReadonlyMap<string, Client>;
+  readonly #loadedAt = Date.now();
 
   constructor(clients: readonly Client[]) {
     this.#byId = new Map(clients.map((c) => [c.clientId, c]));
+  }
+
+  loadedAt(): number {
+    return this.#loadedAt;
   }
 
   get(clientId: string): Client | undefined {

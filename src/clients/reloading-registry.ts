@@ -32,6 +32,10 @@ export class ReloadingClientRegistry implements ClientRegistry {
     return this.#current.all();
   }
 
+  loadedAt(): number {
+    return this.#current.loadedAt();
+  }
+
   /** Re-reads the file now; returns whether the new version was taken. */
   reload(): boolean {
     let next: ClientRegistry;

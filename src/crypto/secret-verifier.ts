@@ -14,8 +14,11 @@ export class SecretVerifier {
   /** Verifications under way, by client and secret: a burst of one client's requests shares one. */
   readonly #inFlight = new Map<string, Promise<ClientSecret | undefined>>();
 
-  constructor(options: { cache?: VerifiedCredentials; limiter?: Limiter } = {}) {
+  readonly #observe: (seconds: number) => void;
+
+  constructor(options: { cache?: VerifiedCredentials; limiter?: Limiter; observe?: (seconds: number) => void } = {}) {
     this.cache = options.cache ?? new VerifiedCredentials();
+    this.#observe = options.observe ?? (() => {});
     // argon2 shares libuv's pool (4 threads) with token signing: leave signing half of it, and
     // bound the queue so a flood of wrong secrets is refused instead of piling up.
     this.#limiter = options.limiter ?? new Limiter(Math.max(1, Math.min(2, availableParallelism() - 1)), 256);
@@ -43,15 +46,24 @@ export class SecretVerifier {
   async #verify(clientId: string, secret: string, live: readonly ClientSecret[], now: number): Promise<ClientSecret | undefined> {
     if (live.length === 0) {
       const dummy = await getDummyHash();
-      await this.#limiter.run(() => verifySecret(dummy, secret));
+      await this.#argon2(dummy, secret);
       return undefined;
     }
     for (const s of live) {
-      if (await this.#limiter.run(() => verifySecret(s.hash, secret))) {
+      if (await this.#argon2(s.hash, secret)) {
         this.cache.remember(clientId, secret, s, now);
         return s;
       }
     }
     return undefined;
+  }
+
+  async #argon2(hash: string, secret: string): Promise<boolean> {
+    const start = process.hrtime.bigint();
+    try {
+      return await this.#limiter.run(() => verifySecret(hash, secret));
+    } finally {
+      this.#observe(Number(process.hrtime.bigint() - start) / 1e9);
+    }
   }
 }

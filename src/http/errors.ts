@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { InvalidClient, InvalidRequest, OAuthError, PayloadTooLarge, ServerError } from '../oauth/errors.js';
 import type { ClientRegistry } from '../clients/registry.js';
+import type { Metrics } from '../metrics.js';
 import { logId } from '../oauth/client-auth.js';
 import { noStore } from './headers.js';
 
@@ -22,13 +23,15 @@ export function sendError(err: OAuthError, reply: FastifyReply): FastifyReply {
 }
 
 /** The Fastify error handler, given the registry so that failed authentications are logged safely. */
-export function errorHandler(registry: ClientRegistry) {
-  return (err: unknown, req: FastifyRequest, reply: FastifyReply): FastifyReply => handleError(err, req, reply, registry);
+export function errorHandler(registry: ClientRegistry, metrics: Metrics) {
+  return (err: unknown, req: FastifyRequest, reply: FastifyReply): FastifyReply => handleError(err, req, reply, registry, metrics);
 }
 
-function handleError(err: unknown, req: FastifyRequest, reply: FastifyReply, registry: ClientRegistry): FastifyReply {
+function handleError(err: unknown, req: FastifyRequest, reply: FastifyReply, registry: ClientRegistry, metrics: Metrics): FastifyReply {
   const oauth = toOAuthError(err);
   if (oauth instanceof InvalidClient) {
+    // The reason without its detail (`method_not_allowed:…`), so the label set stays small.
+    metrics.authFailures.inc({ reason: oauth.reason.split(':')[0] });
     req.log.warn({ event: 'client.auth_failed', ...logId(registry, oauth.presentedId), reason: oauth.reason, ip: req.ip }, 'client authentication failed');
   } else if (oauth instanceof ServerError) {
     req.log.error({ err, path: pathOf(req) }, 'request failed');

@@ -6,6 +6,7 @@ import { TOKEN_PATH } from '../oauth/metadata.js';
 import { guardStore } from '../oauth/store-guard.js';
 import { tokenDigest } from '../oauth/token-digest.js';
 import type { TokenIssuer } from '../oauth/token-issuer.js';
+import type { Metrics } from '../metrics.js';
 import type { TokenStore } from '../store/token-store.js';
 import { formParams } from './form.js';
 import { noStore } from './headers.js';
@@ -14,6 +15,7 @@ export interface TokenRouteDeps extends ClientAuthDeps {
   issuer: TokenIssuer;
   policy: GrantPolicy;
   store: TokenStore;
+  metrics: Metrics;
 }
 
 /** POST /oauth2/token: the client credentials grant (RFC 6749 §4.4) answering RFC 9068 JWTs. */
@@ -43,6 +45,7 @@ export function tokenRoute(app: FastifyInstance, deps: TokenRouteDeps): void {
       }),
     );
 
+    deps.metrics.tokensIssued.inc({ client_id: client.clientId });
     req.log.info(
       { event: 'token.issued', client_id: client.clientId, scope: claims.scope, aud: claims.aud, jti: claims.jti, ip: req.ip },
       'token issued',

@@ -122,12 +122,13 @@ async function loadKeyFile(file: string): Promise<LoadedKey> {
   const { kty, n, e } = await exportJWK(createPublicKey(keyObject));
   const kid = await calculateJwkThumbprint({ kty, n, e }, 'sha256');
   const key = await importPKCS8(pem, ALG);
+  const createdAt = statSync(file).mtimeMs;
   return {
     kid,
     file,
     bits,
-    createdAt: statSync(file).mtimeMs,
-    signing: Object.freeze({ kid, alg: ALG, key }),
+    createdAt,
+    signing: Object.freeze({ kid, alg: ALG, key, createdAt }),
     publicJwk: Object.freeze({ kty: kty!, n, e, kid, alg: ALG, use: 'sig' as const }),
   };
 }

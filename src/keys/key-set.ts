@@ -5,6 +5,8 @@ export interface SigningKey {
   readonly kid: string;
   readonly alg: 'RS256';
   readonly key: CryptoKey;
+  /** When the key was created, ms since the epoch. */
+  readonly createdAt: number;
 }
 
 /** The public half of a key as published in the JWKS (RFC 7517). */

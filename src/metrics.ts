@@ -1,0 +1,110 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { TokenRecord, TokenStore } from './store/token-store.js';
+
+/**
+ * The Prometheus metrics of one server, in a registry of its own (not prom-client's global
+ * one), so that several apps in one process (tests) do not share counters.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+  readonly requests = new Counter({
+    name: 'tollgate_http_requests_total',
+    help: 'HTTP requests by endpoint and status code',
+    labelNames: ['endpoint', 'status'] as const,
+    registers: [this.registry],
+  });
+  readonly requestSeconds = new Histogram({
+    name: 'tollgate_http_request_duration_seconds',
+    help: 'Time to answer an HTTP request, by endpoint',
+    labelNames: ['endpoint'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+  readonly tokensIssued = new Counter({
+    name: 'tollgate_tokens_issued_total',
+    help: 'Access tokens issued, by client',
+    labelNames: ['client_id'] as const,
+    registers: [this.registry],
+  });
+  readonly authFailures = new Counter({
+    name: 'tollgate_client_auth_failures_total',
+    help: 'Failed client authentications, by reason',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly argon2Seconds = new Histogram({
+    name: 'tollgate_argon2_verify_duration_seconds',
+    help: 'Time of one argon2 verification, queueing included',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+  readonly storeSeconds = new Histogram({
+    name: 'tollgate_store_operation_duration_seconds',
+    help: 'Time of token store operations, by operation and outcome',
+    labelNames: ['operation', 'outcome'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2],
+    registers: [this.registry],
+  });
+  readonly registryLoadedAt = new Gauge({
+    name: 'tollgate_registry_loaded_timestamp_seconds',
+    help: 'When the client registry in use was loaded (Unix time)',
+    registers: [this.registry],
+  });
+  readonly registryClients = new Gauge({
+    name: 'tollgate_registry_clients',
+    help: 'Clients in the registry in use',
+    registers: [this.registry],
+  });
+  readonly signingKeyCreatedAt = new Gauge({
+    name: 'tollgate_signing_key_created_timestamp_seconds',
+    help: 'When the key that signs new tokens was created (Unix time)',
+    registers: [this.registry],
+  });
+
+  constructor(options: { processMetrics?: boolean } = {}) {
+    if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'tollgate_' });
+  }
+
+  /** Times an async operation into a histogram. */
+  async time<T>(histogram: Histogram<'operation' | 'outcome'>, operation: string, op: () => Promise<T>): Promise<T> {
+    const start = process.hrtime.bigint();
+    let outcome = 'error';
+    try {
+      const result = await op();
+      outcome = 'ok';
+      return result;
+    } finally {
+      histogram.observe({ operation, outcome }, Number(process.hrtime.bigint() - start) / 1e9);
+    }
+  }
+}
+
+/** A TokenStore that reports the latency and errors of every operation. */
+export class InstrumentedTokenStore implements TokenStore {
+  constructor(
+    private readonly inner: TokenStore,
+    private readonly metrics: Metrics,
+  ) {}
+
+  record(token: TokenRecord): Promise<void> {
+    return this.metrics.time(this.metrics.storeSeconds, 'record', () => this.inner.record(token));
+  }
+  find(jti: string): Promise<TokenRecord | undefined> {
+    return this.metrics.time(this.metrics.storeSeconds, 'find', () => this.inner.find(jti));
+  }
+  revoke(jti: string, at: number): Promise<boolean> {
+    return this.metrics.time(this.metrics.storeSeconds, 'revoke', () => this.inner.revoke(jti, at));
+  }
+  revokeClient(clientId: string, at: number): Promise<void> {
+    return this.metrics.time(this.metrics.storeSeconds, 'revoke_client', () => this.inner.revokeClient(clientId, at));
+  }
+  purgeExpired(now: number): Promise<number> {
+    return this.metrics.time(this.metrics.storeSeconds, 'purge', () => this.inner.purgeExpired(now));
+  }
+  ping(): Promise<void> {
+    return this.metrics.time(this.metrics.storeSeconds, 'ping', () => this.inner.ping());
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}

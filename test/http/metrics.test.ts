@@ -1,0 +1,42 @@
+import { describe, expect, it } from 'vitest';
+import { basic, buildTestApp, form, FORM, hashOf } from '../helpers.js';
+
+const SECRET = 'metrics-secret-0123456789abcdefghijklmnop';
+
+describe('GET /metrics', () => {
+  it('counts requests by endpoint and status, tokens by client, failures by reason, in Prometheus text', async () => {
+    const t = await buildTestApp({
+      clients: `clients:
+  - client_id: svc
+    secrets: [{ hash: "${await hashOf(SECRET)}" }]
+    audiences: [https://api.test]
+`,
+    });
+    const ask = (secret: string) =>
+      t.app.inject({ method: 'POST', url: '/oauth2/token', headers: { ...FORM, authorization: basic('svc', secret) }, payload: form({ grant_type: 'client_credentials' }) });
+    expect((await ask(SECRET)).statusCode).toBe(200);
+    expect((await ask(SECRET)).statusCode).toBe(200);
+    expect((await ask('wrong')).statusCode).toBe(401);
+    await t.app.inject({ method: 'GET', url: '/no/such/path?secret=x' });
+
+    const res = await t.app.inject({ method: 'GET', url: '/metrics' });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
+    expect(res.headers['cache-control']).toBe('no-store');
+    const text = res.body;
+    expect(text).toMatch(/^tollgate_http_requests_total\{endpoint="\/oauth2\/token",status="200"\} 2$/m);
+    expect(text).toMatch(/^tollgate_http_requests_total\{endpoint="\/oauth2\/token",status="401"\} 1$/m);
+    expect(text).toMatch(/^tollgate_http_requests_total\{endpoint="unmatched",status="404"\} 1$/m);
+    expect(text).toMatch(/^tollgate_tokens_issued_total\{client_id="svc"\} 2$/m);
+    expect(text).toMatch(/^tollgate_client_auth_failures_total\{reason="wrong_secret"\} 1$/m);
+    // One argon2 run for the first success (the second came from the cache), one for the failure.
+    expect(text).toMatch(/^tollgate_argon2_verify_duration_seconds_count 2$/m);
+    expect(text).toMatch(/^tollgate_store_operation_duration_seconds_count\{operation="record",outcome="ok"\} 2$/m);
+    expect(text).toMatch(/^tollgate_http_request_duration_seconds_bucket\{le="\+Inf",endpoint="\/oauth2\/token"\} 3$/m);
+    expect(text).toMatch(/^tollgate_registry_clients 1$/m);
+    expect(text).toMatch(/^tollgate_registry_loaded_timestamp_seconds \d+/m);
+    expect(text).toMatch(/^tollgate_signing_key_created_timestamp_seconds \d+/m);
+    expect(text).not.toContain(SECRET);
+    expect(text).not.toContain('secret=x');
+  });
+});
