@@ -57,6 +57,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     // request log includes the query string, which could carry a secret sent by mistake.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: BODY_LIMIT,
+    // A client that trickles its request (slowloris) is cut off; a token request takes milliseconds.
+    requestTimeout: 10_000,
     return503OnClosing: true,
     routerOptions: { maxParamLength: 200 },
   }) as unknown as FastifyInstance;
