@@ -52,6 +52,11 @@ export async function startServer(config: Config, logger: Logger = createLogger(
     throw err;
   }
   registry.watch();
+  keys.watch((e) => {
+    if (e.type === 'reloaded') logger.info({ event: 'keys.reloaded', kids: e.kids, signing_kid: keys.signingKey().kid }, 'signing keys reloaded');
+    else if (e.type === 'rejected') logger.error({ event: 'keys.rejected', problem: e.problem.message }, 'key directory change refused; the keys in use stay');
+    else logger.info({ event: 'key.rotated', from_kid: e.from, to_kid: e.to }, 'a new key signs tokens now');
+  });
   const purge = setInterval(() => {
     store.purgeExpired(systemClock.now()).then(
       (n) => n > 0 && logger.debug({ event: 'store.purged', records: n }, 'expired token records purged'),
@@ -75,6 +80,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
     close: async () => {
       clearInterval(purge);
       registry.close();
+      keys.close();
       await app.close();
       await store.close();
     },

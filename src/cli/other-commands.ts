@@ -153,7 +153,7 @@ export async function keysCommand(args: string[], io: Io): Promise<number> {
     throw err;
   }
   const rows = [['KID', 'CREATED', 'KEY', 'USE', 'FILE']];
-  keys.forEach((k, i) => rows.push([k.kid, new Date(k.createdAt).toISOString(), `RSA-${k.bits}`, i === 0 ? 'signing' : 'published', k.file]));
+  for (const k of keys) rows.push([k.kid, new Date(k.createdAt).toISOString(), `RSA-${k.bits}`, k.use, k.file]);
   for (const line of formatTable(rows)) io.out(line);
   return 0;
 }

@@ -2,6 +2,7 @@ import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { chmodSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, exportJWK, exportPKCS8, generateKeyPair, importPKCS8 } from 'jose';
+import { systemClock, type Clock } from '../clock.js';
 import { ConfigError } from '../config-error.js';
 import type { KeySet, PublicJwk, SigningKey } from './key-set.js';
 
@@ -22,53 +23,160 @@ interface LoadedKey extends KeyFileInfo {
   publicJwk: PublicJwk;
 }
 
+export interface DiskKeySetOptions {
+  /** Generate a first key into an empty or missing directory. */
+  generateIfEmpty: boolean;
+  /**
+   * How long a new key is published before it signs (ms), so that resource servers that cache
+   * the JWKS see it before they meet a token it signed. 0 signs with the newest key at once.
+   */
+  publishBeforeUseMs?: number;
+  clock?: Clock;
+}
+
+export type KeySetEvent =
+  | { type: 'reloaded'; kids: string[] }
+  | { type: 'rejected'; problem: ConfigError }
+  | { type: 'rotated'; from: string; to: string };
+
+/** What a key is doing now. */
+export type KeyUse = 'signing' | 'published' | 'pending';
+
 /**
  * The signing keys in `keys.dir`: PKCS#8 PEM files, one key each, named `<kid>.pem` where the
- * kid is the key's RFC 7638 thumbprint. The newest key signs; all of them are published so that
- * tokens signed by an older key keep verifying until they expire.
+ * kid is the key's RFC 7638 thumbprint. Every key is published, so tokens signed by an older key
+ * keep verifying until they expire. The newest key that has been published for
+ * `publishBeforeUseMs` signs; until one has, the oldest key goes on signing.
  */
 export class DiskKeySet implements KeySet {
-  readonly #keys: readonly LoadedKey[];
-  readonly #jwks: { keys: readonly PublicJwk[] };
+  #keys: readonly LoadedKey[];
+  #jwks: { keys: readonly PublicJwk[] };
+  #signature: string;
+  #timer: NodeJS.Timeout | undefined;
+  readonly #delay: number;
+  readonly #clock: Clock;
 
-  private constructor(keys: readonly LoadedKey[]) {
-    this.#keys = keys;
-    this.#jwks = Object.freeze({ keys: Object.freeze(keys.map((k) => k.publicJwk)) });
+  private constructor(
+    readonly dir: string,
+    loaded: { keys: readonly LoadedKey[]; signature: string },
+    options: DiskKeySetOptions,
+  ) {
+    this.#keys = loaded.keys;
+    this.#signature = loaded.signature;
+    this.#jwks = publish(loaded.keys);
+    this.#delay = options.publishBeforeUseMs ?? 0;
+    this.#clock = options.clock ?? systemClock;
   }
 
-  /**
-   * Loads every key in dir. With `generateIfEmpty`, a missing or empty directory gets a new
-   * RSA-2048 key first (the directory mode 0700, the file 0600).
-   */
-  static async load(dir: string, options: { generateIfEmpty: boolean }): Promise<DiskKeySet> {
-    let files = listKeyFiles(dir);
-    if (files.length === 0) {
+  /** Loads every key in dir (generating the first one if asked to). Throws ConfigError. */
+  static async load(dir: string, options: DiskKeySetOptions): Promise<DiskKeySet> {
+    if (listKeyFiles(dir).length === 0) {
       if (!options.generateIfEmpty) throw ConfigError.single(dir, 'the key directory holds no keys (*.pem)');
       await generateKeyFile(dir);
-      files = listKeyFiles(dir);
     }
-    const keys = await Promise.all(files.map((file) => loadKeyFile(join(dir, file))));
-    const kids = new Set<string>();
-    for (const k of keys) {
-      if (kids.has(k.kid)) throw ConfigError.single(k.file, `holds the same key as another file (kid ${k.kid})`);
-      kids.add(k.kid);
-    }
-    keys.sort((a, b) => b.createdAt - a.createdAt || a.kid.localeCompare(b.kid));
-    return new DiskKeySet(keys);
+    return new DiskKeySet(dir, await loadKeys(dir), options);
   }
 
   signingKey(): SigningKey {
-    return this.#keys[0]!.signing;
+    const ready = this.#clock.now() - this.#delay;
+    // #keys is newest first; the first one published long enough signs, else the oldest.
+    return (this.#keys.find((k) => k.createdAt <= ready) ?? this.#keys[this.#keys.length - 1]!).signing;
   }
 
   jwks(): { keys: readonly PublicJwk[] } {
     return this.#jwks;
   }
 
-  /** The keys, newest (the signing key) first. */
-  list(): readonly KeyFileInfo[] {
-    return this.#keys.map(({ kid, file, createdAt, bits }) => ({ kid, file, createdAt, bits }));
+  /** The keys, newest first, with what each is doing now. */
+  list(): readonly (KeyFileInfo & { use: KeyUse })[] {
+    const signing = this.signingKey().kid;
+    return this.#keys.map(({ kid, file, createdAt, bits }) => ({
+      kid,
+      file,
+      createdAt,
+      bits,
+      use: kid === signing ? 'signing' : createdAt > this.#clock.now() - this.#delay ? 'pending' : 'published',
+    }));
   }
+
+  /**
+   * Re-reads the directory. A directory that no longer loads (no keys, a broken file) is
+   * refused and the keys in use stay; returns the problem, or undefined when the new set is in use.
+   */
+  async reload(): Promise<ConfigError | undefined> {
+    try {
+      const loaded = await loadKeys(this.dir);
+      if (loaded.keys.length === 0) return ConfigError.single(this.dir, 'the key directory holds no keys (*.pem)');
+      this.#keys = loaded.keys;
+      this.#jwks = publish(loaded.keys);
+      this.#signature = loaded.signature;
+      return undefined;
+    } catch (err) {
+      if (err instanceof ConfigError) return err;
+      throw err;
+    }
+  }
+
+  /**
+   * Checks the directory every `intervalMs`, reloads when its files change, and reports each
+   * reload, refused reload, and change of the signing key (a pending key's time has come).
+   */
+  watch(onEvent: (event: KeySetEvent) => void, intervalMs = 2000): void {
+    if (this.#timer !== undefined) return;
+    let signing = this.signingKey().kid;
+    this.#timer = setInterval(() => {
+      void this.#check(onEvent).then(() => {
+        const now = this.signingKey().kid;
+        if (now !== signing) onEvent({ type: 'rotated', from: signing, to: now });
+        signing = now;
+      });
+    }, intervalMs);
+    this.#timer.unref();
+  }
+
+  async #check(onEvent: (event: KeySetEvent) => void): Promise<void> {
+    let signature: string;
+    try {
+      signature = directorySignature(this.dir);
+    } catch {
+      return;
+    }
+    if (signature === this.#signature) return;
+    this.#signature = signature;
+    const problem = await this.reload();
+    onEvent(problem ? { type: 'rejected', problem } : { type: 'reloaded', kids: this.#keys.map((k) => k.kid) });
+  }
+
+  close(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+}
+
+async function loadKeys(dir: string): Promise<{ keys: LoadedKey[]; signature: string }> {
+  const signature = directorySignature(dir);
+  const keys = await Promise.all(listKeyFiles(dir).map((file) => loadKeyFile(join(dir, file))));
+  const kids = new Set<string>();
+  for (const k of keys) {
+    if (kids.has(k.kid)) throw ConfigError.single(k.file, `holds the same key as another file (kid ${k.kid})`);
+    kids.add(k.kid);
+  }
+  keys.sort((a, b) => b.createdAt - a.createdAt || a.kid.localeCompare(b.kid));
+  return { keys, signature };
+}
+
+function publish(keys: readonly LoadedKey[]): { keys: readonly PublicJwk[] } {
+  return Object.freeze({ keys: Object.freeze(keys.map((k) => k.publicJwk)) });
+}
+
+/** Names, sizes and mtimes of the key files: changes when a key is added, removed or replaced. */
+function directorySignature(dir: string): string {
+  return listKeyFiles(dir)
+    .map((f) => {
+      const st = statSync(join(dir, f));
+      return `${f}:${st.size}:${st.mtimeMs}`;
+    })
+    .join('|');
 }
 
 function listKeyFiles(dir: string): string[] {

@@ -89,3 +89,49 @@ describe('DiskKeySet', () => {
     );
   });
 });
+
+describe('DiskKeySet rotation', () => {
+  it('publishes a new key at once but signs with it only after publishBeforeUseMs', async () => {
+    const dir = tempDir();
+    const old = rsaPem();
+    const fresh = rsaPem();
+    writeFileSync(join(dir, 'old.pem'), old.pem);
+    writeFileSync(join(dir, 'fresh.pem'), fresh.pem);
+    const t0 = Date.parse('2026-03-01T12:00:00Z');
+    utimesSync(join(dir, 'old.pem'), new Date(t0 - 86_400_000), new Date(t0 - 86_400_000));
+    utimesSync(join(dir, 'fresh.pem'), new Date(t0), new Date(t0));
+    const clock = { ms: t0 + 60_000, now() { return this.ms; } };
+    const keys = await DiskKeySet.load(dir, { generateIfEmpty: false, publishBeforeUseMs: 600_000, clock });
+    const kidOf = async (spki: string) => calculateJwkThumbprint(await exportJWK(await importSPKI(spki, 'RS256')), 'sha256');
+    const [oldKid, freshKid] = [await kidOf(old.spki), await kidOf(fresh.spki)];
+
+    expect(keys.jwks().keys.map((k) => k.kid).sort()).toEqual([oldKid, freshKid].sort());
+    expect(keys.signingKey().kid).toBe(oldKid);
+    expect(keys.list().map((k) => [k.kid, k.use])).toEqual([[freshKid, 'pending'], [oldKid, 'signing']]);
+    clock.ms = t0 + 600_000;
+    expect(keys.signingKey().kid).toBe(freshKid);
+    expect(keys.list().map((k) => k.use)).toEqual(['signing', 'published']);
+  });
+
+  it('signs with a lone new key at once, since nothing else could', async () => {
+    const dir = join(tempDir(), 'keys');
+    const keys = await DiskKeySet.load(dir, { generateIfEmpty: true, publishBeforeUseMs: 600_000 });
+    expect(keys.signingKey().kid).toBe(keys.jwks().keys[0]!.kid);
+  });
+
+  it('reloads a changed directory, and keeps the keys in use when the change is broken', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'a.pem'), rsaPem().pem);
+    const keys = await DiskKeySet.load(dir, { generateIfEmpty: false });
+    const events: string[] = [];
+    keys.watch((e) => events.push(e.type), 20);
+    writeFileSync(join(dir, 'b.pem'), rsaPem().pem);
+    for (let i = 0; i < 200 && !events.includes('reloaded'); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(keys.jwks().keys).toHaveLength(2);
+    writeFileSync(join(dir, 'c.pem'), 'broken');
+    for (let i = 0; i < 200 && !events.includes('rejected'); i++) await new Promise((r) => setTimeout(r, 10));
+    keys.close();
+    expect(events).toContain('rejected');
+    expect(keys.jwks().keys).toHaveLength(2);
+  });
+});
