@@ -3,6 +3,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError, type Problem } from './config-error.js';
 import { isAudience } from './oauth/syntax.js';
+import { parseRedisUrl, REDIS_URL_FORM } from './store/redis-url.js';
 import { formatPath, readYamlFile, zodProblems, type DocPath } from './yaml-file.js';
 
 export const MIN_TTL = 60;
@@ -39,6 +40,15 @@ function isIssuer(s: string): boolean {
   }
 }
 
+function checkRedisUrl(value: string, ctx: z.RefinementCtx): void {
+  try {
+    parseRedisUrl(value);
+  } catch (err) {
+    // The reason never repeats the URL: it may hold a password.
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+  }
+}
+
 const configSchema = z.strictObject({
   issuer: z
     .string({ error: 'is required: the URL resource servers see as iss (e.g. https://auth.example.com)' })
@@ -64,8 +74,18 @@ const configSchema = z.strictObject({
     .prefault({}),
   store: z
     .strictObject({
-      kind: z.enum(['sqlite', 'memory'], { error: 'must be sqlite or memory' }).default('sqlite'),
+      kind: z.enum(['sqlite', 'memory', 'redis'], { error: 'must be sqlite, memory or redis' }).default('sqlite'),
       path: z.string().min(1).default('../data/tollgate.db'),
+      url: z.string({ error: `must be a URL of the form ${REDIS_URL_FORM}` }).superRefine(checkRedisUrl).optional(),
+      prefix: z
+        .string({ error: 'must be a string' })
+        .regex(/^\S+$/, { error: 'must be non-empty and contain no whitespace' })
+        .default('tollgate:'),
+    })
+    .superRefine((store, ctx) => {
+      if (store.kind === 'redis' && store.url === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['url'], message: 'is required when store.kind is redis (e.g. redis://127.0.0.1:6379/0)' });
+      }
     })
     .prefault({}),
   metadata: z

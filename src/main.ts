@@ -36,7 +36,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
   const keys = await DiskKeySet.load(config.keys.dir, { generateIfEmpty: true });
   // Computed now so that the first request for an unknown client is not slower than later ones.
   await getDummyHash();
-  const store = createTokenStore(config.store);
+  const store = createTokenStore(config.store, logger);
 
   const metrics = new Metrics();
   const verifier = new SecretVerifier({ observe: (s) => metrics.argon2Seconds.observe(s) });

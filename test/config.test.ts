@@ -98,9 +98,30 @@ colour: blue
     ['a duplicated key', 'issuer: https://a.test\nissuer: https://b.test\n', /:2: YAML syntax: Map keys must be unique/],
     ['a list instead of a mapping', '- a\n- b\n', /must be a YAML mapping/],
     ['a wrong type', 'issuer: https://a.test\nlisten: { port: "eighty" }\n', /listen.port: must be a port number/],
-    ['an unknown store kind', 'issuer: https://a.test\nstore: { kind: mongo }\n', /store.kind: must be sqlite or memory/],
+    ['an unknown store kind', 'issuer: https://a.test\nstore: { kind: mongo }\n', /store.kind: must be sqlite, memory or redis/],
+    ['a redis store without a url', 'issuer: https://a.test\nstore: { kind: redis }\n', /store.url: is required when store.kind is redis/],
+    ['a store url that is not redis', 'issuer: https://a.test\nstore: { kind: redis, url: "http://cache:6379" }\n', /store.url: must start with redis:\/\/ or rediss:\/\//],
+    ['a store url with options', 'issuer: https://a.test\nstore: { kind: redis, url: "redis://cache:6379/0?tls=true" }\n', /store.url: must not have a query/],
+    ['a store url with a path', 'issuer: https://a.test\nstore: { kind: redis, url: "redis://cache/tokens" }\n', /store.url: must end with \/N, a database number/],
+    ['a store prefix with a space', 'issuer: https://a.test\nstore: { kind: redis, url: "redis://cache", prefix: "a b" }\n', /store.prefix: must be non-empty and contain no whitespace/],
+    ['an empty store prefix', 'issuer: https://a.test\nstore: { kind: redis, url: "redis://cache", prefix: "" }\n', /store.prefix: must be non-empty/],
   ])('refuses %s', (_what, text, expected) => {
     expect(problems(() => loadConfig(configFile(text))).join('\n')).toMatch(expected);
+  });
+
+  it('reads a redis store: url with password and db number, and the key prefix', () => {
+    const config = loadConfig(configFile('issuer: https://a.test\nstore: { kind: redis, url: "rediss://:p%40ss@cache.internal:6380/2" }\n'));
+    expect(config.store).toMatchObject({ kind: 'redis', url: 'rediss://:p%40ss@cache.internal:6380/2', prefix: 'tollgate:' });
+    const overridden = loadConfig(configFile('issuer: https://a.test\n'), {
+      env: { TOLLGATE_STORE__KIND: 'redis', TOLLGATE_STORE__URL: 'redis://10.0.0.5', TOLLGATE_STORE__PREFIX: 'billing:' },
+    });
+    expect(overridden.store).toMatchObject({ kind: 'redis', url: 'redis://10.0.0.5', prefix: 'billing:' });
+  });
+
+  it('never repeats a redis password in an error', () => {
+    const text = problems(() => loadConfig(configFile('issuer: https://a.test\nstore: { kind: redis, url: "redis://:hunter2@cache/x?y" }\n'))).join('\n');
+    expect(text).toMatch(/store.url: /);
+    expect(text).not.toContain('hunter2');
   });
 
   it('refuses a missing file with one clear line', () => {

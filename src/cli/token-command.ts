@@ -1,6 +1,7 @@
 import { loadConfig } from '../config.js';
 import { ConfigError } from '../config-error.js';
-import { SqliteTokenStore } from '../store/sqlite-token-store.js';
+import { createTokenStore, describeStore } from '../store/create-token-store.js';
+import type { TokenStore } from '../store/token-store.js';
 import type { Io } from './io.js';
 import { configPath, parseCommand, positionals, UsageError } from './usage.js';
 
@@ -17,14 +18,24 @@ store answers introspection of them with {"active":false} at once.
 Resource servers that validate tokens offline (JWKS) keep accepting them until they expire.`;
 
 /**
- * Opens the configured store from the command line. The memory store lives inside a server
- * process, so there is nothing the CLI could change.
+ * Opens the configured store from the command line: the SQLite file or the Redis server the
+ * servers share. The memory store lives inside a server process, so there is nothing the CLI
+ * could change.
  */
-export function openStoreForCli(config: ReturnType<typeof loadConfig>): SqliteTokenStore {
-  if (config.store.kind !== 'sqlite') {
+export function openStoreForCli(config: ReturnType<typeof loadConfig>): TokenStore {
+  if (config.store.kind === 'memory') {
     throw new UsageError(`store.kind is ${config.store.kind}: its tokens live only inside the server process and cannot be revoked from here`);
   }
-  return new SqliteTokenStore(config.store.path);
+  return createTokenStore(config.store);
+}
+
+/** A store failure as one line naming the store (never a Redis password). */
+export function storeWriteError(config: ReturnType<typeof loadConfig>, err: unknown): ConfigError {
+  const where = describeStore(config.store);
+  const message = (err as Error).message;
+  // A Redis error already starts with the server it names.
+  const reason = message.startsWith(`${where}: `) ? message.slice(where.length + 2) : message;
+  return ConfigError.single(where, `cannot write to the token store: ${reason}`);
 }
 
 export async function tokenCommand(args: string[], io: Io): Promise<number> {
@@ -45,13 +56,13 @@ export async function tokenCommand(args: string[], io: Io): Promise<number> {
       return 0;
     }
     if (!(await store.revoke(values.jti!, Date.now()))) {
-      throw new UsageError(`no token with jti ${JSON.stringify(values.jti)} in ${config.store.path} (unknown, or expired and purged)`);
+      throw new UsageError(`no token with jti ${JSON.stringify(values.jti)} in ${describeStore(config.store)} (unknown, or expired and purged)`);
     }
     io.err(`revoked token ${values.jti}`);
     return 0;
   } catch (err) {
     if (err instanceof UsageError || err instanceof ConfigError) throw err;
-    throw ConfigError.single(config.store.path, `cannot write to the token store: ${(err as Error).message}`);
+    throw storeWriteError(config, err);
   } finally {
     await store.close();
   }

@@ -1,14 +1,35 @@
+import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { MemoryTokenStore } from './memory-token-store.js';
+import { RedisTokenStore } from './redis-token-store.js';
+import { parseRedisUrl } from './redis-url.js';
 import { SqliteTokenStore } from './sqlite-token-store.js';
 import type { TokenStore } from './token-store.js';
 
-/** The adapter `store.kind` names. Throws ConfigError when it cannot be opened. */
-export function createTokenStore(store: Config['store']): TokenStore {
+/**
+ * The adapter `store.kind` names. Throws ConfigError when it cannot be opened. A Redis store
+ * connects in the background; `logger` hears when it loses and regains its server.
+ */
+export function createTokenStore(store: Config['store'], logger?: Pick<Logger, 'warn' | 'info'>): TokenStore {
   switch (store.kind) {
     case 'memory':
       return new MemoryTokenStore();
     case 'sqlite':
       return new SqliteTokenStore(store.path);
+    case 'redis':
+      if (store.url === undefined) throw new TypeError('store.url is required when store.kind is redis');
+      return new RedisTokenStore({ url: store.url, prefix: store.prefix, logger });
+  }
+}
+
+/** Names the store for an operator: the SQLite file, or the Redis URL without its credentials. */
+export function describeStore(store: Config['store']): string {
+  switch (store.kind) {
+    case 'memory':
+      return 'the in-memory token store';
+    case 'sqlite':
+      return store.path;
+    case 'redis':
+      return store.url === undefined ? 'redis' : parseRedisUrl(store.url).display;
   }
 }

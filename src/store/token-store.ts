@@ -19,7 +19,8 @@ export interface TokenRecord {
 
 /**
  * State of issued tokens, keyed by jti. Adapters: memory (reference, tests), sqlite (default),
- * later redis. Every method that changes state resolves only once the change is durable.
+ * redis (shared by several instances). Every method that changes state resolves only once the
+ * change is durable, as far as the backing server makes it so.
  */
 export interface TokenStore {
   /** Records a newly issued token. Rejects if it cannot be recorded: the token must then not be handed out. */

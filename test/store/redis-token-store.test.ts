@@ -1,0 +1,188 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, describe, expect, it } from 'vitest';
+import { MAX_TTL } from '../../src/config.js';
+import { RedisTokenStore } from '../../src/store/redis-token-store.js';
+import { parseRedisUrl } from '../../src/store/redis-url.js';
+import type { TokenStore } from '../../src/store/token-store.js';
+import { makeRecord, tokenStoreContract } from './contract.js';
+import { deleteKeys, freePort, plainClient, REDIS_URL, redisAnswers, requireOrSkip } from './redis-helpers.js';
+
+const available = requireOrSkip(await redisAnswers(), `Redis at ${parseRedisUrl(REDIS_URL).display}`);
+const PREFIX = `tollgate-test:${randomUUID()}:`;
+const opened: TokenStore[] = [];
+const prefixOf = new Map<TokenStore, string>();
+
+function openStore(prefix: string, url = REDIS_URL, logger?: { warn: (o: object, m: string) => void; info: (o: object, m: string) => void }): RedisTokenStore {
+  const store = new RedisTokenStore({ url, prefix, ...(logger ? { logger: logger as never } : {}) });
+  opened.push(store);
+  prefixOf.set(store, prefix);
+  return store;
+}
+
+afterAll(async () => {
+  for (const store of opened) await store.close();
+  if (available) await deleteKeys(PREFIX);
+});
+
+describe.skipIf(!available)('RedisTokenStore', () => {
+  let n = 0;
+  tokenStoreContract(
+    'redis',
+    async () => openStore(`${PREFIX}contract-${n++}:`),
+    // Another instance on the same server and prefix, as a second tollgate process would be.
+    async (store) => openStore(prefixOf.get(store)!),
+    { expiresItself: true },
+  );
+
+  it('keeps a record in Redis exactly until the token expires', async () => {
+    const prefix = `${PREFIX}ttl:`;
+    const store = openStore(prefix);
+    const now = Math.floor(Date.now() / 1000);
+    const rec = makeRecord({ iat: now, exp: now + 900 });
+    await store.record(rec);
+    const redis = plainClient();
+    await redis.connect();
+    try {
+      const pttl = await redis.pttl(`${prefix}token:${rec.jti}`);
+      const expected = rec.exp * 1000 - Date.now();
+      expect(Math.abs(pttl - expected)).toBeLessThan(2000);
+      expect(await redis.hget(`${prefix}token:${rec.jti}`, 'digest')).toBe(rec.digest);
+    } finally {
+      redis.disconnect();
+    }
+  });
+
+  it('revokes a client with one write to one key, however many tokens it holds', async () => {
+    const prefix = `${PREFIX}o1:`;
+    const store = openStore(prefix);
+    const now = Math.floor(Date.now() / 1000);
+    const records = Array.from({ length: 300 }, () => makeRecord({ iat: now, clientId: 'busy' }));
+    await Promise.all(records.map((r) => store.record(r)));
+
+    // MONITOR shows every command the server runs, those inside scripts included.
+    const watcher = plainClient();
+    await watcher.connect();
+    const monitor = await watcher.monitor();
+    const seen: string[][] = [];
+    const marker = `end-of-${randomUUID()}`;
+    const done = new Promise<void>((resolve) => {
+      monitor.on('monitor', (_time: string, args: string[]) => {
+        if (args.includes(marker)) resolve();
+        else if (args.some((a) => a.includes(prefix))) seen.push(args);
+      });
+    });
+    const other = plainClient();
+    await other.connect();
+    try {
+      await store.revokeClient('busy', Date.now());
+      // Commands appear in MONITOR in the order they ran: once the marker shows, all have.
+      await other.echo(marker);
+      await done;
+    } finally {
+      monitor.disconnect();
+      watcher.disconnect();
+      other.disconnect();
+    }
+    const key = `${prefix}client-revoked:busy`;
+    const touched = new Set(seen.flatMap((args) => args.filter((a) => a.startsWith(prefix))));
+    expect([...touched]).toEqual([key]);
+    const names = seen.map((args) => args[0]!.toLowerCase());
+    expect(names.filter((c) => c === 'scan' || c === 'keys')).toEqual([]);
+    expect(seen.length).toBeLessThanOrEqual(5);
+    expect((await store.find(records[299]!.jti))?.revokedAt).toBeDefined();
+  });
+
+  it('keeps a client revocation only as long as a token issued before it can live', async () => {
+    const prefix = `${PREFIX}rc:`;
+    const store = openStore(prefix);
+    const at = Date.now();
+    await store.revokeClient('svc', at);
+    const redis = plainClient();
+    await redis.connect();
+    try {
+      expect(await redis.get(`${prefix}client-revoked:svc`)).toBe(String(at));
+      const pttl = await redis.pttl(`${prefix}client-revoked:svc`);
+      expect(Math.abs(pttl - (at + MAX_TTL * 1000 - Date.now()))).toBeLessThan(2000);
+    } finally {
+      redis.disconnect();
+    }
+  });
+
+  it('shows a revocation made through one instance to another at once', async () => {
+    const prefix = `${PREFIX}shared:`;
+    const a = openStore(prefix);
+    const b = openStore(prefix);
+    const now = Math.floor(Date.now() / 1000);
+    const rec = makeRecord({ iat: now });
+    await a.record(rec);
+    expect((await b.find(rec.jti))?.revokedAt).toBeUndefined();
+    await a.revoke(rec.jti, Date.now());
+    expect((await b.find(rec.jti))?.revokedAt).toBeDefined();
+    await expect(b.record(rec)).rejects.toThrow(/duplicate jti/);
+  });
+
+  it('uses the database number in the URL', async () => {
+    const prefix = `${PREFIX}db:`;
+    const url = new URL(REDIS_URL);
+    url.pathname = '/3';
+    const store = openStore(prefix, url.toString());
+    const now = Math.floor(Date.now() / 1000);
+    const rec = makeRecord({ iat: now });
+    await store.record(rec);
+    const db3 = plainClient(url.toString());
+    const db0 = plainClient();
+    await db3.connect();
+    await db0.connect();
+    try {
+      expect(await db3.exists(`${prefix}token:${rec.jti}`)).toBe(1);
+      expect(await db0.exists(`${prefix}token:${rec.jti}`)).toBe(0);
+      await db3.del(`${prefix}token:${rec.jti}`);
+    } finally {
+      db3.disconnect();
+      db0.disconnect();
+    }
+  });
+
+  it('refuses to work when the server has no such database, rather than write to database 0', async () => {
+    const url = new URL(REDIS_URL);
+    url.pathname = '/99999';
+    const store = openStore(`${PREFIX}nodb:`, url.toString());
+    await expect(store.ping()).rejects.toThrow(/cannot select database 99999/);
+    await expect(store.record(makeRecord({ iat: Math.floor(Date.now() / 1000) }))).rejects.toThrow(/cannot select database/);
+  });
+
+  it('fails at once, naming the server but never the password, when Redis is unreachable', async () => {
+    const port = await freePort();
+    const lines: string[] = [];
+    const logger = { warn: (o: object, m: string) => lines.push(JSON.stringify(o) + m), info: (o: object, m: string) => lines.push(JSON.stringify(o) + m) };
+    const store = openStore(`${PREFIX}down:`, `redis://tollgate:s3cr%3Et-pa55@127.0.0.1:${port}/0`, logger);
+    const started = Date.now();
+    const err = await store.ping().then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(err?.message).toMatch(new RegExp(`^redis://127\\.0\\.0\\.1:${port}/0: not connected`));
+    expect(err?.message).not.toMatch(/s3cr|pa55/);
+    expect(Date.now() - started).toBeLessThan(3000);
+    // Later calls fail without waiting at all.
+    const again = Date.now();
+    await expect(store.record(makeRecord({ iat: Math.floor(Date.now() / 1000) }))).rejects.toThrow(/not connected/);
+    expect(Date.now() - again).toBeLessThan(200);
+    expect(lines.join('\n')).toMatch(/store\.unavailable/);
+    expect(lines.join('\n')).not.toMatch(/s3cr|pa55/);
+  });
+
+  it('never repeats the password when the server refuses it', async () => {
+    const url = new URL(REDIS_URL);
+    url.username = 'tollgate-nobody';
+    url.password = 'wr0ng-pa55word';
+    const store = openStore(`${PREFIX}auth:`, url.toString());
+    const err = await store.ping().then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(err).toBeInstanceOf(Error);
+    expect(err!.message).toContain(`${url.hostname}:${url.port || 6379}`);
+    expect(err!.message).not.toContain('wr0ng');
+  });
+});
