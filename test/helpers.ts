@@ -14,10 +14,19 @@ import { createLogger } from '../src/log.js';
 import { MemoryTokenStore } from '../src/store/memory-token-store.js';
 import type { TokenStore } from '../src/store/token-store.js';
 
+const tempDirs: string[] = [];
+const apps: FastifyInstance[] = [];
+// Registered once per test file, at collection: a hook registered from inside another hook or a
+// test would not run.
+afterAll(async () => {
+  for (const app of apps.splice(0)) await app.close();
+  for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
 /** A folder removed when the test file finishes. */
 export function tempDir(prefix = 'tollgate-test-'): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  tempDirs.push(dir);
   return dir;
 }
 
@@ -107,7 +116,7 @@ export async function buildTestApp(options: { clients: string; config?: string; 
   const clock = options.clock ?? new TestClock();
   const store = options.store ?? new MemoryTokenStore();
   const app = buildApp({ config, registry, keys, clock, store, logger });
-  afterAll(() => app.close());
+  apps.push(app);
   return { app, config, keys, clock, logs, fixture, store, registry };
 }
 

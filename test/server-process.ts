@@ -3,6 +3,13 @@ import { once } from 'node:events';
 import { resolve } from 'node:path';
 import { afterAll } from 'vitest';
 
+const running = new Set<ChildProcess>();
+// Registered once per test file, at collection (a hook registered inside a test would not run):
+// no server outlives the file that started it.
+afterAll(() => {
+  for (const proc of running) proc.kill('SIGKILL');
+});
+
 /** The built CLI; `npm test` builds before running the tests. */
 export const CLI = resolve(import.meta.dirname, '../dist/cli/main.js');
 
@@ -26,9 +33,8 @@ export async function startServerProcess(configFile: string, env: NodeJS.Process
     env: { PATH: process.env.PATH, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  afterAll(() => {
-    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
-  });
+  running.add(proc);
+  proc.on('exit', () => running.delete(proc));
   let out = '';
   let err = '';
   proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));

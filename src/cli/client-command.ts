@@ -6,7 +6,7 @@ import { generateSecret, hashSecret } from '../crypto/secrets.js';
 import { parseDuration } from '../duration.js';
 import { isAudience, isClientId, isScopeToken } from '../oauth/syntax.js';
 import type { Io } from './io.js';
-import { openStoreForCli } from './token-command.js';
+import { openStoreForCli, storeWriteError } from './token-command.js';
 import { formatTable } from './table.js';
 import { configPath, parseCommand, positionals, UsageError } from './usage.js';
 
@@ -90,6 +90,10 @@ async function addClient(args: string[], io: Io): Promise<number> {
   }
 
   const config = loadConfig(configPath(values.config, io.env), { env: io.env, cwd: io.cwd });
+  if (audiences.length === 0 && config.tokens.audience.length === 0) {
+    // Said here, in terms of the command line; the registry check would name a line of a file not yet written.
+    throw new UsageError(`--audience is required: ${config.file} sets no tokens.audience for clients without their own`);
+  }
   const file = RegistryFile.open(config.clients_file, { ...registryOptions(config), createIfMissing: true });
   if (file.has(clientId!)) throw new UsageError(`client ${JSON.stringify(clientId)} already exists in ${config.clients_file}`);
 
@@ -117,13 +121,15 @@ async function changeClient(action: 'disable' | 'enable' | 'remove', args: strin
   if (!file.has(clientId!)) throw new UsageError(`no client ${JSON.stringify(clientId)} in ${config.clients_file}`);
   if (action === 'remove') file.remove(clientId!);
   else file.setDisabled(clientId!, action === 'disable');
-  if (action !== 'enable' && config.store.kind === 'sqlite') {
+  if (action !== 'enable' && config.store.kind !== 'memory') {
     // Revoked in the store too, so every server sharing it refuses the client's tokens at
     // once, before it has re-read the registry, and re-enabling or re-adding the client does
-    // not revive them.
+    // not revive them. The registry is saved only once that has worked.
     const store = openStoreForCli(config);
     try {
       await store.revokeClient(clientId!, Date.now());
+    } catch (err) {
+      throw storeWriteError(config, err);
     } finally {
       await store.close();
     }

@@ -62,7 +62,10 @@ export class RegistryFile {
 
   /** Validates the edited registry and atomically replaces the file with it. */
   save(options: RegistryOptions): Client[] {
-    const text = this.doc.toString();
+    // yaml's defaults would refold every long string (an argon2id hash split by a backslash
+    // line break) and pad every flow list (`[a, b]` -> `[ a, b ]`): entries the edit did not
+    // touch would change. Keep long lines whole and flow collections as usually written.
+    const text = this.doc.toString({ lineWidth: 0, flowCollectionPadding: false });
     const clients = validateRegistry(parseYamlText(text, this.file), options);
     const tmp = join(dirname(this.file), `.${basename(this.file)}.${process.pid}.tmp`);
     try {

@@ -1,0 +1,259 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import argon2 from 'argon2';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { hashOf, writeFixture, type Fixture } from '../helpers.js';
+import { expectUserError, lines, tollgate, type CliRun } from './run-cli.js';
+
+let HASH = '';
+beforeAll(async () => {
+  HASH = await hashOf('billing-secret-0123456789abcdefghijklmnopq');
+});
+
+/** A registry as an operator keeps it: comments above, inside and after entries, flow lists, a long quoted hash. */
+const registry = () => `# Client registry for the CLI tests.
+# Only argon2id hashes live here.
+clients:
+  # Billing: the first client.
+  - client_id: billing-service
+    secrets:
+      # rotated yearly
+      - hash: "${HASH}"
+        expires_at: 2027-01-01T00:00:00Z # rotate before then
+    scopes: [invoices:read, invoices:write]
+    default_scopes: [invoices:read]
+    audiences: [https://api.example.com]
+    allowed_ips: [10.0.0.0/8, 192.0.2.7]
+
+  # Reports: read only.
+  - client_id: reports
+    secrets:
+      - hash: "${HASH}"
+    scopes: [invoices:read]
+    audiences: [https://api.example.com] # its only resource server
+    disabled: true
+# End of the registry.
+`;
+
+const CONFIG = `issuer: https://auth.test
+clients_file: ./clients.yaml
+tokens: { ttl: 900, audience: [] }
+keys: { dir: ./keys }
+store: { kind: memory }
+`;
+
+function fixture(config = CONFIG): Fixture {
+  return writeFixture({ config, clients: registry() });
+}
+
+/** Runs tollgate in the fixture's folder, naming the config with --config. */
+function cli(f: Fixture, args: string[], input?: string): Promise<CliRun> {
+  return tollgate([...args, '--config', f.configFile], { cwd: f.dir, input });
+}
+
+const read = (f: Fixture) => readFileSync(f.clientsFile, 'utf8');
+const clientsIn = (text: string) => (parse(text) as { clients: Record<string, unknown>[] }).clients;
+const entry = (text: string, id: string) => clientsIn(text).find((c) => c.client_id === id);
+const comments = (text: string) => lines(text).filter((l) => l.trim().startsWith('#') || l.includes(' # ')).map((l) => l.slice(l.indexOf('#')));
+/** The file's non-blank lines: yaml may add or drop a blank line, but every written line must stay as it was. */
+const written = (text: string) => lines(text).filter((l) => l.trim() !== '');
+
+describe('client add', () => {
+  it('prints only the new secret, stores only its argon2id hash, and leaves the other entries as written (long hashes not refolded, flow lists not repadded)', async () => {
+    const f = fixture();
+    const before = read(f);
+    const run = await cli(f, ['client', 'add', 'ledger', '--scope', 'a b', '--audience', 'https://api.test', '--ttl', '600']);
+    expect(run.code).toBe(0);
+    // Exactly one stdout line, the secret: 32 random bytes as base64url are 43 characters (256 bits).
+    expect(run.stdout).toMatch(/^[A-Za-z0-9_-]{43}\n$/);
+    const secret = run.stdout.trim();
+    expect(run.stderr).toMatch(/added client "ledger"/);
+    expect(run.stderr).not.toContain(secret);
+
+    const after = read(f);
+    expect(after).not.toContain(secret);
+    const added = entry(after, 'ledger') as { secrets: { hash: string }[] };
+    expect(added).toEqual({
+      client_id: 'ledger',
+      secrets: [{ hash: expect.stringMatching(/^\$argon2id\$v=19\$/) }],
+      scopes: ['a', 'b'],
+      audiences: ['https://api.test'],
+      token_ttl: 600,
+    });
+    expect(await argon2.verify(added.secrets[0]!.hash, secret)).toBe(true);
+
+    // Every comment, and every line of the other entries, is still there as written and in order;
+    // the other entries mean exactly what they meant.
+    expect(comments(after)).toEqual(comments(before));
+    expect(written(after).slice(0, written(before).length - 1)).toEqual(written(before).slice(0, -1));
+    expect(clientsIn(after).slice(0, 2)).toEqual(clientsIn(before));
+    expect(written(after).at(-1)).toBe('# End of the registry.');
+  });
+
+  it('takes durations for --ttl', async () => {
+    const f = fixture();
+    const run = await cli(f, ['client', 'add', 'svc', '--audience', 'https://api.test', '--ttl', '15m']);
+    expect(run.code).toBe(0);
+    expect(entry(read(f), 'svc')).toMatchObject({ token_ttl: 900 });
+  });
+
+  it('works as SECRET=$(tollgate client add x): stdout holds the secret alone, even beside a note', async () => {
+    const f = fixture();
+    // A colon needs percent-encoding in Basic auth, so tollgate adds a note: on stderr, not in the secret.
+    const run = await cli(f, ['client', 'add', 'team:svc', '--audience', 'https://api.test', '--auth-method', 'client_secret_post']);
+    expect(run.code).toBe(0);
+    expect(run.stderr).toMatch(/note: .*percent-encode/);
+    expect(lines(run.stdout)).toHaveLength(1);
+    const secret = run.stdout.replace(/\n$/, '');
+    expect(secret).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(entry(read(f), 'team:svc')).toMatchObject({ auth_methods: ['client_secret_post'] });
+  });
+
+  it('gives each client a different secret', async () => {
+    const f = fixture();
+    const a = await cli(f, ['client', 'add', 'a', '--audience', 'https://api.test']);
+    const b = await cli(f, ['client', 'add', 'b', '--audience', 'https://api.test']);
+    expect(a.stdout).not.toBe(b.stdout);
+  });
+
+  it.each([
+    [['client', 'add', 'svc', '--audience', 'https://api.test', '--scope', 'a "quoted"'], /invalid scope/],
+    [['client', 'add', 'svc', '--audience', 'https://api.test', '--scope', 'back\\slash'], /invalid scope/],
+    [['client', 'add', 'svc', '--audience', 'https://api.test', '--ttl', '59'], /--ttl must be 60 to 86400/],
+    [['client', 'add', 'svc', '--audience', 'https://api.test', '--ttl', '86401'], /--ttl must be 60 to 86400/],
+    [['client', 'add', 'svc', '--audience', 'https://api.test', '--ttl', 'abc'], /--ttl must be 60 to 86400/],
+    [['client', 'add', 'svc', '--audience', 'https://api.test', '--ttl', '2d'], /--ttl must be 60 to 86400/],
+    [['client', 'add', 'svc', '--audience', 'https://api.test', '--auth-method', 'private_key_jwt'], /unknown auth method "private_key_jwt"/],
+    [['client', 'add', 'svc', '--audience', 'has space'], /invalid audience/],
+    [['client', 'add', 'caf\u00e9', '--audience', 'https://api.test'], /ID must be/],
+    [['client', 'add', 'billing-service', '--audience', 'https://api.test'], /client "billing-service" already exists/],
+  ])('refuses %j with one line and leaves the file byte for byte', async (args, message) => {
+    const f = fixture();
+    const before = read(f);
+    const files = readdirSync(f.dir);
+    expectUserError(await cli(f, args), message);
+    expect(read(f)).toBe(before);
+    expect(readdirSync(f.dir)).toEqual(files);
+  });
+
+  it('refuses a client without --audience when tokens.audience is empty, saying what to do', async () => {
+    const f = fixture();
+    const before = read(f);
+    const run = await cli(f, ['client', 'add', 'svc', '--scope', 'a']);
+    expectUserError(run, /--audience is required/);
+    expect(run.stderr).toContain('tokens.audience');
+    expect(read(f)).toBe(before);
+  });
+
+  it('adds a client without --audience when tokens.audience gives a default', async () => {
+    const f = fixture(CONFIG.replace('audience: []', 'audience: [https://default.test]'));
+    const run = await cli(f, ['client', 'add', 'svc']);
+    expect(run.code).toBe(0);
+    expect(entry(read(f), 'svc')).not.toHaveProperty('audiences');
+  });
+
+  it('refuses to edit a registry that is already broken, naming the problem', async () => {
+    const f = writeFixture({ config: CONFIG, clients: 'clients:\n  - client_id: old\n    secret: hunter2\n    audiences: [x]\n' });
+    const before = read(f);
+    expectUserError(await cli(f, ['client', 'add', 'svc', '--audience', 'https://api.test']), /clients\.yaml:3: clients\[0\]\.secret: plaintext secrets are refused/);
+    expect(read(f)).toBe(before);
+  });
+
+  it('creates the registry when the config names a file that does not exist yet', async () => {
+    const f = fixture(CONFIG.replace('./clients.yaml', './new-clients.yaml'));
+    const run = await cli(f, ['client', 'add', 'svc', '--audience', 'https://api.test']);
+    expect(run.code).toBe(0);
+    const text = readFileSync(`${f.dir}/new-clients.yaml`, 'utf8');
+    expect(clientsIn(text).map((c) => c.client_id)).toEqual(['svc']);
+  });
+});
+
+describe('client list', () => {
+  it('shows a table of every client, never a hash', async () => {
+    const f = fixture();
+    const run = await cli(f, ['client', 'list']);
+    expect(run.code).toBe(0);
+    expect(run.stderr).toBe('');
+    const [header, billing, reports, ...rest] = lines(run.stdout);
+    expect(rest).toEqual([]);
+    expect(header!.split(/\s+/)).toEqual(['CLIENT_ID', 'STATUS', 'AUTH_METHODS', 'SCOPES', 'AUDIENCES', 'TTL', 'SECRETS']);
+    expect(billing).toMatch(/^billing-service\s+enabled\s+client_secret_basic,client_secret_post\s+invoices:read invoices:write\s+https:\/\/api\.example\.com\s+-\s+2027-01-01T00:00:00\.000Z$/);
+    expect(reports).toMatch(/^reports\s+disabled\s/);
+    expect(run.stdout).not.toContain('$argon2id');
+  });
+
+  it('--json gives one JSON document', async () => {
+    const f = fixture();
+    const run = await cli(f, ['client', 'list', '--json']);
+    expect(run.code).toBe(0);
+    const doc = JSON.parse(run.stdout) as { clients: Record<string, unknown>[] };
+    expect(doc.clients).toEqual([
+      {
+        client_id: 'billing-service',
+        disabled: false,
+        auth_methods: ['client_secret_basic', 'client_secret_post'],
+        scopes: ['invoices:read', 'invoices:write'],
+        default_scopes: ['invoices:read'],
+        audiences: ['https://api.example.com'],
+        secrets: [{ expires_at: '2027-01-01T00:00:00.000Z' }],
+      },
+      expect.objectContaining({ client_id: 'reports', disabled: true }),
+    ]);
+    expect(run.stdout).not.toContain('$argon2id');
+  });
+
+  it('says so on stderr when the registry is empty', async () => {
+    const f = writeFixture({ config: CONFIG, clients: 'clients: []\n' });
+    const run = await cli(f, ['client', 'list']);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toMatch(/no clients/);
+    expect(JSON.parse((await cli(f, ['client', 'list', '--json'])).stdout)).toEqual({ clients: [] });
+  });
+});
+
+describe('client disable, enable, remove', () => {
+  it('disable and enable flip the entry and keep every comment and every other line', async () => {
+    const f = fixture();
+    const before = read(f);
+    const disabled = await cli(f, ['client', 'disable', 'billing-service']);
+    expect(disabled.code).toBe(0);
+    expect(disabled.stdout).toBe('');
+    expect(disabled.stderr).toMatch(/disabled client "billing-service"/);
+    const mid = read(f);
+    expect(entry(mid, 'billing-service')).toMatchObject({ disabled: true });
+    expect(comments(mid)).toEqual(comments(before));
+    expect(entry(mid, 'reports')).toEqual(entry(before, 'reports'));
+
+    const enabled = await cli(f, ['client', 'enable', 'reports']);
+    expect(enabled.code).toBe(0);
+    const after = read(f);
+    expect(entry(after, 'reports')).not.toMatchObject({ disabled: true });
+    expect(comments(after)).toEqual(comments(before));
+    const { disabled: _, ...rest } = entry(before, 'reports')!;
+    expect(entry(after, 'reports')).toEqual(rest);
+    expect((JSON.parse((await cli(f, ['client', 'list', '--json'])).stdout) as { clients: { disabled: boolean }[] }).clients.map((c) => c.disabled)).toEqual([true, false]);
+  });
+
+  it('remove deletes the entry and keeps the other entries and their comments', async () => {
+    const f = fixture();
+    const before = read(f);
+    const run = await cli(f, ['client', 'remove', 'reports']);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toBe('');
+    const after = read(f);
+    expect(clientsIn(after)).toEqual([entry(before, 'billing-service')]);
+    // The entry's own comments (the one right above it, the one on its line) go with it; every other stays.
+    const own = ['# Reports: read only.', '# its only resource server'];
+    expect(comments(after)).toEqual(comments(before).filter((c) => !own.includes(c)));
+    const billing = written(before).slice(0, written(before).indexOf('  # Reports: read only.'));
+    expect(written(after).slice(0, billing.length)).toEqual(billing);
+  });
+
+  it.each(['disable', 'enable', 'remove'])('%s of an unknown client: exit 1, one line, file unchanged', async (action) => {
+    const f = fixture();
+    const before = read(f);
+    expectUserError(await cli(f, ['client', action, 'nobody']), /no client "nobody"/);
+    expect(read(f)).toBe(before);
+  });
+});

@@ -1,0 +1,169 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { hashOf, tempDir, writeFixture, type Fixture } from '../helpers.js';
+import { lines, tollgate, type CliRun } from './run-cli.js';
+
+let HASH = '';
+beforeAll(async () => {
+  HASH = await hashOf('svc-secret-0123456789abcdefghijklmnopqrst');
+});
+
+const CONFIG = `issuer: https://auth.test
+clients_file: ./clients.yaml
+tokens: { ttl: 900, audience: [] }
+keys: { dir: ./keys }
+store: { kind: memory }
+`;
+const sound = () => `# a sound registry
+clients:
+  - client_id: svc
+    secrets: [{ hash: "${HASH}" }]
+    scopes: [a]
+    audiences: [https://api.test]
+`;
+
+function check(f: Fixture, env: NodeJS.ProcessEnv = {}): Promise<CliRun> {
+  return tollgate(['config', 'check', '--config', f.configFile], { cwd: f.dir, env });
+}
+
+const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/** A failed check: exit 1, nothing on stdout, and the problems, one a line, on stderr. */
+function problems(run: CliRun): string[] {
+  expect(run.stdout).toBe('');
+  expect(run.stderr).not.toMatch(/^\s+at /m);
+  expect(run.code).toBe(1);
+  return lines(run.stderr);
+}
+
+describe.concurrent('config check', () => {
+  it('says ok on a sound config and registry, exit 0', async () => {
+    const f = writeFixture({ config: CONFIG, clients: sound() });
+    const run = await check(f);
+    expect(run.stderr).toBe('');
+    expect(run.stdout).toMatch(/^ok: /);
+    expect(run.stdout).toContain('1 client');
+    expect(lines(run.stdout)).toHaveLength(1);
+    expect(run.code).toBe(0);
+  });
+
+  it('lists every problem of a broken registry, each with the file, the line and the path', async () => {
+    const f = writeFixture({
+      config: CONFIG,
+      clients: `# broken on purpose
+clients:
+  - client_id: plain
+    secret: hunter2
+    audiences: [https://api.test]
+  - client_id: plain
+    secrets: [{ hash: "$argon2id$v=19$m=19456,t=2,p=1$short$x" }]
+    audiences: [https://api.test]
+    colour: blue
+    allowed_ips: [10.0.0.0/33, 192.0.2.7]
+    token_ttl: 86401
+`,
+    });
+    const file = f.clientsFile;
+    const found = problems(await check(f));
+    const expected = [
+      [4, 'clients[0].secret', /plaintext secrets are refused/],
+      [6, 'clients[1].client_id', /duplicate client_id "plain"/],
+      [7, 'clients[1].secrets[0].hash', /argon2id/],
+      [9, 'clients[1].colour', /unknown field/],
+      [10, 'clients[1].allowed_ips[0]', /CIDR/],
+      [11, 'clients[1].token_ttl', /at most 86400/],
+    ] as const;
+    expect(found).toHaveLength(expected.length);
+    for (const [line, path, reason] of expected) {
+      const problem = found.find((p) => p.startsWith(`${file}:${line}: ${path}: `));
+      expect(problem, `${file}:${line}: ${path}: … in\n${found.join('\n')}`).toBeDefined();
+      expect(problem).toMatch(reason);
+    }
+  });
+
+  it('lists every problem of a broken config, each with the file, the line and the path', async () => {
+    const f = writeFixture({
+      config: `issuer: https://auth.test/
+clients_file: ./clients.yaml
+tokens:
+  ttl: 30
+keys: { dir: ./keys }
+store: { kind: memory }
+colour: blue
+`,
+      clients: sound(),
+    });
+    const found = problems(await check(f));
+    expect(found).toHaveLength(3);
+    expect(found).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(new RegExp(`^${esc(f.configFile)}:1: issuer: .*trailing slash`)),
+        expect.stringMatching(new RegExp(`^${esc(f.configFile)}:4: tokens\\.ttl: must be at least 60 seconds$`)),
+        expect.stringMatching(new RegExp(`^${esc(f.configFile)}:7: colour: unknown field$`)),
+      ]),
+    );
+  });
+
+  it('names the file and line of a YAML syntax error in the registry', async () => {
+    const f = writeFixture({ config: CONFIG, clients: 'clients:\n  - client_id: svc\n    scopes: [a, b\n' });
+    const found = problems(await check(f));
+    expect(found.length).toBeGreaterThan(0);
+    for (const p of found) expect(p).toMatch(new RegExp(`^${esc(f.clientsFile)}:\\d+: YAML syntax: `));
+  });
+
+  it('names the file and line of a YAML syntax error in the config', async () => {
+    const f = writeFixture({ config: 'issuer: https://auth.test\nlisten:\n  port: 1\n port: 2\n', clients: sound() });
+    const found = problems(await check(f));
+    expect(found.length).toBeGreaterThan(0);
+    for (const p of found) expect(p).toMatch(new RegExp(`^${esc(f.configFile)}:\\d+: YAML syntax: `));
+  });
+
+  it('names a key file it cannot use', async () => {
+    const f = writeFixture({ config: CONFIG, clients: sound() });
+    mkdirSync(f.keysDir);
+    writeFileSync(join(f.keysDir, 'junk.pem'), 'not a key\n');
+    expect(problems(await check(f))).toEqual([`${join(f.keysDir, 'junk.pem')}: is not a PEM private key`]);
+  });
+
+  it('honours TOLLGATE_* overrides, and names the variable when one is wrong', async () => {
+    const f = writeFixture({ config: CONFIG, clients: sound() });
+    expect(problems(await check(f, { TOLLGATE_TOKENS__TTL: '5' }))).toEqual(['environment TOLLGATE_TOKENS__TTL: tokens.ttl: must be at least 60 seconds']);
+    expect((await check(f, { TOLLGATE_TOKENS__TTL: '120' })).code).toBe(0);
+    // An override can also be what makes a config sound.
+    const broken = writeFixture({ config: CONFIG.replace('https://auth.test', 'https://auth.test/'), clients: sound() });
+    expect((await check(broken)).code).toBe(1);
+    expect((await check(broken, { TOLLGATE_ISSUER: 'https://auth.test' })).code).toBe(0);
+  });
+
+  it('an override of clients_file selects another registry', async () => {
+    const f = writeFixture({ config: CONFIG, clients: sound() });
+    writeFileSync(join(f.dir, 'other.yaml'), 'clients:\n  - client_id: x\n    password: hunter2\n    audiences: [a]\n');
+    const found = problems(await check(f, { TOLLGATE_CLIENTS_FILE: 'other.yaml' }));
+    expect(found).toEqual([expect.stringMatching(new RegExp(`^${esc(join(f.dir, 'other.yaml'))}:3: clients\\[0\\]\\.password: plaintext secrets are refused`))]);
+  });
+
+  it('takes the config from --config, else $TOLLGATE_CONFIG, else config/tollgate.yaml under the current directory', async () => {
+    const good = writeFixture({ config: CONFIG, clients: sound() });
+    const bad = writeFixture({ config: CONFIG.replace('ttl: 900', 'ttl: 5'), clients: sound() });
+    const elsewhere = tempDir();
+
+    const byEnv = await tollgate(['config', 'check'], { cwd: elsewhere, env: { TOLLGATE_CONFIG: good.configFile } });
+    expect(byEnv.code).toBe(0);
+    expect(byEnv.stdout).toContain(good.configFile);
+    problems(await tollgate(['config', 'check'], { cwd: elsewhere, env: { TOLLGATE_CONFIG: bad.configFile } }));
+
+    // --config wins over the variable.
+    const byFlag = await tollgate(['config', 'check', '--config', good.configFile], { cwd: elsewhere, env: { TOLLGATE_CONFIG: bad.configFile } });
+    expect(byFlag.code).toBe(0);
+    problems(await tollgate(['config', 'check', '--config', bad.configFile], { cwd: elsewhere, env: { TOLLGATE_CONFIG: good.configFile } }));
+
+    // Neither: config/tollgate.yaml here, and the registry it names relative to it.
+    mkdirSync(join(elsewhere, 'config'));
+    writeFileSync(join(elsewhere, 'config', 'tollgate.yaml'), CONFIG);
+    writeFileSync(join(elsewhere, 'config', 'clients.yaml'), sound());
+    const byDefault = await tollgate(['config', 'check'], { cwd: elsewhere });
+    expect(byDefault.stdout).toMatch(/^ok: config\/tollgate\.yaml: 1 client in .*config\/clients\.yaml/);
+    expect(byDefault.code).toBe(0);
+  });
+});

@@ -1,0 +1,72 @@
+import { generateKeyPairSync, createPublicKey } from 'node:crypto';
+import { readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { calculateJwkThumbprint, exportJWK } from 'jose';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { hashOf, writeFixture, type Fixture } from '../helpers.js';
+import { startServerProcess } from '../server-process.js';
+import { lines, tollgate } from './run-cli.js';
+
+const CONFIG = `issuer: https://auth.test
+listen: { host: 127.0.0.1, port: 0 }
+clients_file: ./clients.yaml
+keys: { dir: ./keys }
+store: { kind: memory }
+`;
+let clients = '';
+beforeAll(async () => {
+  clients = `clients:\n  - client_id: svc\n    secrets: [{ hash: "${await hashOf('svc-secret-0123456789abcdefghijklmnopqrst')}" }]\n    audiences: [https://api.test]\n`;
+});
+
+const keysList = (f: Fixture) => tollgate(['keys', 'list', '--config', f.configFile], { cwd: f.dir });
+
+/** The RFC 7638 thumbprint of the public half of a PEM private key, as a resource server would compute it. */
+async function thumbprint(pemFile: string): Promise<string> {
+  const { kty, n, e } = await exportJWK(createPublicKey(readFileSync(pemFile, 'utf8')));
+  return calculateJwkThumbprint({ kty: kty!, n: n!, e: e! }, 'sha256');
+}
+
+describe('keys list', () => {
+  it('says so, exit 0, when the key directory is empty or missing', async () => {
+    const f = writeFixture({ config: CONFIG, clients });
+    const run = await keysList(f);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toMatch(/^no keys in .*keys; serve generates one on first start\n$/);
+    expect(run.code).toBe(0);
+  });
+
+  it('lists the key the server generated, by its RFC 7638 thumbprint, as the signing key', async () => {
+    const f = writeFixture({ config: CONFIG, clients });
+    const server = await startServerProcess(f.configFile);
+    const started = JSON.parse(lines(server.stdout()).find((l) => l.includes('"server.started"'))!) as { signing_kid: string };
+    expect(await server.stop()).toBe(0);
+
+    const [file, ...others] = readdirSync(f.keysDir);
+    expect(others).toEqual([]);
+    const pem = join(f.keysDir, file!);
+    expect(statSync(pem).mode & 0o777).toBe(0o600);
+    const kid = await thumbprint(pem);
+    expect(file).toBe(`${kid}.pem`);
+    expect(started.signing_kid).toBe(kid);
+
+    const run = await keysList(f);
+    expect(run.code).toBe(0);
+    expect(run.stderr).toBe('');
+    const [header, row, ...rest] = lines(run.stdout);
+    expect(rest).toEqual([]);
+    expect(header!.split(/\s+/)).toEqual(['KID', 'CREATED', 'KEY', 'USE', 'FILE']);
+    expect(row!.split(/\s+/)).toEqual([kid, expect.stringMatching(/^\d{4}-\d\d-\d\dT/), 'RSA-2048', 'signing', pem]);
+
+    // A newer key takes over signing; the older one stays, published.
+    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const newer = join(f.keysDir, 'added.pem');
+    writeFileSync(newer, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+    const hourAgo = new Date(Date.now() - 3_600_000);
+    utimesSync(pem, hourAgo, hourAgo);
+    const rows = lines((await keysList(f)).stdout).slice(1).map((r) => r.split(/\s+/));
+    expect(rows.map((r) => [r[0], r[3]])).toEqual([
+      [await thumbprint(newer), 'signing'],
+      [kid, 'published'],
+    ]);
+  });
+});

@@ -1,0 +1,85 @@
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+import { RedisTokenStore } from '../../src/store/redis-token-store.js';
+import { parseRedisUrl } from '../../src/store/redis-url.js';
+import { hashOf, writeFixture } from '../helpers.js';
+import { CLI } from '../server-process.js';
+import { makeRecord } from '../store/contract.js';
+import { deleteKeys, freePort, REDIS_URL, redisAnswers, requireOrSkip } from '../store/redis-helpers.js';
+
+const available = requireOrSkip(await redisAnswers(), `Redis at ${parseRedisUrl(REDIS_URL).display}`);
+const PREFIX = `tollgate-test:${randomUUID()}:`;
+const SECRET = 'svc-secret-0123456789abcdefghijklmnopqrstu';
+
+async function tollgate(configFile: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [CLI, ...args, '--config', configFile], { env: { PATH: process.env.PATH }, timeout: 20_000 });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+async function fixtureFor(url: string): Promise<string> {
+  return writeFixture({
+    config: `issuer: https://auth.test
+keys: { dir: ./keys }
+store: { kind: redis, url: "${url}", prefix: "${PREFIX}" }
+`,
+    clients: `clients:
+  - client_id: svc
+    secrets: [{ hash: "${await hashOf(SECRET)}" }]
+    audiences: [https://api.test]
+`,
+  }).configFile;
+}
+
+describe.skipIf(!available)('the CLI against a Redis store', () => {
+  const store = new RedisTokenStore({ url: REDIS_URL, prefix: PREFIX });
+  afterAll(async () => {
+    await store.close();
+    await deleteKeys(PREFIX);
+  });
+
+  it('token revoke --jti revokes one token in Redis, and names the server when the jti is unknown', async () => {
+    const config = await fixtureFor(REDIS_URL);
+    const rec = makeRecord({ iat: Math.floor(Date.now() / 1000), clientId: 'svc' });
+    await store.record(rec);
+    const run = await tollgate(config, 'token', 'revoke', '--jti', rec.jti);
+    expect(run.code, run.stderr).toBe(0);
+    expect((await store.find(rec.jti))?.revokedAt).toBeDefined();
+
+    const unknown = await tollgate(config, 'token', 'revoke', '--jti', 'no-such-jti');
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/no token with jti "no-such-jti" in redis:\/\/127\.0\.0\.1:6379\/0/);
+  });
+
+  it('client disable revokes the client in Redis before saving the registry', async () => {
+    const config = await fixtureFor(REDIS_URL);
+    const rec = makeRecord({ iat: Math.floor(Date.now() / 1000) - 1, clientId: 'svc' });
+    await store.record(rec);
+    const run = await tollgate(config, 'client', 'disable', 'svc');
+    expect(run.code, run.stderr).toBe(0);
+    expect((await store.find(rec.jti))?.revokedAt).toBeDefined();
+  });
+
+  it('fails in one line, naming the server but not its password, when Redis is unreachable', async () => {
+    const port = await freePort();
+    const config = await fixtureFor(`redis://:hunter2-pw@127.0.0.1:${port}/0`);
+    const started = Date.now();
+    const run = await tollgate(config, 'token', 'revoke', '--client', 'svc');
+    expect(run.code).toBe(1);
+    expect(run.stderr.trim().split('\n')).toHaveLength(1);
+    expect(run.stderr).toMatch(new RegExp(`^tollgate: redis://127\\.0\\.0\\.1:${port}/0: cannot write to the token store: not connected`));
+    expect(run.stderr).not.toContain('hunter2');
+    expect(Date.now() - started).toBeLessThan(10_000);
+
+    // The registry is left as it was when the revocation could not be made.
+    const disable = await tollgate(config, 'client', 'disable', 'svc');
+    expect(disable.code).toBe(1);
+    expect(disable.stderr).not.toContain('hunter2');
+  });
+});

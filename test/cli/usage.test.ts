@@ -1,0 +1,89 @@
+import { describe, expect, it } from 'vitest';
+import { tempDir } from '../helpers.js';
+import { expectUserError, tollgate } from './run-cli.js';
+
+// An empty folder: no config/tollgate.yaml, so help must not need one.
+const cwd = tempDir();
+
+describe.concurrent('tollgate --help', () => {
+  it.each([['--help'], ['-h'], ['help']])('tollgate %s prints the usage and every command on stdout', async (flag) => {
+    const run = await tollgate([flag], { cwd });
+    expect(run.stderr).toBe('');
+    expect(run.stdout).toMatch(/^Usage: tollgate <command>/);
+    for (const command of ['serve', 'client add', 'hash-secret', 'config check', 'keys list']) {
+      expect(run.stdout).toContain(command.split(' ')[0]);
+    }
+    expect(run.code).toBe(0);
+  });
+
+  it.each([
+    [['serve', '--help'], 'tollgate serve'],
+    [['client', '--help'], 'tollgate client'],
+    [['client', 'add', '--help'], 'tollgate client'],
+    [['client', 'list', '-h'], 'tollgate client'],
+    [['client', 'disable', '--help'], 'tollgate client'],
+    [['client', 'enable', '--help'], 'tollgate client'],
+    [['client', 'remove', '--help'], 'tollgate client'],
+    [['hash-secret', '--help'], 'tollgate hash-secret'],
+    [['config', '--help'], 'tollgate config check'],
+    [['config', 'check', '--help'], 'tollgate config check'],
+    [['keys', '--help'], 'tollgate keys list'],
+    [['keys', 'list', '--help'], 'tollgate keys list'],
+    [['token', '--help'], 'tollgate token revoke'],
+    [['token', 'revoke', '--help'], 'tollgate token revoke'],
+  ])('tollgate %j prints its usage on stdout and exits 0', async (args, usage) => {
+    const run = await tollgate(args, { cwd });
+    expect(run.stderr).toBe('');
+    expect(run.stdout).toMatch(new RegExp(`^Usage: ${usage}\\b`));
+    expect(run.stdout).toContain('--help');
+    expect(run.code).toBe(0);
+  });
+
+  it('documents the options of client add', async () => {
+    const { stdout } = await tollgate(['client', 'add', '--help'], { cwd });
+    for (const option of ['--scope', '--audience', '--ttl', '--auth-method', '--config']) expect(stdout).toContain(option);
+  });
+});
+
+describe.concurrent('usage errors', () => {
+  it('no command: the usage on stderr, nothing on stdout, exit 1', async () => {
+    const run = await tollgate([], { cwd });
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toMatch(/^Usage: tollgate <command>/);
+    expect(run.code).toBe(1);
+  });
+
+  it.each([
+    [['frobnicate'], /unknown command "frobnicate"/],
+    [['--frobnicate'], /unknown command "--frobnicate"/],
+    [['client'], /missing command/],
+    [['client', 'rename', 'x'], /unknown command "client rename"/],
+    [['config'], /missing command/],
+    [['config', 'fix'], /unknown command "config fix"/],
+    [['keys', 'delete'], /unknown command "keys delete"/],
+    [['client', 'add', 'svc', '--bogus'], /unknown option '--bogus'/i],
+    [['client', 'add', 'svc', '--ttl'], /--ttl/],
+    [['client', 'list', '--bogus'], /unknown option '--bogus'/i],
+    [['client', 'disable', 'svc', '--force'], /unknown option '--force'/i],
+    [['serve', '--port', '9000'], /unknown option '--port'/i],
+    [['serve', 'now'], /unexpected argument "now"/],
+    [['hash-secret', '--bogus'], /unknown option '--bogus'/i],
+    [['config', 'check', '--strict'], /unknown option '--strict'/i],
+    [['keys', 'list', '--bogus'], /unknown option '--bogus'/i],
+    [['client', 'add'], /missing ID/],
+    [['client', 'disable'], /missing ID/],
+    [['client', 'enable'], /missing ID/],
+    [['client', 'remove'], /missing ID/],
+    [['client', 'remove', 'a', 'b'], /unexpected argument "b"/],
+  ])('tollgate %j: exit 1 with one line on stderr', async (args, message) => {
+    expectUserError(await tollgate(args, { cwd }), message);
+  });
+
+  it('a command that needs the config looks for config/tollgate.yaml under the current directory', async () => {
+    expectUserError(await tollgate(['client', 'list'], { cwd }), /config\/tollgate\.yaml: file not found/);
+  });
+
+  it('a --config that does not exist is named', async () => {
+    expectUserError(await tollgate(['keys', 'list', '--config', 'nowhere.yaml'], { cwd }), /nowhere\.yaml: file not found/);
+  });
+});
