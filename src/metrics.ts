@@ -1,5 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { TokenRecord, TokenStore } from './store/token-store.js';
+import type { Counter as StoreCounter, TokenRecord, TokenStore } from './store/token-store.js';
 
 /**
  * The Prometheus metrics of one server, in a registry of its own (not prom-client's global
@@ -100,6 +100,15 @@ export class InstrumentedTokenStore implements TokenStore {
   }
   purgeExpired(now: number): Promise<number> {
     return this.metrics.time(this.metrics.storeSeconds, 'purge', () => this.inner.purgeExpired(now));
+  }
+  claimOnce(key: string, expiresAt: number): Promise<boolean> {
+    return this.metrics.time(this.metrics.storeSeconds, 'claim_once', () => this.inner.claimOnce(key, expiresAt));
+  }
+  countHit(key: string, windowMs: number, now: number): Promise<StoreCounter> {
+    return this.metrics.time(this.metrics.storeSeconds, 'count_hit', () => this.inner.countHit(key, windowMs, now));
+  }
+  peekCounts(keys: readonly string[], now: number): Promise<StoreCounter[]> {
+    return this.metrics.time(this.metrics.storeSeconds, 'peek_counts', () => this.inner.peekCounts(keys, now));
   }
   ping(): Promise<void> {
     return this.metrics.time(this.metrics.storeSeconds, 'ping', () => this.inner.ping());

@@ -1,10 +1,12 @@
 import { MAX_TTL } from '../config.js';
-import { withClientRevocation, type TokenRecord, type TokenStore } from './token-store.js';
+import { withClientRevocation, type Counter, type TokenRecord, type TokenStore } from './token-store.js';
 
 /** Token state in this process only: the reference adapter, for tests and throwaway runs. */
 export class MemoryTokenStore implements TokenStore {
   readonly #tokens = new Map<string, TokenRecord>();
   readonly #clientRevocations = new Map<string, number>();
+  readonly #claims = new Map<string, number>();
+  readonly #counters = new Map<string, Counter>();
 
   async record(token: TokenRecord): Promise<void> {
     if (this.#tokens.has(token.jti)) throw new Error('duplicate jti');
@@ -35,11 +37,34 @@ export class MemoryTokenStore implements TokenStore {
         n++;
       }
     }
+    for (const [key, until] of this.#claims) if (until < now) this.#claims.delete(key);
+    for (const [key, c] of this.#counters) if (c.resetAt <= now) this.#counters.delete(key);
     // A client-wide revocation older than the longest token lifetime can no longer match a live token.
     for (const [clientId, at] of this.#clientRevocations) {
       if (at < now - MAX_TTL * 1000) this.#clientRevocations.delete(clientId);
     }
     return n;
+  }
+
+  async claimOnce(key: string, expiresAt: number): Promise<boolean> {
+    const until = this.#claims.get(key);
+    if (until !== undefined && until > Date.now()) return false;
+    this.#claims.set(key, expiresAt);
+    return true;
+  }
+
+  async countHit(key: string, windowMs: number, now: number): Promise<Counter> {
+    const current = this.#counters.get(key);
+    const next = current !== undefined && current.resetAt > now ? { count: current.count + 1, resetAt: current.resetAt } : { count: 1, resetAt: now + windowMs };
+    this.#counters.set(key, next);
+    return { ...next };
+  }
+
+  async peekCounts(keys: readonly string[], now: number): Promise<Counter[]> {
+    return keys.map((key) => {
+      const c = this.#counters.get(key);
+      return c !== undefined && c.resetAt > now ? { ...c } : { count: 0, resetAt: 0 };
+    });
   }
 
   async ping(): Promise<void> {}

@@ -40,6 +40,16 @@ redis.call('SET', KEYS[1], ARGV[1])
 redis.call('PEXPIREAT', KEYS[1], ARGV[2])
 return 1`,
   },
+  // KEYS[1]: the counter. ARGV[1]: the window in ms. A fixed window from the first hit: the
+  // expiry is set only when the counter is created.
+  tollgateCountHit: {
+    numberOfKeys: 1,
+    lua: `local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
+return {n, ttl}`,
+  },
 } as const;
 
 /** The scripts as ioredis adds them to a client, one method each. */
@@ -48,4 +58,5 @@ export interface TokenScripts {
   tollgateFind(key: string, clientKeyPrefix: string): Promise<(string | null)[] | null>;
   tollgateRevoke(key: string, at: string): Promise<number>;
   tollgateRevokeClient(key: string, at: string, expireAt: string): Promise<number>;
+  tollgateCountHit(key: string, windowMs: string): Promise<[number, number]>;
 }

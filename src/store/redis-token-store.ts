@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { MAX_TTL } from '../config.js';
 import { TOKEN_SCRIPTS, type TokenScripts } from './redis-scripts.js';
 import { parseRedisUrl, type RedisTarget } from './redis-url.js';
-import { withClientRevocation, type TokenRecord, type TokenStore } from './token-store.js';
+import { withClientRevocation, type Counter, type TokenRecord, type TokenStore } from './token-store.js';
 
 /** How long one command may take before the request gets a 503 instead of waiting on. */
 const COMMAND_TIMEOUT_MS = 2000;
@@ -136,6 +136,28 @@ export class RedisTokenStore implements TokenStore {
   async purgeExpired(): Promise<number> {
     // Every record expires in Redis at its token's exp: nothing is left to sweep.
     return 0;
+  }
+
+  async claimOnce(key: string, expiresAt: number): Promise<boolean> {
+    const set = await this.#run(() => this.#client.set(`${this.#prefix}claim:${key}`, '1', 'PXAT', expiresAt, 'NX'));
+    return set === 'OK';
+  }
+
+  async countHit(key: string, windowMs: number, now: number): Promise<Counter> {
+    const [count, ttl] = await this.#run(() => this.#client.tollgateCountHit(`${this.#prefix}count:${key}`, String(windowMs)));
+    return { count, resetAt: now + ttl };
+  }
+
+  async peekCounts(keys: readonly string[], now: number): Promise<Counter[]> {
+    if (keys.length === 0) return [];
+    const pipeline = this.#client.pipeline();
+    for (const key of keys) pipeline.get(`${this.#prefix}count:${key}`).pttl(`${this.#prefix}count:${key}`);
+    const replies = await this.#run(() => pipeline.exec());
+    return keys.map((_, i) => {
+      const count = Number(replies?.[2 * i]?.[1] ?? 0);
+      const ttl = Number(replies?.[2 * i + 1]?.[1] ?? -2);
+      return count > 0 && ttl > 0 ? { count, resetAt: now + ttl } : { count: 0, resetAt: 0 };
+    });
   }
 
   async ping(): Promise<void> {

@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { ConfigError } from '../config-error.js';
 import { MAX_TTL } from '../config.js';
-import { withClientRevocation, type TokenRecord, type TokenStore } from './token-store.js';
+import { withClientRevocation, type Counter, type TokenRecord, type TokenStore } from './token-store.js';
 
 /**
  * Schema migrations, applied in order on open; PRAGMA user_version holds how many ran. Append
@@ -24,6 +24,15 @@ const MIGRATIONS: readonly string[] = [
    CREATE TABLE client_revocations (
      client_id      TEXT PRIMARY KEY,
      revoked_before INTEGER NOT NULL    -- ms: tokens with iat at or before it are revoked
+   ) WITHOUT ROWID;`,
+  `CREATE TABLE claims (
+     key        TEXT PRIMARY KEY,       -- e.g. a client assertion's client and jti
+     expires_at INTEGER NOT NULL        -- ms
+   ) WITHOUT ROWID;
+   CREATE TABLE counters (
+     key      TEXT PRIMARY KEY,         -- e.g. a client and source address
+     count    INTEGER NOT NULL,
+     reset_at INTEGER NOT NULL          -- ms: the end of its window
    ) WITHOUT ROWID;`,
 ];
 
@@ -56,6 +65,11 @@ export class SqliteTokenStore implements TokenStore {
   readonly #purge: Database.Statement;
   readonly #purgeRevocations: Database.Statement;
   readonly #insertMany: (records: readonly TokenRecord[]) => void;
+  readonly #claim: (key: string, expiresAt: number, now: number) => boolean;
+  readonly #hit: Database.Statement<[{ key: string; now: number; window: number }], Counter>;
+  readonly #peek: Database.Statement<[string], { count: number; reset_at: number }>;
+  readonly #purgeClaims: Database.Statement<[number]>;
+  readonly #purgeCounters: Database.Statement<[number]>;
   /** Records waiting for the next group commit, with their callers' promises. */
   #pending: { record: TokenRecord; resolve: () => void; reject: (err: unknown) => void }[] = [];
 
@@ -77,6 +91,22 @@ export class SqliteTokenStore implements TokenStore {
     this.#insertMany = this.#db.transaction((records: readonly TokenRecord[]) => {
       for (const t of records) this.#insertOne(t);
     });
+    const claimInsert = this.#db.prepare<[string, number, number]>(
+      `INSERT INTO claims (key, expires_at) VALUES (?, ?)
+       ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at WHERE claims.expires_at <= ?`,
+    );
+    this.#claim = (key, expiresAt, now) => claimInsert.run(key, expiresAt, now).changes > 0;
+    // One statement, so two processes counting at once cannot both start a new window.
+    this.#hit = this.#db.prepare<[{ key: string; now: number; window: number }], Counter>(
+      `INSERT INTO counters (key, count, reset_at) VALUES (@key, 1, @now + @window)
+       ON CONFLICT (key) DO UPDATE SET
+         count = CASE WHEN counters.reset_at > @now THEN counters.count + 1 ELSE 1 END,
+         reset_at = CASE WHEN counters.reset_at > @now THEN counters.reset_at ELSE @now + @window END
+       RETURNING count, reset_at AS resetAt`,
+    );
+    this.#peek = this.#db.prepare<[string], { count: number; reset_at: number }>('SELECT count, reset_at FROM counters WHERE key = ?');
+    this.#purgeClaims = this.#db.prepare<[number]>('DELETE FROM claims WHERE expires_at < ?');
+    this.#purgeCounters = this.#db.prepare<[number]>('DELETE FROM counters WHERE reset_at <= ?');
   }
 
   /**
@@ -150,7 +180,25 @@ export class SqliteTokenStore implements TokenStore {
     }
     // A client-wide revocation older than the longest token lifetime can no longer match a live token.
     this.#purgeRevocations.run(now - MAX_TTL * 1000);
+    this.#purgeClaims.run(now);
+    this.#purgeCounters.run(now);
     return total;
+  }
+
+  async claimOnce(key: string, expiresAt: number): Promise<boolean> {
+    // Durable before the answer: a crash must not let an assertion be used twice.
+    return this.#durably(() => this.#claim(key, expiresAt, Date.now()));
+  }
+
+  async countHit(key: string, windowMs: number, now: number): Promise<Counter> {
+    return this.#hit.get({ key, now, window: windowMs })!;
+  }
+
+  async peekCounts(keys: readonly string[], now: number): Promise<Counter[]> {
+    return keys.map((key) => {
+      const row = this.#peek.get(key);
+      return row !== undefined && row.reset_at > now ? { count: row.count, resetAt: row.reset_at } : { count: 0, resetAt: 0 };
+    });
   }
 
   async ping(): Promise<void> {

@@ -36,9 +36,27 @@ export interface TokenStore {
   revokeClient(clientId: string, at: number): Promise<void>;
   /** Deletes records whose exp (seconds) is before `now` (ms); returns how many. */
   purgeExpired(now: number): Promise<number>;
+  /**
+   * Claims `key` until `expiresAt` (ms): resolves true the first time, false while an earlier
+   * claim lasts. Used so that a client assertion's jti is accepted once (RFC 7523 §3 point 7).
+   */
+  claimOnce(key: string, expiresAt: number): Promise<boolean>;
+  /**
+   * Adds one to the counter `key`, which lives `windowMs` from its first hit (a fixed window),
+   * and resolves its count and when it resets (ms). Used to count failed authentications.
+   */
+  countHit(key: string, windowMs: number, now: number): Promise<Counter>;
+  /** The counters' current values (count 0 for a counter that is absent or over). */
+  peekCounts(keys: readonly string[], now: number): Promise<Counter[]>;
   /** Rejects when the store cannot serve requests. */
   ping(): Promise<void>;
   close(): Promise<void>;
+}
+
+/** A failure counter: how many hits in its window, and when the window ends (ms). */
+export interface Counter {
+  count: number;
+  resetAt: number;
 }
 
 /** A token revoked "before" a time t: issued in a second that began at or before t. */

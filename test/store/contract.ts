@@ -147,6 +147,39 @@ export function tokenStoreContract(
       }
     });
 
+    it('grants a claim once until it expires', async () => {
+      const store = await open();
+      const now = Date.now();
+      expect(await store.claimOnce('svc:jti-1', now + 60_000)).toBe(true);
+      expect(await store.claimOnce('svc:jti-1', now + 60_000)).toBe(false);
+      expect(await store.claimOnce('svc:jti-2', now + 60_000)).toBe(true);
+      // Concurrent claims of one key: exactly one wins.
+      const racing = await Promise.all(Array.from({ length: 10 }, () => store.claimOnce('svc:jti-3', now + 60_000)));
+      expect(racing.filter(Boolean)).toHaveLength(1);
+      // A claim that has expired can be made again.
+      expect(await store.claimOnce('svc:jti-4', now - 1)).toBe(true);
+      expect(await store.claimOnce('svc:jti-4', now + 60_000)).toBe(true);
+    });
+
+    it('counts hits in a fixed window and forgets them after it', async () => {
+      const store = await open();
+      const now = Date.now();
+      expect(await store.peekCounts(['k'], now)).toEqual([{ count: 0, resetAt: 0 }]);
+      const first = await store.countHit('k', 60_000, now);
+      expect(first.count).toBe(1);
+      expect(first.resetAt).toBeGreaterThanOrEqual(now + 59_000);
+      expect(first.resetAt).toBeLessThanOrEqual(now + 61_000);
+      await Promise.all(Array.from({ length: 9 }, () => store.countHit('k', 60_000, now + 10)));
+      const [k, other] = await store.peekCounts(['k', 'other'], now + 20);
+      expect(k!.count).toBe(10);
+      expect(other).toEqual({ count: 0, resetAt: 0 });
+      if (!options.expiresItself) {
+        // The window ends at resetAt (clocks injected; Redis keeps real time itself).
+        expect((await store.peekCounts(['k'], first.resetAt))[0]!.count).toBe(0);
+        expect((await store.countHit('k', 60_000, first.resetAt)).count).toBe(1);
+      }
+    });
+
     it('answers ping while open', async () => {
       const store = await open();
       await expect(store.ping()).resolves.toBeUndefined();

@@ -48,8 +48,25 @@ describe('SqliteTokenStore', () => {
     openAt(path);
     const db = new Database(path, { readonly: true });
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
-    expect(db.pragma('user_version', { simple: true })).toBe(1);
+    expect(db.pragma('user_version', { simple: true })).toBe(2);
     db.close();
+  });
+
+  it('migrates a version 1 file, keeping its records', async () => {
+    const path = join(dir, 'v1.db');
+    const old = new Database(path);
+    // Version 1 as it was released: tokens and client revocations only.
+    old.exec(`CREATE TABLE tokens (jti TEXT PRIMARY KEY, client_id TEXT NOT NULL, scope TEXT NOT NULL, aud TEXT NOT NULL,
+      iat INTEGER NOT NULL, exp INTEGER NOT NULL, digest TEXT NOT NULL, revoked_at INTEGER) WITHOUT ROWID;
+      CREATE INDEX tokens_exp ON tokens (exp);
+      CREATE TABLE client_revocations (client_id TEXT PRIMARY KEY, revoked_before INTEGER NOT NULL) WITHOUT ROWID;`);
+    old.prepare('INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run('old-jti', 'svc-a', 'read', '["https://api.test"]', 1_800_000_000, 1_800_000_900, 'd', null);
+    old.pragma('user_version = 1');
+    old.close();
+
+    const store = openAt(path);
+    expect((await store.find('old-jti'))?.clientId).toBe('svc-a');
+    expect(await store.claimOnce('k', Date.now() + 1000)).toBe(true);
   });
 
   it('sees what another process wrote to the same file', async () => {
