@@ -7,6 +7,7 @@ import type { Config } from './config.js';
 import { SecretVerifier } from './crypto/secret-verifier.js';
 import { metricsRoute } from './http/metrics-route.js';
 import { InstrumentedTokenStore, Metrics } from './metrics.js';
+import { FailureThrottle } from './oauth/throttle.js';
 import { discoveryRoutes } from './http/discovery-route.js';
 import { errorHandler, pathOf, sendError } from './http/errors.js';
 import { healthRoutes, type Readiness } from './http/health-route.js';
@@ -23,7 +24,7 @@ import { TokenIssuer } from './oauth/token-issuer.js';
 export const BODY_LIMIT = 16 * 1024;
 
 export interface AppDeps {
-  config: Pick<Config, 'issuer' | 'tokens' | 'metadata'>;
+  config: Pick<Config, 'issuer' | 'tokens' | 'metadata' | 'throttle'>;
   registry: ClientRegistry;
   keys: KeySet;
   clock: Clock;
@@ -85,17 +86,23 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const { config, registry, clock, keys } = deps;
   const store = new InstrumentedTokenStore(deps.store, metrics);
   const verifier = deps.verifier ?? new SecretVerifier({ observe: (s) => metrics.argon2Seconds.observe(s) });
+  const throttle = new FailureThrottle(
+    store,
+    { windowMs: config.throttle.window * 1000, clientFailures: config.throttle.client_failures, addressFailures: config.throttle.address_failures },
+    clock,
+  );
   tokenRoute(app, {
     registry,
     clock,
     verifier,
+    throttle,
     store,
     metrics,
     issuer: new TokenIssuer(config.issuer, keys, clock),
     policy: { defaultAudience: config.tokens.audience, defaultTtl: config.tokens.ttl },
   });
-  introspectionRoute(app, { registry, clock, verifier, store, keys });
-  revocationRoute(app, { registry, clock, verifier, store });
+  introspectionRoute(app, { registry, clock, verifier, throttle, store, keys });
+  revocationRoute(app, { registry, clock, verifier, throttle, store });
   discoveryRoutes(app, {
     registry: deps.registry,
     keys: deps.keys,

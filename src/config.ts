@@ -2,6 +2,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError, type Problem } from './config-error.js';
+import { parseDuration } from './duration.js';
 import { isAudience } from './oauth/syntax.js';
 import { parseRedisUrl, REDIS_URL_FORM } from './store/redis-url.js';
 import { formatPath, readYamlFile, zodProblems, type DocPath } from './yaml-file.js';
@@ -14,6 +15,23 @@ export const ttlSchema = z
   .int({ error: 'must be a whole number of seconds' })
   .min(MIN_TTL, { error: `must be at least ${MIN_TTL} seconds` })
   .max(MAX_TTL, { error: `must be at most ${MAX_TTL} seconds` });
+
+/**
+ * A duration written `30s`, `15m`, `24h`, `7d` or as a number of seconds, between min and max
+ * seconds; parsed to whole seconds.
+ */
+export function durationSchema(minSeconds: number, maxSeconds: number) {
+  return z
+    .union([z.number(), z.string()], { error: 'must be a duration such as 30s, 15m, 24h or 7d' })
+    .transform((v, ctx) => {
+      const seconds = typeof v === 'number' ? (Number.isInteger(v) ? v : undefined) : parseDuration(v);
+      if (seconds === undefined || seconds < minSeconds || seconds > maxSeconds) {
+        ctx.addIssue({ code: 'custom', message: `must be a duration from ${minSeconds}s to ${maxSeconds}s, such as 30s, 15m, 24h or 7d` });
+        return z.NEVER;
+      }
+      return seconds;
+    });
+}
 
 export const audienceSchema = z.string().refine(isAudience, {
   error: 'must be a non-empty string of visible ASCII characters (an absolute URI is usual)',
@@ -70,6 +88,10 @@ const configSchema = z.strictObject({
     .strictObject({
       dir: z.string().min(1).default('../data/keys'),
       algorithm: z.literal('RS256', { error: 'must be RS256' }).default('RS256'),
+      // In seconds once parsed. A new key is published this long before it signs, so resource
+      // servers that cache the JWKS (metadata.max_age, or their own cache) fetch it before they
+      // meet a token it signed.
+      publish_before_use: durationSchema(0, 7 * 86_400).default(600),
     })
     .prefault({}),
   store: z
@@ -92,6 +114,16 @@ const configSchema = z.strictObject({
     .strictObject({
       publish_scopes: z.boolean().default(true),
       max_age: z.number().int().min(0).max(86_400).default(300),
+    })
+    .prefault({}),
+  throttle: z
+    .strictObject({
+      // RFC 6749 §2.3.1: the token endpoint MUST guard against brute force. Counted per client_id
+      // from one address, so a flood aimed at a client from one place does not lock that client
+      // out of its other addresses, and per address across all client_ids.
+      window: durationSchema(1, 86_400).default(60),
+      client_failures: z.number().int().min(1).max(1_000_000).default(10),
+      address_failures: z.number().int().min(1).max(1_000_000).default(100),
     })
     .prefault({}),
   log: z

@@ -27,11 +27,20 @@ export class SecretVerifier {
   /**
    * The live secret that `secret` matches, or undefined. With no live secret (unknown client,
    * all expired) a dummy hash is verified instead, so that path costs what a wrong secret costs.
-   * Rejects with QueueFull when too many verifications are waiting.
+   * Rejects with QueueFull when too many verifications are waiting, and with whatever
+ * `beforeArgon2` throws (a throttle) before argon2 would run.
    */
-  async check(clientId: string, secret: string, live: readonly ClientSecret[], now: number): Promise<ClientSecret | undefined> {
+  async check(
+    clientId: string,
+    secret: string,
+    live: readonly ClientSecret[],
+    now: number,
+    beforeArgon2?: () => Promise<void>,
+  ): Promise<ClientSecret | undefined> {
     const cached = live.length === 0 ? undefined : this.cache.lookup(clientId, secret, live, now);
     if (cached !== undefined) return cached;
+    // Throttling runs here: after the free check, before any argon2 work.
+    await beforeArgon2?.();
     // A service that starts up opens many connections at once, all with the same credentials:
     // verify them once, not once per connection. Unknown clients share a verification in the
     // same way, so a burst costs the same whether or not the client exists.

@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { InvalidClient, InvalidRequest, OAuthError, PayloadTooLarge, ServerError } from '../oauth/errors.js';
+import { InvalidClient, InvalidRequest, OAuthError, PayloadTooLarge, ServerError, TooManyRequests } from '../oauth/errors.js';
 import type { ClientRegistry } from '../clients/registry.js';
 import type { Metrics } from '../metrics.js';
 import { logId } from '../oauth/client-auth.js';
@@ -33,6 +33,8 @@ function handleError(err: unknown, req: FastifyRequest, reply: FastifyReply, reg
     // The reason without its detail (`method_not_allowed:…`), so the label set stays small.
     metrics.authFailures.inc({ reason: oauth.reason.split(':')[0] });
     req.log.warn({ event: 'client.auth_failed', ...logId(registry, oauth.presentedId), reason: oauth.reason, ip: req.ip }, 'client authentication failed');
+  } else if (oauth instanceof TooManyRequests) {
+    req.log.warn({ event: 'client.throttled', per: oauth.scope, retry_after: oauth.retryAfterSeconds, ip: req.ip }, 'authentication throttled');
   } else if (oauth instanceof ServerError) {
     req.log.error({ err, path: pathOf(req) }, 'request failed');
   } else {

@@ -6,6 +6,7 @@ import type { SecretVerifier } from '../crypto/secret-verifier.js';
 import { MAX_SECRET_LENGTH } from '../crypto/secrets.js';
 import { InvalidClient, InvalidRequest, TemporarilyUnavailable } from './errors.js';
 import type { Params } from './params.js';
+import type { FailureThrottle } from './throttle.js';
 import { isClientId } from './syntax.js';
 
 /** What a request presents to prove which client it is. */
@@ -26,6 +27,8 @@ export interface ClientAuthDeps {
   registry: ClientRegistry;
   clock: Clock;
   verifier: SecretVerifier;
+  /** Limits failed authentication; none when omitted. */
+  throttle?: FailureThrottle;
 }
 
 /**
@@ -102,13 +105,15 @@ export async function authenticateClient(req: ClientAuthRequest, deps: ClientAut
   const live = client?.secrets.filter((s) => s.expiresAt === undefined || s.expiresAt > now) ?? [];
   let matched: boolean;
   try {
-    matched = (await deps.verifier.check(creds.clientId, creds.secret, live, now)) !== undefined;
+    const throttle = deps.throttle;
+    matched = (await deps.verifier.check(creds.clientId, creds.secret, live, now, throttle && (() => throttle.check(creds.clientId, req.ip)))) !== undefined;
   } catch (err) {
     if (err instanceof QueueFull) throw new TemporarilyUnavailable('too many authentication requests; retry later', 1, 'argon2 queue full');
     throw err;
   }
 
   const id = creds.clientId;
+  if (!matched) await deps.throttle?.recordFailure(creds.clientId, req.ip);
   if (client === undefined) throw new InvalidClient('unknown_client', id);
   if (!matched) throw new InvalidClient(live.length < client.secrets.length ? 'wrong_or_expired_secret' : 'wrong_secret', id);
   if (client.disabled) throw new InvalidClient('client_disabled', id);

@@ -95,6 +95,26 @@ export class PayloadTooLarge extends InvalidRequest {
   override readonly status = 413;
 }
 
+/**
+ * Too many failed authentications from this address (for this client_id): refused before any
+ * secret is checked. OAuth defines no code for it; temporarily_unavailable says what to do.
+ */
+export class TooManyRequests extends OAuthError {
+  readonly error = 'temporarily_unavailable';
+  readonly status = 429;
+
+  constructor(
+    readonly retryAfterSeconds: number,
+    readonly scope: 'client' | 'address',
+  ) {
+    super('too many failed authentication attempts; retry later', `throttled per ${scope}`);
+  }
+
+  override headers(): Record<string, string> {
+    return { 'retry-after': String(this.retryAfterSeconds) };
+  }
+}
+
 export class ServerError extends OAuthError {
   readonly error = 'server_error';
   readonly status = 500;

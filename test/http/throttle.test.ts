@@ -1,0 +1,77 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { basic, buildTestApp, form, FORM, hashOf, type TestApp } from '../helpers.js';
+
+const A = 'throttle-secret-a-0123456789abcdefghijklm';
+const B = 'throttle-secret-b-0123456789abcdefghijklm';
+let t: TestApp;
+
+beforeAll(async () => {
+  t = await buildTestApp({
+    config: `issuer: https://auth.test
+keys: { dir: ./keys }
+store: { kind: memory }
+throttle: { window: 1m, client_failures: 3, address_failures: 5 }
+`,
+    clients: `clients:
+  - client_id: svc-a
+    secrets: [{ hash: "${await hashOf(A)}" }]
+    audiences: [https://api.test]
+  - client_id: svc-b
+    secrets: [{ hash: "${await hashOf(B)}" }]
+    audiences: [https://api.test]
+`,
+  });
+});
+
+const ask = (clientId: string, secret: string, ip: string, url = '/oauth2/token') =>
+  t.app.inject({
+    method: 'POST',
+    url,
+    headers: { ...FORM, authorization: basic(clientId, secret) },
+    payload: form(url === '/oauth2/token' ? { grant_type: 'client_credentials' } : { token: 'x' }),
+    remoteAddress: ip,
+  });
+
+describe('throttling failed client authentication', () => {
+  it('refuses a client_id from one address after its failures, with 429 and Retry-After, and not from other addresses', async () => {
+    for (let i = 0; i < 3; i++) expect((await ask('svc-a', `wrong-${i}`, '10.0.0.1')).statusCode).toBe(401);
+    const refused = await ask('svc-a', A, '10.0.0.1');
+    expect(refused.statusCode).toBe(429);
+    expect(refused.json()).toEqual({ error: 'temporarily_unavailable', error_description: 'too many failed authentication attempts; retry later' });
+    expect(Number(refused.headers['retry-after'])).toBeGreaterThan(0);
+    expect(Number(refused.headers['retry-after'])).toBeLessThanOrEqual(60);
+    expect(refused.headers['cache-control']).toBe('no-store');
+    // The same client from elsewhere is not locked out.
+    expect((await ask('svc-a', A, '10.0.0.2')).statusCode).toBe(200);
+    // Another client from the throttled address is not either (its own count is low).
+    expect((await ask('svc-b', B, '10.0.0.1')).statusCode).toBe(200);
+    expect(t.logs.events('client.throttled')).toContainEqual(expect.objectContaining({ per: 'client', ip: '10.0.0.1' }));
+  });
+
+  it('refuses an address after its failures across client_ids, at every endpoint that authenticates', async () => {
+    const ids = ['x1', 'x2', 'x3', 'x4', 'x5'];
+    for (const id of ids) expect((await ask(id, 'nope', '10.0.0.3')).statusCode).toBe(401);
+    // Any credential that would need an argon2 check is refused now.
+    expect((await ask('svc-b', 'guess', '10.0.0.3')).statusCode).toBe(429);
+    expect((await ask('svc-b', 'guess', '10.0.0.3', '/oauth2/introspect')).statusCode).toBe(429);
+    expect((await ask('svc-b', 'guess', '10.0.0.3', '/oauth2/revoke')).statusCode).toBe(429);
+  });
+
+  it('lets the window pass', async () => {
+    for (let i = 0; i < 3; i++) await ask('svc-b', 'wrong', '10.0.0.4');
+    expect((await ask('svc-b', 'other-wrong', '10.0.0.4')).statusCode).toBe(429);
+    t.clock.advance(61);
+    expect((await ask('svc-b', 'other-wrong', '10.0.0.4')).statusCode).toBe(401);
+  });
+
+  it('spends no argon2 work on a throttled request, yet lets a recently verified secret through', async () => {
+    // svc-b's secret was verified from 10.0.0.5 before the flood: it is in the verified cache.
+    expect((await ask('svc-b', B, '10.0.0.5')).statusCode).toBe(200);
+    for (let i = 0; i < 3; i++) await ask('svc-b', `wrong-${i}`, '10.0.0.5');
+    const before = (await t.app.inject({ method: 'GET', url: '/metrics' })).body.match(/^tollgate_argon2_verify_duration_seconds_count (\d+)$/m)![1];
+    expect((await ask('svc-b', 'again-wrong', '10.0.0.5')).statusCode).toBe(429);
+    const after = (await t.app.inject({ method: 'GET', url: '/metrics' })).body.match(/^tollgate_argon2_verify_duration_seconds_count (\d+)$/m)![1];
+    expect(after).toBe(before);
+    expect((await ask('svc-b', B, '10.0.0.5')).statusCode).toBe(200);
+  });
+});
