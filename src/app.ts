@@ -4,7 +4,9 @@ import type { Logger } from 'pino';
 import type { Clock } from './clock.js';
 import type { ClientRegistry } from './clients/registry.js';
 import type { Config } from './config.js';
+import { JwksFetcher } from './clients/jwks-fetcher.js';
 import { SecretVerifier } from './crypto/secret-verifier.js';
+import type { CertificateSource } from './http/client-certificate.js';
 import { metricsRoute } from './http/metrics-route.js';
 import { InstrumentedTokenStore, Metrics } from './metrics.js';
 import { FailureThrottle } from './oauth/throttle.js';
@@ -24,7 +26,7 @@ import { TokenIssuer } from './oauth/token-issuer.js';
 export const BODY_LIMIT = 16 * 1024;
 
 export interface AppDeps {
-  config: Pick<Config, 'issuer' | 'tokens' | 'metadata' | 'throttle'>;
+  config: Pick<Config, 'issuer' | 'tokens' | 'metadata' | 'throttle' | 'trust_proxy' | 'client_auth' | 'listen'>;
   registry: ClientRegistry;
   keys: KeySet;
   clock: Clock;
@@ -34,6 +36,12 @@ export interface AppDeps {
   verifier?: SecretVerifier;
   /** Prometheus metrics served at /metrics; a registry without process metrics if omitted. */
   metrics?: Metrics;
+  /** TLS to serve HTTPS with (PEM contents); plain HTTP when omitted. */
+  tls?: { cert: Buffer; key: Buffer; clientCa?: Buffer };
+  /** Where client certificates come from; none when omitted. */
+  certificates?: CertificateSource;
+  /** Fetches clients' jwks_uri; one is made if omitted. */
+  jwksFetcher?: JwksFetcher;
   /** Whether the server can serve tokens now; by default, whether the token store answers. */
   readiness?: () => Readiness | Promise<Readiness>;
 }
@@ -62,6 +70,18 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     requestTimeout: 10_000,
     return503OnClosing: true,
     routerOptions: { maxParamLength: 200 },
+    // X-Forwarded-For is believed only from the listed proxies (proxy-addr semantics).
+    trustProxy: deps.config.trust_proxy.length > 0 ? [...deps.config.trust_proxy] : false,
+    ...(deps.tls === undefined
+      ? {}
+      : {
+          https: {
+            cert: deps.tls.cert,
+            key: deps.tls.key,
+            // Ask for a certificate but do not require one: clients using other methods share the port.
+            ...(deps.tls.clientCa === undefined ? {} : { ca: deps.tls.clientCa, requestCert: true, rejectUnauthorized: false }),
+          },
+        }),
   }) as unknown as FastifyInstance;
 
   // Only form bodies are parsed; any other content type is refused by the error handler.
@@ -91,22 +111,36 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     { windowMs: config.throttle.window * 1000, clientFailures: config.throttle.client_failures, addressFailures: config.throttle.address_failures },
     clock,
   );
+  const certificates = deps.certificates ?? (() => undefined);
+  const assertions = {
+    issuer: config.issuer,
+    ...(config.client_auth.accept_token_endpoint_audience ? { tokenEndpointAudience: `${config.issuer}${TOKEN_PATH}` } : {}),
+    fetcher: deps.jwksFetcher ?? new JwksFetcher(),
+    claimJti: (key: string, expiresAt: number) => store.claimOnce(key, expiresAt),
+  };
   tokenRoute(app, {
     registry,
     clock,
     verifier,
     throttle,
+    certificates,
+    assertions,
     store,
     metrics,
     issuer: new TokenIssuer(config.issuer, keys, clock),
     policy: { defaultAudience: config.tokens.audience, defaultTtl: config.tokens.ttl },
   });
-  introspectionRoute(app, { registry, clock, verifier, throttle, store, keys });
-  revocationRoute(app, { registry, clock, verifier, throttle, store });
+  introspectionRoute(app, { registry, clock, verifier, throttle, certificates, assertions, store, keys });
+  revocationRoute(app, { registry, clock, verifier, throttle, certificates, assertions, store });
   discoveryRoutes(app, {
     registry: deps.registry,
     keys: deps.keys,
-    metadata: { issuer: config.issuer, publishScopes: config.metadata.publish_scopes, maxAge: config.metadata.max_age },
+    metadata: {
+      issuer: config.issuer,
+      publishScopes: config.metadata.publish_scopes,
+      maxAge: config.metadata.max_age,
+      mtls: config.listen.tls?.client_ca !== undefined,
+    },
   });
   healthRoutes(app, deps.readiness ?? (() => storeReadiness(store)));
   metricsRoute(app, metrics, registry, keys);

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -75,6 +76,45 @@ const configSchema = z.strictObject({
     .strictObject({
       host: z.string().min(1).default('127.0.0.1'),
       port: z.number({ error: 'must be a port number' }).int().min(0).max(65_535).default(8080),
+      // HTTPS served directly. client_ca asks clients for a certificate (optional, so other
+      // methods keep working on the same port) and enables the RFC 8705 methods.
+      tls: z
+        .strictObject({
+          cert: z.string().min(1).optional(),
+          key: z.string().min(1).optional(),
+          client_ca: z.string().min(1).optional(),
+        })
+        .optional(),
+      // Behind a TLS-terminating proxy: the request header carrying the client certificate
+      // (URL-encoded PEM, as nginx's $ssl_client_escaped_cert), believed only from trust_proxy.
+      client_cert_header: z
+        .string()
+        .regex(/^[A-Za-z0-9-]{1,64}$/, { error: 'must be an HTTP header name' })
+        .transform((h) => h.toLowerCase())
+        .optional(),
+    })
+    .superRefine((l, ctx) => {
+      if (l.tls !== undefined && (l.tls.cert === undefined) !== (l.tls.key === undefined)) {
+        ctx.addIssue({ code: 'custom', path: ['tls'], message: 'needs both cert and key' });
+      }
+      if (l.tls?.client_ca !== undefined && l.tls.cert === undefined && l.client_cert_header === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['tls', 'client_ca'], message: 'needs tls.cert and tls.key, or client_cert_header behind a proxy' });
+      }
+      if (l.client_cert_header !== undefined && l.tls?.client_ca === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['client_cert_header'], message: 'needs tls.client_ca to check the forwarded certificates against' });
+      }
+    })
+    .prefault({}),
+  // Proxies whose X-Forwarded-For (and client_cert_header) is believed; empty: none.
+  trust_proxy: z
+    .array(z.string().refine((s) => isIP(s.split('/')[0]!) !== 0, { error: 'must be an IP address or CIDR block' }))
+    .default([]),
+  client_auth: z
+    .strictObject({
+      // RFC 7523 lets an assertion's aud be the token endpoint URL; tollgate wants the issuer
+      // only unless told otherwise, since several audiences for one assertion is what made
+      // audience confusion (CVE-2025-27370) possible.
+      accept_token_endpoint_audience: z.boolean().default(false),
     })
     .prefault({}),
   clients_file: z.string().min(1).default('./clients.yaml'),
@@ -194,6 +234,18 @@ export function loadConfig(file: string, options: LoadConfigOptions = {}): Confi
     clients_file: resolvePath(PATH_FIELDS[0]!, config.clients_file),
     keys: { ...config.keys, dir: resolvePath(PATH_FIELDS[1]!, config.keys.dir) },
     store: { ...config.store, path: resolvePath(PATH_FIELDS[2]!, config.store.path) },
+    listen: {
+      ...config.listen,
+      ...(config.listen.tls === undefined
+        ? {}
+        : {
+            tls: {
+              ...(config.listen.tls.cert === undefined ? {} : { cert: resolvePath(['listen', 'tls', 'cert'], config.listen.tls.cert) }),
+              ...(config.listen.tls.key === undefined ? {} : { key: resolvePath(['listen', 'tls', 'key'], config.listen.tls.key) }),
+              ...(config.listen.tls.client_ca === undefined ? {} : { client_ca: resolvePath(['listen', 'tls', 'client_ca'], config.listen.tls.client_ca) }),
+            },
+          }),
+    },
   });
 }
 

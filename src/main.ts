@@ -1,6 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { readFileSync } from 'node:fs';
 import { buildApp } from './app.js';
+import { ConfigError } from './config-error.js';
+import { certificateSource } from './http/client-certificate.js';
 import { systemClock } from './clock.js';
 import { ReloadingClientRegistry } from './clients/reloading-registry.js';
 import type { Config } from './config.js';
@@ -22,6 +25,8 @@ export interface RunningServer {
   app: FastifyInstance;
   registry: ReloadingClientRegistry;
   store: TokenStore;
+  /** Re-reads listen.tls files (SIGHUP); throws ConfigError when they cannot be read. */
+  reloadTls(): void;
   /** The address it listens on, e.g. http://127.0.0.1:8080. */
   url: string;
   close(): Promise<void>;
@@ -33,7 +38,7 @@ export interface RunningServer {
  */
 export async function startServer(config: Config, logger: Logger = createLogger(config.log.level)): Promise<RunningServer> {
   const registry = new ReloadingClientRegistry(config.clients_file, { defaultAudience: config.tokens.audience }, logger);
-  const keys = await DiskKeySet.load(config.keys.dir, { generateIfEmpty: true });
+  const keys = await DiskKeySet.load(config.keys.dir, { generateIfEmpty: true, publishBeforeUseMs: config.keys.publish_before_use * 1000 });
   // Computed now so that the first request for an unknown client is not slower than later ones.
   await getDummyHash();
   const store = createTokenStore(config.store, logger);
@@ -43,7 +48,20 @@ export async function startServer(config: Config, logger: Logger = createLogger(
   // Verified credentials are re-checked against the live hashes anyway; clearing them on a
   // registry change also drops entries of clients that are gone.
   registry.onReload(() => verifier.cache.clear());
-  const app = buildApp({ config, registry, keys, clock: systemClock, store, verifier, metrics, logger });
+  const tls = readTls(config);
+  const certificates = certificateSource({
+    clientCaFile: config.listen.tls?.client_ca,
+    header: config.listen.client_cert_header,
+    trustedProxies: config.trust_proxy,
+  });
+  let app: FastifyInstance;
+  try {
+    app = buildApp({ config, registry, keys, clock: systemClock, store, verifier, metrics, logger, certificates, ...(tls ? { tls } : {}) });
+  } catch (err) {
+    await store.close();
+    if (tls === undefined) throw err;
+    throw ConfigError.single(config.listen.tls!.cert!, `cannot serve TLS with this certificate and key: ${(err as Error).message}`);
+  }
   let url: string;
   try {
     url = await app.listen({ host: config.listen.host, port: config.listen.port });
@@ -69,7 +87,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
     { event: 'server.started', url, issuer: config.issuer, clients: registry.all().length, store: config.store.kind, signing_kid: keys.signingKey().kid },
     'tollgate listening',
   );
-  if (!isLoopback(config.listen.host)) {
+  if (tls === undefined && !isLoopback(config.listen.host)) {
     logger.warn({ host: config.listen.host }, 'listening beyond loopback without TLS: put a TLS-terminating proxy in front');
   }
   return {
@@ -77,6 +95,17 @@ export async function startServer(config: Config, logger: Logger = createLogger(
     url,
     registry,
     store,
+    reloadTls: () => {
+      const next = readTls(config);
+      if (next === undefined) return;
+      // New connections get the new certificate; open ones keep theirs.
+      (app.server as unknown as { setSecureContext(options: object): void }).setSecureContext({
+        cert: next.cert,
+        key: next.key,
+        ...(next.clientCa === undefined ? {} : { ca: next.clientCa }),
+      });
+      logger.info({ event: 'tls.reloaded' }, 'TLS certificate reloaded');
+    },
     close: async () => {
       clearInterval(purge);
       registry.close();
@@ -85,6 +114,20 @@ export async function startServer(config: Config, logger: Logger = createLogger(
       await store.close();
     },
   };
+}
+
+/** The listen.tls files, read; undefined when TLS is not served here. */
+function readTls(config: Config): { cert: Buffer; key: Buffer; clientCa?: Buffer } | undefined {
+  const tls = config.listen.tls;
+  if (tls?.cert === undefined || tls.key === undefined) return undefined;
+  const read = (file: string): Buffer => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw ConfigError.single(file, `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  };
+  return { cert: read(tls.cert), key: read(tls.key), ...(tls.client_ca === undefined ? {} : { clientCa: read(tls.client_ca) }) };
 }
 
 function isLoopback(host: string): boolean {
@@ -114,5 +157,12 @@ export function closeOnSignals(server: RunningServer, logger: Logger): void {
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
   // SIGHUP: re-read the client registry now rather than at the next check.
-  process.on('SIGHUP', () => server.registry.reload());
+  process.on('SIGHUP', () => {
+    server.registry.reload();
+    try {
+      server.reloadTls();
+    } catch (err) {
+      logger.error({ event: 'tls.rejected', problem: (err as Error).message }, 'TLS files could not be read; the certificate in use stays');
+    }
+  });
 }

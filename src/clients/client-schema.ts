@@ -2,7 +2,8 @@ import { BlockList, isIP } from 'node:net';
 import { z } from 'zod';
 import { audienceSchema, ttlSchema } from '../config.js';
 import { isClientId, isScopeToken, MAX_CLIENT_ID_LENGTH } from '../oauth/syntax.js';
-import { AUTH_METHODS, SECRET_AUTH_METHODS, type Client } from './registry.js';
+import type { JWK } from 'jose';
+import { AUTH_METHODS, SECRET_AUTH_METHODS, type Client, type TlsSubject } from './registry.js';
 
 // argon2 work a single verify may demand. Hashes are checked on every token request, so a hash
 // with absurd parameters (a typo of m=1919456) would let one request take a gigabyte.
@@ -55,6 +56,18 @@ const secretSchema = z.strictObject({
     .optional(),
 });
 
+/** A public key as RFC 7517 writes it; a private part (d) is refused: it must never be here. */
+const publicJwkSchema = z
+  .looseObject({
+    kty: z.enum(['RSA', 'EC', 'OKP'], { error: 'kty must be RSA, EC or OKP' }),
+    kid: z.string().min(1).optional(),
+    use: z.literal('sig', { error: 'use must be sig' }).optional(),
+    alg: z.enum(['RS256', 'PS256', 'ES256', 'EdDSA'], { error: 'alg must be RS256, PS256, ES256 or EdDSA' }).optional(),
+  })
+  .superRefine((k, ctx) => {
+    if ('d' in k || 'p' in k || 'q' in k) ctx.addIssue({ code: 'custom', message: 'holds a private key: only the public key belongs in the registry' });
+  });
+
 const scopeSchema = z.string().refine(isScopeToken, {
   error: 'must be a scope token: visible ASCII without spaces, quotes or backslashes (RFC 6749 §3.3)',
 });
@@ -105,6 +118,18 @@ export const clientSchema = z
       )
       .optional(),
     disabled: z.boolean().default(false),
+    jwks: z
+      .strictObject({ keys: z.array(publicJwkSchema, { error: 'must be a list of public JWKs' }).min(1, { error: 'must hold at least one key' }) })
+      .optional(),
+    jwks_uri: z
+      .string()
+      .refine((s) => /^https:\/\/[^\s#]+$/.test(s) && URL.canParse(s), { error: 'must be an https URL' })
+      .optional(),
+    tls_client_auth_subject_dn: z.string().min(1).optional(),
+    tls_client_auth_san_dns: z.string().min(1).optional(),
+    tls_client_auth_san_uri: z.string().min(1).optional(),
+    tls_client_auth_san_ip: z.string().refine((s) => isIP(s) !== 0, { error: 'must be an IP address' }).optional(),
+    tls_client_auth_san_email: z.string().min(1).optional(),
   });
 
 export const registrySchema = z
@@ -114,6 +139,22 @@ export const registrySchema = z
   .transform((r) => r.clients ?? []);
 
 type ClientEntry = z.infer<typeof clientSchema>;
+
+export const TLS_SUBJECT_FIELDS = [
+  ['tls_client_auth_subject_dn', 'subject_dn'],
+  ['tls_client_auth_san_dns', 'san_dns'],
+  ['tls_client_auth_san_uri', 'san_uri'],
+  ['tls_client_auth_san_ip', 'san_ip'],
+  ['tls_client_auth_san_email', 'san_email'],
+] as const;
+
+function tlsSubjectOf(entry: ClientEntry): TlsSubject | undefined {
+  for (const [field, kind] of TLS_SUBJECT_FIELDS) {
+    const value = entry[field];
+    if (value !== undefined) return { kind, value };
+  }
+  return undefined;
+}
 
 /** Builds the runtime Client from a validated registry entry. */
 export function toClient(entry: ClientEntry): Client {
@@ -136,5 +177,8 @@ export function toClient(entry: ClientEntry): Client {
     introspect: entry.introspect,
     allowedIps,
     disabled: entry.disabled,
+    jwks: entry.jwks?.keys as JWK[] | undefined,
+    jwksUri: entry.jwks_uri,
+    tlsSubject: tlsSubjectOf(entry),
   });
 }

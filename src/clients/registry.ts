@@ -1,8 +1,11 @@
 import type { BlockList } from 'node:net';
+import type { JWK } from 'jose';
 
 /** Client authentication methods tollgate implements (RFC 8414 / RFC 7591 names). */
 export const SECRET_AUTH_METHODS = ['client_secret_basic', 'client_secret_post'] as const;
-export const AUTH_METHODS = [...SECRET_AUTH_METHODS] as const;
+/** RFC 8705 §2: mutual TLS, with a CA-issued certificate or a self-signed one. */
+export const TLS_AUTH_METHODS = ['tls_client_auth', 'self_signed_tls_client_auth'] as const;
+export const AUTH_METHODS = [...SECRET_AUTH_METHODS, 'private_key_jwt', ...TLS_AUTH_METHODS] as const;
 export type AuthMethod = (typeof AUTH_METHODS)[number];
 
 export interface ClientSecret {
@@ -24,10 +27,20 @@ export interface Client {
   readonly audiences: readonly string[];
   readonly tokenTtl?: number;
   readonly introspect: boolean;
+  /** Public keys for private_key_jwt and self_signed_tls_client_auth (RFC 7591 `jwks`). */
+  readonly jwks?: readonly JWK[];
+  /** Where its public keys are published (RFC 7591 `jwks_uri`). */
+  readonly jwksUri?: string;
+  /** What its certificate must show for tls_client_auth (RFC 8705 §2.1.2): one of these. */
+  readonly tlsSubject?: TlsSubject;
   /** Source-address allowlist, when the entry has `allowed_ips`. */
   readonly allowedIps?: BlockList;
   readonly disabled: boolean;
 }
+
+export type TlsSubject =
+  | { kind: 'subject_dn'; value: string }
+  | { kind: 'san_dns' | 'san_uri' | 'san_ip' | 'san_email'; value: string };
 
 /** The set of registered clients, looked up by client_id on every request. */
 export interface ClientRegistry {

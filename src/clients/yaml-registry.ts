@@ -1,6 +1,6 @@
 import { ConfigError, type Problem } from '../config-error.js';
 import { formatPath, readYamlFile, zodProblems, type YamlFile } from '../yaml-file.js';
-import { PLAINTEXT_FIELDS, registrySchema, toClient } from './client-schema.js';
+import { PLAINTEXT_FIELDS, registrySchema, TLS_SUBJECT_FIELDS, toClient } from './client-schema.js';
 import { SECRET_AUTH_METHODS, StaticClientRegistry, type Client } from './registry.js';
 
 export interface RegistryOptions {
@@ -62,6 +62,17 @@ function crossFieldProblems(source: YamlFile, options: RegistryOptions): Problem
     const plaintext = Object.keys(c).some((k) => PLAINTEXT_FIELDS.has(k));
     if (!plaintext && secretMethods.length > 0 && (c.secrets === undefined || (Array.isArray(c.secrets) && c.secrets.length === 0))) {
       at(['clients', i, 'secrets'], `${secretMethods.join(', ')} needs at least one secret`);
+    }
+    const has = (field: string) => c[field] !== undefined;
+    if (methods.includes('private_key_jwt') && has('jwks') === has('jwks_uri')) {
+      at(['clients', i], 'private_key_jwt needs exactly one of jwks or jwks_uri');
+    }
+    if (methods.includes('self_signed_tls_client_auth') && !has('jwks')) {
+      at(['clients', i], 'self_signed_tls_client_auth needs jwks: the public key of its certificate');
+    }
+    const subjects = TLS_SUBJECT_FIELDS.filter(([field]) => has(field)).length;
+    if (methods.includes('tls_client_auth') && subjects !== 1) {
+      at(['clients', i], 'tls_client_auth needs exactly one of tls_client_auth_subject_dn or tls_client_auth_san_dns/_uri/_ip/_email');
     }
     const noAudiences = c.audiences === undefined || (Array.isArray(c.audiences) && c.audiences.length === 0);
     if (noAudiences && options.defaultAudience.length === 0) {

@@ -1,12 +1,11 @@
 import type { FastifyInstance } from 'fastify';
-import type { ClientAuthDeps } from '../oauth/client-auth.js';
 import { introspect, type IntrospectionDeps } from '../oauth/introspection.js';
 import { INTROSPECTION_PATH } from '../oauth/metadata.js';
 import { noStore } from './headers.js';
-import { readTokenRequest } from './token-param-request.js';
+import { readTokenRequest, type HttpClientAuthDeps } from './token-param-request.js';
 
 /** POST /oauth2/introspect (RFC 7662). */
-export function introspectionRoute(app: FastifyInstance, deps: IntrospectionDeps & ClientAuthDeps): void {
+export function introspectionRoute(app: FastifyInstance, deps: IntrospectionDeps & HttpClientAuthDeps): void {
   app.post(INTROSPECTION_PATH, async (req, reply) => {
     const { token, client } = await readTokenRequest(req, deps);
     const { response, jti, reason } = await introspect(token, client, deps);

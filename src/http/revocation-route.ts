@@ -1,12 +1,11 @@
 import type { FastifyInstance } from 'fastify';
-import type { ClientAuthDeps } from '../oauth/client-auth.js';
 import { REVOCATION_PATH } from '../oauth/metadata.js';
 import { revokeToken, type RevocationDeps } from '../oauth/revocation.js';
 import { noStore } from './headers.js';
-import { readTokenRequest } from './token-param-request.js';
+import { readTokenRequest, type HttpClientAuthDeps } from './token-param-request.js';
 
 /** POST /oauth2/revoke (RFC 7009). */
-export function revocationRoute(app: FastifyInstance, deps: RevocationDeps & ClientAuthDeps): void {
+export function revocationRoute(app: FastifyInstance, deps: RevocationDeps & HttpClientAuthDeps): void {
   app.post(REVOCATION_PATH, async (req, reply) => {
     const { token, client } = await readTokenRequest(req, deps);
     const outcome = await revokeToken(token, client, deps);

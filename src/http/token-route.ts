@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { authenticateClient, type ClientAuthDeps } from '../oauth/client-auth.js';
+import { authenticateClient } from '../oauth/client-auth.js';
 import { decideGrant, type GrantPolicy } from '../oauth/client-credentials.js';
 import { InvalidRequest, UnsupportedGrantType } from '../oauth/errors.js';
 import { TOKEN_PATH } from '../oauth/metadata.js';
@@ -10,8 +10,9 @@ import type { Metrics } from '../metrics.js';
 import type { TokenStore } from '../store/token-store.js';
 import { formParams } from './form.js';
 import { noStore } from './headers.js';
+import type { HttpClientAuthDeps } from './token-param-request.js';
 
-export interface TokenRouteDeps extends ClientAuthDeps {
+export interface TokenRouteDeps extends HttpClientAuthDeps {
   issuer: TokenIssuer;
   policy: GrantPolicy;
   store: TokenStore;
@@ -28,9 +29,13 @@ export function tokenRoute(app: FastifyInstance, deps: TokenRouteDeps): void {
     if (grantType === undefined) throw new InvalidRequest('grant_type is required');
     if (grantType !== 'client_credentials') throw new UnsupportedGrantType('only client_credentials is supported');
 
-    const client = await authenticateClient({ authorization: req.headers.authorization, params, ip: req.ip }, deps);
+    const { client, certificateThumbprint } = await authenticateClient(
+      { authorization: req.headers.authorization, params, ip: req.ip, certificate: deps.certificates(req) },
+      deps,
+    );
     const grant = decideGrant(client, params, deps.policy);
-    const { accessToken, claims } = await deps.issuer.issue(client.clientId, grant);
+    // RFC 8705 §3: a token requested over mutual TLS is bound to that certificate.
+    const { accessToken, claims } = await deps.issuer.issue(client.clientId, grant, certificateThumbprint);
     // Recorded before it is handed out: a token the store does not know would never introspect
     // active nor be revocable, so when the store fails the client gets 503, not the token.
     await guardStore('record', () =>
@@ -42,6 +47,7 @@ export function tokenRoute(app: FastifyInstance, deps: TokenRouteDeps): void {
         iat: claims.iat,
         exp: claims.exp,
         digest: tokenDigest(accessToken),
+        ...(certificateThumbprint === undefined ? {} : { cnf: certificateThumbprint }),
       }),
     );
 

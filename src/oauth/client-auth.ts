@@ -1,26 +1,36 @@
-import { createHash } from 'node:crypto';
+import { createHash, type X509Certificate } from 'node:crypto';
+import { calculateJwkThumbprint, decodeJwt, exportJWK } from 'jose';
 import type { Clock } from '../clock.js';
-import type { AuthMethod, Client, ClientRegistry } from '../clients/registry.js';
+import type { AuthMethod, Client, ClientRegistry, TlsSubject } from '../clients/registry.js';
 import { QueueFull } from '../crypto/limiter.js';
 import type { SecretVerifier } from '../crypto/secret-verifier.js';
 import { MAX_SECRET_LENGTH } from '../crypto/secrets.js';
+import { JWT_BEARER_ASSERTION, verifyClientAssertion, type ClientAssertionDeps } from './client-assertion.js';
 import { InvalidClient, InvalidRequest, TemporarilyUnavailable } from './errors.js';
 import type { Params } from './params.js';
 import type { FailureThrottle } from './throttle.js';
 import { isClientId } from './syntax.js';
 
-/** What a request presents to prove which client it is. */
-export interface PresentedCredentials {
-  method: AuthMethod;
-  clientId: string;
-  secret: string;
+/** A client certificate from the TLS connection or from a trusted proxy. */
+export interface PresentedCertificate {
+  cert: X509Certificate;
+  /** It chains to a configured client CA (checked by the TLS stack, or by tollgate for a proxy's header). */
+  chainVerified: boolean;
 }
+
+/** What a request presents to prove which client it is. */
+export type PresentedCredentials =
+  | { method: 'client_secret_basic' | 'client_secret_post'; clientId: string; secret: string }
+  | { method: 'private_key_jwt'; clientId: string; assertion: string }
+  | { method: 'mtls'; clientId: string; certificate: PresentedCertificate };
 
 export interface ClientAuthRequest {
   authorization: string | undefined;
   params: Params;
   /** The request's source address, for `allowed_ips`. */
   ip: string;
+  /** The client certificate, when the connection (or a trusted proxy) carries one. */
+  certificate?: PresentedCertificate;
 }
 
 export interface ClientAuthDeps {
@@ -29,29 +39,60 @@ export interface ClientAuthDeps {
   verifier: SecretVerifier;
   /** Limits failed authentication; none when omitted. */
   throttle?: FailureThrottle;
+  /** What private_key_jwt needs; the method is refused when omitted. */
+  assertions?: Omit<ClientAssertionDeps, 'clock'>;
+}
+
+/** An authenticated client, how it proved itself, and the certificate it used, if any. */
+export interface AuthenticatedClient {
+  client: Client;
+  method: AuthMethod;
+  /** RFC 8705 §3.1 x5t#S256 of the client certificate, for tokens bound to it. */
+  certificateThumbprint?: string;
 }
 
 /**
- * Finds the credentials in a request: HTTP Basic (client_secret_basic) or the body
- * (client_secret_post), never both (RFC 6749 §2.3.1: "MUST NOT use more than one").
+ * Finds the credentials in a request: HTTP Basic (client_secret_basic), client_id and
+ * client_secret in the body (client_secret_post), a JWT client assertion (private_key_jwt), or
+ * a client_id with a client certificate (RFC 8705). RFC 6749 §2.3.1: a client "MUST NOT use
+ * more than one authentication method in each request".
  */
-export function extractCredentials(req: Pick<ClientAuthRequest, 'authorization' | 'params'>): PresentedCredentials {
+export function extractCredentials(req: Pick<ClientAuthRequest, 'authorization' | 'params' | 'certificate'>): PresentedCredentials {
   const bodyId = req.params.get('client_id');
   const bodySecret = req.params.get('client_secret');
+  const assertion = req.params.get('client_assertion');
+  const assertionType = req.params.get('client_assertion_type');
+  const methods = [req.authorization !== undefined, bodySecret !== undefined, assertion !== undefined || assertionType !== undefined];
+  if (methods.filter(Boolean).length > 1) throw new InvalidRequest('use one client authentication method per request');
   if (req.authorization !== undefined) {
     const basic = parseBasic(req.authorization);
-    if (bodySecret !== undefined) {
-      throw new InvalidRequest('use one client authentication method, not both Basic and client_secret');
-    }
     // A client_id in the body beside Basic is allowed by RFC 6749 §3.2.1 when it names the same client.
     if (bodyId !== undefined && bodyId !== basic.clientId) {
       throw new InvalidRequest('client_id in the body does not match the Authorization header');
     }
     return { method: 'client_secret_basic', ...basic };
   }
+  if (assertion !== undefined || assertionType !== undefined) {
+    if (assertionType !== JWT_BEARER_ASSERTION) throw new InvalidClient('assertion_type', bodyId);
+    if (assertion === undefined) throw new InvalidClient('no_assertion', bodyId);
+    // The assertion names its client (RFC 7523 §3: sub); it is verified once the client is known.
+    let sub: unknown;
+    try {
+      sub = decodeJwt(assertion).sub;
+    } catch {
+      throw new InvalidClient('assertion_malformed', bodyId);
+    }
+    if (typeof sub !== 'string' || sub === '') throw new InvalidClient('assertion_malformed', bodyId);
+    if (bodyId !== undefined && bodyId !== sub) throw new InvalidClient('assertion_client_id_mismatch', bodyId);
+    return { method: 'private_key_jwt', clientId: sub, assertion };
+  }
   if (bodyId === undefined && bodySecret === undefined) throw new InvalidClient('no_credentials');
   if (bodyId === undefined) throw new InvalidClient('no_client_id');
-  if (bodySecret === undefined) throw new InvalidClient('no_client_secret', bodyId);
+  if (bodySecret === undefined) {
+    // RFC 8705 §2: a client authenticating with its certificate names itself with client_id.
+    if (req.certificate !== undefined) return { method: 'mtls', clientId: bodyId, certificate: req.certificate };
+    throw new InvalidClient('no_client_secret', bodyId);
+  }
   return { method: 'client_secret_post', clientId: bodyId, secret: bodySecret };
 }
 
@@ -90,15 +131,36 @@ export function logId(registry: ClientRegistry, presentedId: string | undefined)
 }
 
 /**
- * Authenticates the client and returns its registry entry, or throws InvalidClient whose
- * `reason` (log-only) says why. The argon2 work does not depend on why authentication fails: an
- * unknown client, or one with no live secret, is checked against a dummy hash of the same cost,
- * and a disabled client or a forbidden method or address is refused only after the secret check.
- * (A client with several live secrets during a rotation costs one verification per secret tried;
- * a pair verified recently costs none, see VerifiedCredentials.)
+ * Authenticates the client, or throws InvalidClient whose `reason` (log-only) says why.
+ *
+ * For secrets, the argon2 work does not depend on why authentication fails: an unknown
+ * client, or one with no live secret, is checked against a dummy hash of the same cost, and a
+ * disabled client or a forbidden method or address is refused only after the secret check.
+ * (A client with several live secrets during a rotation costs one verification per secret
+ * tried; a pair verified recently costs none, see VerifiedCredentials.)
  */
-export async function authenticateClient(req: ClientAuthRequest, deps: ClientAuthDeps): Promise<Client> {
+export async function authenticateClient(req: ClientAuthRequest, deps: ClientAuthDeps): Promise<AuthenticatedClient> {
   const creds = extractCredentials(req);
+  switch (creds.method) {
+    case 'client_secret_basic':
+    case 'client_secret_post':
+      return { client: await authenticateSecret(creds, req, deps), method: creds.method };
+    case 'private_key_jwt': {
+      const client = registeredClient(creds.clientId, 'private_key_jwt', req, deps);
+      if (deps.assertions === undefined) throw new InvalidClient('private_key_jwt_unavailable', creds.clientId);
+      await verifyClientAssertion(creds.assertion, client, { ...deps.assertions, clock: deps.clock });
+      return { client, method: 'private_key_jwt' };
+    }
+    case 'mtls':
+      return authenticateCertificate(creds.clientId, creds.certificate, req, deps);
+  }
+}
+
+async function authenticateSecret(
+  creds: { method: 'client_secret_basic' | 'client_secret_post'; clientId: string; secret: string },
+  req: ClientAuthRequest,
+  deps: ClientAuthDeps,
+): Promise<Client> {
   if (creds.secret.length > MAX_SECRET_LENGTH) throw new InvalidClient('secret_too_long', creds.clientId);
   const client = isClientId(creds.clientId) ? deps.registry.get(creds.clientId) : undefined;
   const now = deps.clock.now();
@@ -116,10 +178,103 @@ export async function authenticateClient(req: ClientAuthRequest, deps: ClientAut
   if (!matched) await deps.throttle?.recordFailure(creds.clientId, req.ip);
   if (client === undefined) throw new InvalidClient('unknown_client', id);
   if (!matched) throw new InvalidClient(live.length < client.secrets.length ? 'wrong_or_expired_secret' : 'wrong_secret', id);
-  if (client.disabled) throw new InvalidClient('client_disabled', id);
-  if (!client.authMethods.includes(creds.method)) throw new InvalidClient(`method_not_allowed:${creds.method}`, id);
-  if (client.allowedIps !== undefined && !addressAllowed(client, req.ip)) throw new InvalidClient('address_not_allowed', id);
+  checkClientMay(client, creds.method, req);
   return client;
+}
+
+/** The registered, enabled client that may use `method` from this address; else InvalidClient. */
+function registeredClient(clientId: string, method: AuthMethod, req: ClientAuthRequest, deps: ClientAuthDeps): Client {
+  const client = isClientId(clientId) ? deps.registry.get(clientId) : undefined;
+  if (client === undefined) throw new InvalidClient('unknown_client', clientId);
+  checkClientMay(client, method, req);
+  return client;
+}
+
+function checkClientMay(client: Client, method: AuthMethod, req: ClientAuthRequest): void {
+  if (client.disabled) throw new InvalidClient('client_disabled', client.clientId);
+  if (!client.authMethods.includes(method)) throw new InvalidClient(`method_not_allowed:${method}`, client.clientId);
+  if (client.allowedIps !== undefined && !addressAllowed(client, req.ip)) throw new InvalidClient('address_not_allowed', client.clientId);
+}
+
+/**
+ * RFC 8705 §2: tls_client_auth (a certificate from a configured CA whose subject or SAN is the
+ * one registered) or self_signed_tls_client_auth (a certificate whose key is in the client's jwks).
+ */
+async function authenticateCertificate(
+  clientId: string,
+  presented: PresentedCertificate,
+  req: ClientAuthRequest,
+  deps: ClientAuthDeps,
+): Promise<AuthenticatedClient> {
+  const client = isClientId(clientId) ? deps.registry.get(clientId) : undefined;
+  if (client === undefined) throw new InvalidClient('unknown_client', clientId);
+  const certificateThumbprint = createHash('sha256').update(presented.cert.raw).digest('base64url');
+  const pki = client.authMethods.includes('tls_client_auth') && client.tlsSubject !== undefined;
+  if (pki && presented.chainVerified && certificateMatches(presented.cert, client.tlsSubject!)) {
+    checkClientMay(client, 'tls_client_auth', req);
+    return { client, method: 'tls_client_auth', certificateThumbprint };
+  }
+  if (client.authMethods.includes('self_signed_tls_client_auth') && (await certificateKeyRegistered(presented.cert, client))) {
+    checkClientMay(client, 'self_signed_tls_client_auth', req);
+    return { client, method: 'self_signed_tls_client_auth', certificateThumbprint };
+  }
+  if (client.disabled) throw new InvalidClient('client_disabled', clientId);
+  if (!pki && !client.authMethods.includes('self_signed_tls_client_auth')) throw new InvalidClient('method_not_allowed:mtls', clientId);
+  throw new InvalidClient(pki && !presented.chainVerified ? 'certificate_untrusted' : 'certificate_mismatch', clientId);
+}
+
+/** Compares the registered subject DN (RFC 4514) or SAN with the certificate's. */
+export function certificateMatches(cert: X509Certificate, subject: TlsSubject): boolean {
+  if (subject.kind === 'subject_dn') return sameDn(subject.value, cert.subject);
+  const prefix = { san_dns: 'DNS:', san_uri: 'URI:', san_ip: 'IP Address:', san_email: 'email:' }[subject.kind];
+  const names = (cert.subjectAltName ?? '').split(', ').map((n) => n.replace(/^"|"$/g, ''));
+  return names.some((n) => n.startsWith(prefix) && sanValueEquals(subject.kind, n.slice(prefix.length), subject.value));
+}
+
+function sanValueEquals(kind: TlsSubject['kind'], actual: string, expected: string): boolean {
+  // DNS names and email domains are case-insensitive; URIs are compared as written.
+  return kind === 'san_dns' || kind === 'san_email' ? actual.toLowerCase() === expected.toLowerCase() : actual === expected;
+}
+
+/**
+ * Distinguished names compared attribute by attribute: RFC 4514 writes them last RDN first and
+ * comma-separated, Node prints them first RDN first, one per line. Attribute types are
+ * case-insensitive; values are compared exactly.
+ */
+function sameDn(rfc4514: string, nodeSubject: string): boolean {
+  const registered = rfc4514
+    .split(/(?<!\\),/)
+    .map((rdn) => normalizeRdn(rdn.replace(/\\,/g, ',')))
+    .sort();
+  const presented = nodeSubject
+    .split('\n')
+    .filter((l) => l !== '')
+    .map(normalizeRdn)
+    .sort();
+  return registered.length === presented.length && registered.every((r, i) => r === presented[i]);
+}
+
+function normalizeRdn(rdn: string): string {
+  const eq = rdn.indexOf('=');
+  return `${rdn.slice(0, eq).trim().toUpperCase()}=${rdn.slice(eq + 1).trim()}`;
+}
+
+async function certificateKeyRegistered(cert: X509Certificate, client: Client): Promise<boolean> {
+  if (client.jwks === undefined) return false;
+  let presented: string;
+  try {
+    presented = await calculateJwkThumbprint(await exportJWK(cert.publicKey), 'sha256');
+  } catch {
+    return false;
+  }
+  for (const jwk of client.jwks) {
+    try {
+      if ((await calculateJwkThumbprint(jwk, 'sha256')) === presented) return true;
+    } catch {
+      // A key the thumbprint cannot be taken of matches nothing.
+    }
+  }
+  return false;
 }
 
 function addressAllowed(client: Client, ip: string): boolean {

@@ -61,6 +61,8 @@ export async function introspect(
     nbf: claims.nbf,
     jti,
     token_type: 'Bearer',
+    // RFC 8705 §3.2: tell the resource server which certificate must present the token.
+    ...(record.cnf === undefined ? {} : { cnf: { 'x5t#S256': record.cnf } }),
   };
   return { response, jti };
 }

@@ -15,6 +15,8 @@ export interface AccessTokenClaims {
   jti: string;
   client_id: string;
   scope?: string;
+  /** RFC 8705 §3.1: the SHA-256 thumbprint of the certificate the token is bound to. */
+  cnf?: { 'x5t#S256': string };
 }
 
 export interface IssuedToken {
@@ -35,7 +37,7 @@ export class TokenIssuer {
     private readonly clock: Clock,
   ) {}
 
-  async issue(clientId: string, grant: Grant): Promise<IssuedToken> {
+  async issue(clientId: string, grant: Grant, certificateThumbprint?: string): Promise<IssuedToken> {
     const now = epochSeconds(this.clock);
     const claims: AccessTokenClaims = {
       iss: this.issuer,
@@ -49,6 +51,7 @@ export class TokenIssuer {
       client_id: clientId,
     };
     if (grant.scopes.length > 0) claims.scope = grant.scopes.join(' ');
+    if (certificateThumbprint !== undefined) claims.cnf = { 'x5t#S256': certificateThumbprint };
     const key = this.keys.signingKey();
     const accessToken = await new SignJWT({ ...claims })
       .setProtectedHeader({ alg: key.alg, typ: 'at+jwt', kid: key.kid })

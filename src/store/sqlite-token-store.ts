@@ -34,6 +34,7 @@ const MIGRATIONS: readonly string[] = [
      count    INTEGER NOT NULL,
      reset_at INTEGER NOT NULL          -- ms: the end of its window
    ) WITHOUT ROWID;`,
+  `ALTER TABLE tokens ADD COLUMN cnf TEXT;  -- x5t#S256 of a bound certificate (RFC 8705)`,
 ];
 
 /** Rows deleted per purge statement, so a large purge never blocks requests for long. */
@@ -48,6 +49,7 @@ interface TokenRow {
   exp: number;
   digest: string;
   revoked_at: number | null;
+  cnf: string | null;
   revoked_before: number | null;
 }
 
@@ -76,7 +78,7 @@ export class SqliteTokenStore implements TokenStore {
   constructor(readonly path: string) {
     this.#db = openDatabase(path);
     this.#insert = this.#db.prepare(
-      'INSERT INTO tokens (jti, client_id, scope, aud, iat, exp, digest, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      'INSERT INTO tokens (jti, client_id, scope, aud, iat, exp, digest, revoked_at, cnf) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );
     this.#find = this.#db.prepare<[string], TokenRow>(
       `SELECT t.*, r.revoked_before FROM tokens t LEFT JOIN client_revocations r ON r.client_id = t.client_id WHERE t.jti = ?`,
@@ -141,7 +143,7 @@ export class SqliteTokenStore implements TokenStore {
   }
 
   #insertOne(t: TokenRecord): void {
-    this.#insert.run(t.jti, t.clientId, t.scope, JSON.stringify(t.aud), t.iat, t.exp, t.digest, t.revokedAt ?? null);
+    this.#insert.run(t.jti, t.clientId, t.scope, JSON.stringify(t.aud), t.iat, t.exp, t.digest, t.revokedAt ?? null, t.cnf ?? null);
   }
 
   async find(jti: string): Promise<TokenRecord | undefined> {
@@ -155,6 +157,7 @@ export class SqliteTokenStore implements TokenStore {
       iat: row.iat,
       exp: row.exp,
       digest: row.digest,
+      ...(row.cnf === null ? {} : { cnf: row.cnf }),
       ...(row.revoked_at === null ? {} : { revokedAt: row.revoked_at }),
     };
     return withClientRevocation(record, row.revoked_before ?? undefined);

@@ -13,6 +13,8 @@ export interface TokenRecord {
   readonly exp: number;
   /** SHA-256 of the whole compact JWT, base64url: proves a presented token is the one issued. */
   readonly digest: string;
+  /** x5t#S256 of the certificate the token is bound to (RFC 8705), if any. */
+  readonly cnf?: string;
   /** When it was revoked, ms since the epoch; absent while it is not. */
   readonly revokedAt?: number;
 }

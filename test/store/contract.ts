@@ -43,6 +43,9 @@ export function tokenStoreContract(
       const rec = makeRecord({ iat: T0, aud: ['https://a.test', 'https://b.test'] });
       await store.record(rec);
       expect(await store.find(rec.jti)).toEqual(rec);
+      const bound = makeRecord({ iat: T0, cnf: 'x5t-thumbprint-of-a-client-certificate' });
+      await store.record(bound);
+      expect(await store.find(bound.jti)).toEqual(bound);
       expect(await store.find('unknown-jti')).toBeUndefined();
     });
 
