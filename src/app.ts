@@ -116,7 +116,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     issuer: config.issuer,
     ...(config.client_auth.accept_token_endpoint_audience ? { tokenEndpointAudience: `${config.issuer}${TOKEN_PATH}` } : {}),
     fetcher: deps.jwksFetcher ?? new JwksFetcher(),
-    claimJti: (key: string, expiresAt: number) => store.claimOnce(key, expiresAt),
+    claimJti: (key: string, expiresAt: number, now: number) => store.claimOnce(key, expiresAt, now),
   };
   tokenRoute(app, {
     registry,

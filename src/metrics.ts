@@ -101,8 +101,8 @@ export class InstrumentedTokenStore implements TokenStore {
   purgeExpired(now: number): Promise<number> {
     return this.metrics.time(this.metrics.storeSeconds, 'purge', () => this.inner.purgeExpired(now));
   }
-  claimOnce(key: string, expiresAt: number): Promise<boolean> {
-    return this.metrics.time(this.metrics.storeSeconds, 'claim_once', () => this.inner.claimOnce(key, expiresAt));
+  claimOnce(key: string, expiresAt: number, now: number): Promise<boolean> {
+    return this.metrics.time(this.metrics.storeSeconds, 'claim_once', () => this.inner.claimOnce(key, expiresAt, now));
   }
   countHit(key: string, windowMs: number, now: number): Promise<StoreCounter> {
     return this.metrics.time(this.metrics.storeSeconds, 'count_hit', () => this.inner.countHit(key, windowMs, now));

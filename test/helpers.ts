@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { afterAll } from 'vitest';
-import { buildApp } from '../src/app.js';
+import { buildApp, type AppDeps } from '../src/app.js';
 import type { Clock } from '../src/clock.js';
 import { ReloadingClientRegistry } from '../src/clients/reloading-registry.js';
 import { loadConfig, type Config } from '../src/config.js';
@@ -106,7 +106,14 @@ export interface TestApp {
 }
 
 /** A full app over a fixture, driven with app.inject(). */
-export async function buildTestApp(options: { clients: string; config?: string; clock?: TestClock; store?: TokenStore }): Promise<TestApp> {
+export async function buildTestApp(options: {
+  clients: string;
+  config?: string;
+  clock?: TestClock;
+  store?: TokenStore;
+  /** Further dependencies of buildApp (a jwks fetcher, a certificate source, …). */
+  deps?: Partial<AppDeps>;
+}): Promise<TestApp> {
   const fixture = writeFixture(options);
   const config = loadConfig(fixture.configFile);
   const logs = new LogCapture();
@@ -115,7 +122,7 @@ export async function buildTestApp(options: { clients: string; config?: string; 
   const keys = await DiskKeySet.load(config.keys.dir, { generateIfEmpty: true });
   const clock = options.clock ?? new TestClock();
   const store = options.store ?? new MemoryTokenStore();
-  const app = buildApp({ config, registry, keys, clock, store, logger });
+  const app = buildApp({ config, registry, keys, clock, store, logger, ...options.deps });
   apps.push(app);
   return { app, config, keys, clock, logs, fixture, store, registry };
 }

@@ -31,7 +31,7 @@ export interface ClientAssertionDeps {
   tokenEndpointAudience?: string;
   fetcher: JwksFetcher;
   /** Records that a jti was used; resolves false when it had been used before. */
-  claimJti(key: string, expiresAtMs: number): Promise<boolean>;
+  claimJti(key: string, expiresAtMs: number, now: number): Promise<boolean>;
   clock: Clock;
 }
 
@@ -76,7 +76,7 @@ export async function verifyClientAssertion(assertion: string, client: Assertion
   }
   // Checked after the signature, so that nobody but the client can use up its jtis.
   const key = `${client.clientId.length}:${client.clientId}:${claims.jti}`;
-  if (!(await guardStore('claim_jti', () => deps.claimJti(key, (claims.exp! + CLOCK_SKEW) * 1000)))) {
+  if (!(await guardStore('claim_jti', () => deps.claimJti(key, (claims.exp! + CLOCK_SKEW) * 1000, deps.clock.now())))) {
     return fail('replayed');
   }
 }

@@ -46,9 +46,9 @@ export class MemoryTokenStore implements TokenStore {
     return n;
   }
 
-  async claimOnce(key: string, expiresAt: number): Promise<boolean> {
+  async claimOnce(key: string, expiresAt: number, now: number): Promise<boolean> {
     const until = this.#claims.get(key);
-    if (until !== undefined && until > Date.now()) return false;
+    if (until !== undefined && until > now) return false;
     this.#claims.set(key, expiresAt);
     return true;
   }

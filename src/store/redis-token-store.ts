@@ -141,6 +141,7 @@ export class RedisTokenStore implements TokenStore {
   }
 
   async claimOnce(key: string, expiresAt: number): Promise<boolean> {
+    // Redis expires the claim by its own clock.
     const set = await this.#run(() => this.#client.set(`${this.#prefix}claim:${key}`, '1', 'PXAT', expiresAt, 'NX'));
     return set === 'OK';
   }

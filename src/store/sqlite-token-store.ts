@@ -188,9 +188,9 @@ export class SqliteTokenStore implements TokenStore {
     return total;
   }
 
-  async claimOnce(key: string, expiresAt: number): Promise<boolean> {
+  async claimOnce(key: string, expiresAt: number, now: number): Promise<boolean> {
     // Durable before the answer: a crash must not let an assertion be used twice.
-    return this.#durably(() => this.#claim(key, expiresAt, Date.now()));
+    return this.#durably(() => this.#claim(key, expiresAt, now));
   }
 
   async countHit(key: string, windowMs: number, now: number): Promise<Counter> {

@@ -40,9 +40,9 @@ export interface TokenStore {
   purgeExpired(now: number): Promise<number>;
   /**
    * Claims `key` until `expiresAt` (ms): resolves true the first time, false while an earlier
-   * claim lasts. Used so that a client assertion's jti is accepted once (RFC 7523 §3 point 7).
+   * claim lasts at `now` (Redis keeps its own time). Used so that a client assertion's jti is accepted once (RFC 7523 §3 point 7).
    */
-  claimOnce(key: string, expiresAt: number): Promise<boolean>;
+  claimOnce(key: string, expiresAt: number, now: number): Promise<boolean>;
   /**
    * Adds one to the counter `key`, which lives `windowMs` from its first hit (a fixed window),
    * and resolves its count and when it resets (ms). Used to count failed authentications.

@@ -153,15 +153,15 @@ export function tokenStoreContract(
     it('grants a claim once until it expires', async () => {
       const store = await open();
       const now = Date.now();
-      expect(await store.claimOnce('svc:jti-1', now + 60_000)).toBe(true);
-      expect(await store.claimOnce('svc:jti-1', now + 60_000)).toBe(false);
-      expect(await store.claimOnce('svc:jti-2', now + 60_000)).toBe(true);
+      expect(await store.claimOnce('svc:jti-1', now + 60_000, now)).toBe(true);
+      expect(await store.claimOnce('svc:jti-1', now + 60_000, now)).toBe(false);
+      expect(await store.claimOnce('svc:jti-2', now + 60_000, now)).toBe(true);
       // Concurrent claims of one key: exactly one wins.
-      const racing = await Promise.all(Array.from({ length: 10 }, () => store.claimOnce('svc:jti-3', now + 60_000)));
+      const racing = await Promise.all(Array.from({ length: 10 }, () => store.claimOnce('svc:jti-3', now + 60_000, now)));
       expect(racing.filter(Boolean)).toHaveLength(1);
       // A claim that has expired can be made again.
-      expect(await store.claimOnce('svc:jti-4', now - 1)).toBe(true);
-      expect(await store.claimOnce('svc:jti-4', now + 60_000)).toBe(true);
+      expect(await store.claimOnce('svc:jti-4', now - 1, now)).toBe(true);
+      expect(await store.claimOnce('svc:jti-4', now + 60_000, now)).toBe(true);
     });
 
     it('counts hits in a fixed window and forgets them after it', async () => {

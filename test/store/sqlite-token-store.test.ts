@@ -66,7 +66,7 @@ describe('SqliteTokenStore', () => {
 
     const store = openAt(path);
     expect((await store.find('old-jti'))?.clientId).toBe('svc-a');
-    expect(await store.claimOnce('k', Date.now() + 1000)).toBe(true);
+    expect(await store.claimOnce('k', Date.now() + 1000, Date.now())).toBe(true);
   });
 
   it('sees what another process wrote to the same file', async () => {
