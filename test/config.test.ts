@@ -128,3 +128,39 @@ colour: blue
     expect(problems(() => loadConfig('/nonexistent/tollgate.yaml'))).toEqual(['/nonexistent/tollgate.yaml: file not found']);
   });
 });
+
+describe('keys.publish_before_use', () => {
+  it.each([
+    ['absent', '', 600],
+    ['30s', 'keys: { publish_before_use: 30s }\n', 30],
+    ['15m', 'keys: { publish_before_use: 15m }\n', 900],
+    ['24h', 'keys: { publish_before_use: 24h }\n', 86_400],
+    ['7d, the most', 'keys: { publish_before_use: 7d }\n', 604_800],
+    ['0s: sign at once', 'keys: { publish_before_use: 0s }\n', 0],
+    ['a number of seconds', 'keys: { publish_before_use: 120 }\n', 120],
+  ])('reads %s as seconds', (_what, text, seconds) => {
+    expect(loadConfig(configFile(`issuer: https://a.test\n${text}`)).keys.publish_before_use).toBe(seconds);
+  });
+
+  it('takes an override from the environment', () => {
+    const file = configFile('issuer: https://a.test\nkeys: { publish_before_use: 10m }\n');
+    expect(loadConfig(file, { env: { TOLLGATE_KEYS__PUBLISH_BEFORE_USE: '0s' } }).keys.publish_before_use).toBe(0);
+    expect(loadConfig(file, { env: { TOLLGATE_KEYS__PUBLISH_BEFORE_USE: '90' } }).keys.publish_before_use).toBe(90);
+    expect(problems(() => loadConfig(file, { env: { TOLLGATE_KEYS__PUBLISH_BEFORE_USE: 'later' } }))).toEqual([
+      expect.stringMatching(/^environment TOLLGATE_KEYS__PUBLISH_BEFORE_USE: keys\.publish_before_use: must be a duration/),
+    ]);
+  });
+
+  it.each([
+    ['a word', 'soon'],
+    ['more than 7 days', '8d'],
+    ['a negative number', '-1'],
+    ['a fraction of a second', '1.5'],
+    ['a unit it does not know', '2w'],
+    ['a boolean', 'true'],
+    ['a list', '[10m]'],
+  ])('refuses %s with the file, the line and the path', (_what, value) => {
+    const file = configFile(`issuer: https://a.test\nkeys:\n  dir: ./keys\n  publish_before_use: ${value}\n`);
+    expect(problems(() => loadConfig(file))).toEqual([expect.stringMatching(new RegExp(`^${file}:4: keys\\.publish_before_use: must be a duration`))]);
+  });
+});

@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import { ConfigError } from '../config-error.js';
 import { clientCommand } from './client-command.js';
 import { processIo, type Io } from './io.js';
-import { configCommand, hashSecretCommand, keysCommand, serveCommand } from './other-commands.js';
+import { keysCommand } from './keys-command.js';
+import { configCommand, hashSecretCommand, serveCommand } from './other-commands.js';
 import { tokenCommand } from './token-command.js';
 import { UsageError } from './usage.js';
 
@@ -13,11 +14,12 @@ An OAuth 2.0 authorization server for machine-to-machine traffic (client credent
 
 Commands:
   serve                 run the server
-  client add|list|disable|enable|remove
+  client add|rotate-secret|list|disable|enable|remove
                         manage the client registry
   hash-secret           print the argon2id hash of a secret read on stdin
   config check          validate the config, the registry and the keys
-  keys list             list the signing keys
+  keys list|rotate|prune
+                        list, add and retire signing keys
   token revoke          revoke issued tokens, by client or by jti
 
 Run tollgate <command> --help for a command's options. Exit status: 0 success, 1 a usage or

@@ -9,7 +9,6 @@ import { DiskKeySet } from '../keys/disk-key-set.js';
 import { createLogger } from '../log.js';
 import { closeOnSignals, startServer } from '../main.js';
 import type { Io } from './io.js';
-import { formatTable } from './table.js';
 import { configPath, parseCommand, positionals, UsageError } from './usage.js';
 
 const COMMON = `  --config FILE   config file (default: $TOLLGATE_CONFIG, else config/tollgate.yaml)
@@ -36,13 +35,6 @@ export const CONFIG_HELP = `Usage: tollgate config check [--config FILE]
 
 Validates the config, the client registry it names and the key directory. Exit 0 when sound;
 exit 1 with every problem listed (file:line: path: reason), one per line on stderr.
-
-${COMMON}`;
-
-export const KEYS_HELP = `Usage: tollgate keys list [--config FILE]
-
-Lists the signing keys in keys.dir, newest first; the newest signs new tokens and all are
-published in the JWKS.
 
 ${COMMON}`;
 
@@ -131,30 +123,6 @@ export async function configCommand(args: string[], io: Io): Promise<number> {
     return 1;
   }
   io.out(`ok: ${file}: ${summary}`);
-  return 0;
-}
-
-export async function keysCommand(args: string[], io: Io): Promise<number> {
-  const [sub, ...rest] = args;
-  if (sub === '--help' || sub === '-h' || sub === 'help') return print(io, KEYS_HELP);
-  if (sub !== 'list') throw new UsageError(sub === undefined ? 'missing command (see tollgate keys --help)' : `unknown command "keys ${sub}"`);
-  const { values, positionals: pos } = parseCommand(rest, {});
-  if (values.help) return print(io, KEYS_HELP);
-  positionals(pos, [], 'tollgate keys list [--config FILE]');
-  const config = loadConfig(configPath(values.config, io.env), { env: io.env, cwd: io.cwd });
-  let keys;
-  try {
-    keys = (await DiskKeySet.load(config.keys.dir, { generateIfEmpty: false })).list();
-  } catch (err) {
-    if (err instanceof ConfigError && /holds no keys/.test(err.message)) {
-      io.err(`no keys in ${config.keys.dir}; serve generates one on first start`);
-      return 0;
-    }
-    throw err;
-  }
-  const rows = [['KID', 'CREATED', 'KEY', 'USE', 'FILE']];
-  for (const k of keys) rows.push([k.kid, new Date(k.createdAt).toISOString(), `RSA-${k.bits}`, k.use, k.file]);
-  for (const line of formatTable(rows)) io.out(line);
   return 0;
 }
 

@@ -19,7 +19,8 @@ export function parseCommand<O extends Options>(args: string[], options: O) {
     return parseArgs({ args, options: { ...COMMON_OPTIONS, ...options }, allowPositionals: true, strict: true });
   } catch (err) {
     // "Unknown option '--x'. To specify a positional…": the first sentence is the useful one.
-    throw new UsageError((err as Error).message.split('. ')[0]!.replace(/\.$/, ''));
+    // Some messages run on over several lines ("… is ambiguous.\nDid you forget…"): one line only.
+    throw new UsageError((err as Error).message.split(/\.\s/)[0]!.replace(/\.$/, ''));
   }
 }
 

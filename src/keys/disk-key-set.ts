@@ -205,7 +205,7 @@ export async function generateKeyFile(dir: string): Promise<string> {
     renameSync(tmp, file);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-    throw ConfigError.single(dir, `the key directory is empty and a new key cannot be written there (${code})`);
+    throw ConfigError.single(dir, `cannot write a new key into the key directory (${code})`);
   }
   return kid;
 }

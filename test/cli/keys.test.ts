@@ -54,19 +54,22 @@ describe('keys list', () => {
     expect(run.stderr).toBe('');
     const [header, row, ...rest] = lines(run.stdout);
     expect(rest).toEqual([]);
-    expect(header!.split(/\s+/)).toEqual(['KID', 'CREATED', 'KEY', 'USE', 'FILE']);
-    expect(row!.split(/\s+/)).toEqual([kid, expect.stringMatching(/^\d{4}-\d\d-\d\dT/), 'RSA-2048', 'signing', pem]);
+    expect(header!.split(/\s+/)).toEqual(['KID', 'CREATED', 'KEY', 'USE', 'PRUNABLE_FROM', 'FILE']);
+    expect(row!.split(/\s+/)).toEqual([kid, expect.stringMatching(/^\d{4}-\d\d-\d\dT/), 'RSA-2048', 'signing', '-', pem]);
 
-    // A newer key takes over signing; the older one stays, published.
+    // A newer key, published for longer than publish_before_use (10 min by default), takes over
+    // signing; the older one stays, published, until its last token (tokens.ttl 900 s) expires.
     const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
     const newer = join(f.keysDir, 'added.pem');
     writeFileSync(newer, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
     const hourAgo = new Date(Date.now() - 3_600_000);
+    const twentyMinutesAgo = new Date(Math.floor(Date.now() / 1000) * 1000 - 1_200_000);
     utimesSync(pem, hourAgo, hourAgo);
+    utimesSync(newer, twentyMinutesAgo, twentyMinutesAgo);
     const rows = lines((await keysList(f)).stdout).slice(1).map((r) => r.split(/\s+/));
-    expect(rows.map((r) => [r[0], r[3]])).toEqual([
-      [await thumbprint(newer), 'signing'],
-      [kid, 'published'],
+    expect(rows.map((r) => [r[0], r[3], r[4]])).toEqual([
+      [await thumbprint(newer), 'signing', '-'],
+      [kid, 'published', new Date(twentyMinutesAgo.getTime() + 600_000 + 900_000).toISOString()],
     ]);
   });
 });

@@ -15,6 +15,8 @@ export interface CliOptions {
   env?: NodeJS.ProcessEnv;
   /** Fed on stdin, which is then closed; without it stdin is closed at once. */
   input?: string;
+  /** Runs the command as this user, e.g. so that file permissions apply when the tests run as root. */
+  user?: { uid: number; gid: number };
 }
 
 /** Runs the built `tollgate` as a user would, and collects what they would see. */
@@ -24,6 +26,7 @@ export function tollgate(args: readonly string[], options: CliOptions): Promise<
       cwd: options.cwd,
       env: { PATH: process.env.PATH, ...options.env },
       stdio: ['pipe', 'pipe', 'pipe'],
+      ...options.user,
       // A command that should have failed at once but serves instead must not hang the suite.
       timeout: 20_000,
       killSignal: 'SIGKILL',
