@@ -23,7 +23,7 @@ export async function runPrimary(config: Config, workers: number, logger: Logger
   // Done here, once, so that workers never race to generate the first key, and so that a bad
   // file is reported once with exit 1 instead of as a crash loop.
   loadRegistryFile(config.clients_file, { defaultAudience: config.tokens.audience });
-  await DiskKeySet.load(config.keys.dir, { generateIfEmpty: true });
+  await DiskKeySet.load(config.keys.dir, { generateIfEmpty: true, algorithm: config.keys.algorithm });
 
   let stopping = false;
   let earlyDeaths = 0;

@@ -127,7 +127,8 @@ const configSchema = z.strictObject({
   keys: z
     .strictObject({
       dir: z.string().min(1).default('../data/keys'),
-      algorithm: z.literal('RS256', { error: 'must be RS256' }).default('RS256'),
+      // RS256 is what every resource server accepts; ES256 and EdDSA sign several times faster.
+      algorithm: z.enum(['RS256', 'ES256', 'EdDSA'], { error: 'must be RS256, ES256 or EdDSA' }).default('RS256'),
       // In seconds once parsed. A new key is published this long before it signs, so resource
       // servers that cache the JWKS (metadata.max_age, or their own cache) fetch it before they
       // meet a token it signed.

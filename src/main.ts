@@ -38,7 +38,11 @@ export interface RunningServer {
  */
 export async function startServer(config: Config, logger: Logger = createLogger(config.log.level)): Promise<RunningServer> {
   const registry = new ReloadingClientRegistry(config.clients_file, { defaultAudience: config.tokens.audience }, logger);
-  const keys = await DiskKeySet.load(config.keys.dir, { generateIfEmpty: true, publishBeforeUseMs: config.keys.publish_before_use * 1000 });
+  const keys = await DiskKeySet.load(config.keys.dir, {
+    generateIfEmpty: true,
+    algorithm: config.keys.algorithm,
+    publishBeforeUseMs: config.keys.publish_before_use * 1000,
+  });
   // Computed now so that the first request for an unknown client is not slower than later ones.
   await getDummyHash();
   const store = createTokenStore(config.store, logger);

@@ -20,7 +20,7 @@ the folder every two seconds or so.
 Commands:
   list        the keys, newest first: which one signs, which are published only (for the tokens
               they signed), which are pending, and from when prune may remove each old one
-  rotate      write a new RSA-2048 key and print its kid; running servers publish it at once
+  rotate      write a new key of keys.algorithm and print its kid; running servers publish it at once
               and sign with it once keys.publish_before_use has passed
   prune       remove the keys no live token can have been signed with, printing each kid
 
@@ -66,7 +66,7 @@ async function listKeys(args: string[], io: Io): Promise<number> {
   const rows = [['KID', 'CREATED', 'KEY', 'USE', 'PRUNABLE_FROM', 'FILE']];
   for (const k of keys) {
     const prunable = k.removableAt === undefined ? '-' : maxTtl === undefined ? 'unknown' : iso(k.removableAt);
-    rows.push([k.kid, iso(k.createdAt), `RSA-${k.bits}`, k.use, prunable, k.file]);
+    rows.push([k.kid, iso(k.createdAt), k.alg === 'RS256' ? `RSA-${k.bits}` : k.alg === 'ES256' ? 'EC-P256' : 'Ed25519', k.use, prunable, k.file]);
   }
   for (const line of formatTable(rows)) io.out(line);
   return 0;
@@ -80,7 +80,7 @@ async function rotateKey(args: string[], io: Io): Promise<number> {
   // A folder the servers would refuse to reload (a broken file) would never publish the new
   // key, so it is refused here first.
   const before = await loadKeySet(config);
-  const kid = await generateKeyFile(config.keys.dir);
+  const kid = await generateKeyFile(config.keys.dir, config.keys.algorithm);
   const file = join(config.keys.dir, `${kid}.pem`);
   // The servers count from the file's mtime, so the times told here do too.
   const createdAt = statSync(file).mtimeMs;

@@ -6,7 +6,9 @@ import { systemClock, type Clock } from '../clock.js';
 import { ConfigError } from '../config-error.js';
 import type { KeySet, PublicJwk, SigningKey } from './key-set.js';
 
-const ALG = 'RS256';
+/** JWS algorithms tollgate signs with, each tied to one kind of key. */
+export const SIGNING_ALGORITHMS = ['RS256', 'ES256', 'EdDSA'] as const;
+export type SigningAlgorithm = (typeof SIGNING_ALGORITHMS)[number];
 const MIN_RSA_BITS = 2048;
 
 /** A key file as found in the key directory. */
@@ -15,7 +17,9 @@ export interface KeyFileInfo {
   file: string;
   /** When the file was written (its mtime), ms since the epoch: the newest key signs. */
   createdAt: number;
+  /** The key's size: RSA modulus bits, or the curve's (256 for P-256 and Ed25519). */
   bits: number;
+  alg: SigningAlgorithm;
 }
 
 interface LoadedKey extends KeyFileInfo {
@@ -31,6 +35,8 @@ export interface DiskKeySetOptions {
    * the JWKS see it before they meet a token it signed. 0 signs with the newest key at once.
    */
   publishBeforeUseMs?: number;
+  /** What kind of key to generate when the directory is empty (RS256 by default). */
+  algorithm?: SigningAlgorithm;
   clock?: Clock;
 }
 
@@ -72,7 +78,7 @@ export class DiskKeySet implements KeySet {
   static async load(dir: string, options: DiskKeySetOptions): Promise<DiskKeySet> {
     if (listKeyFiles(dir).length === 0) {
       if (!options.generateIfEmpty) throw ConfigError.single(dir, 'the key directory holds no keys (*.pem)');
-      await generateKeyFile(dir);
+      await generateKeyFile(dir, options.algorithm);
     }
     return new DiskKeySet(dir, await loadKeys(dir), options);
   }
@@ -90,11 +96,12 @@ export class DiskKeySet implements KeySet {
   /** The keys, newest first, with what each is doing now. */
   list(): readonly (KeyFileInfo & { use: KeyUse })[] {
     const signing = this.signingKey().kid;
-    return this.#keys.map(({ kid, file, createdAt, bits }) => ({
+    return this.#keys.map(({ kid, file, createdAt, bits, alg }) => ({
       kid,
       file,
       createdAt,
       bits,
+      alg,
       use: kid === signing ? 'signing' : createdAt > this.#clock.now() - this.#delay ? 'pending' : 'published',
     }));
   }
@@ -190,9 +197,10 @@ function listKeyFiles(dir: string): string[] {
   }
 }
 
-/** Creates a new RSA-2048 signing key in dir and returns its kid. */
-export async function generateKeyFile(dir: string): Promise<string> {
-  const { privateKey, publicKey } = await generateKeyPair(ALG, { modulusLength: MIN_RSA_BITS, extractable: true });
+/** Creates a new signing key in dir (RSA-2048, EC P-256 or Ed25519, by algorithm) and returns its kid. */
+export async function generateKeyFile(dir: string, algorithm: SigningAlgorithm = 'RS256'): Promise<string> {
+  const options = algorithm === 'RS256' ? { modulusLength: MIN_RSA_BITS } : algorithm === 'EdDSA' ? { crv: 'Ed25519' } : {};
+  const { privateKey, publicKey } = await generateKeyPair(algorithm, { ...options, extractable: true });
   const pem = await exportPKCS8(privateKey);
   const kid = await calculateJwkThumbprint(await exportJWK(publicKey), 'sha256');
   const file = join(dir, `${kid}.pem`);
@@ -223,20 +231,37 @@ async function loadKeyFile(file: string): Promise<LoadedKey> {
   if (!pem.includes('-----BEGIN PRIVATE KEY-----')) {
     throw ConfigError.single(file, 'must be a PKCS#8 PEM key (-----BEGIN PRIVATE KEY-----); convert with `openssl pkcs8 -topk8 -nocrypt`');
   }
-  const bits = keyObject.asymmetricKeyDetails?.modulusLength ?? 0;
-  if (keyObject.asymmetricKeyType !== 'rsa' || bits < MIN_RSA_BITS) {
-    throw ConfigError.single(file, `must be an RSA key of at least ${MIN_RSA_BITS} bits for ${ALG}`);
+  const kind = keyKind(keyObject);
+  if (kind === undefined) {
+    throw ConfigError.single(file, `must be an RSA key of at least ${MIN_RSA_BITS} bits (RS256), an EC P-256 key (ES256) or an Ed25519 key (EdDSA)`);
   }
-  const { kty, n, e } = await exportJWK(createPublicKey(keyObject));
-  const kid = await calculateJwkThumbprint({ kty, n, e }, 'sha256');
-  const key = await importPKCS8(pem, ALG);
+  const { alg, bits } = kind;
+  // Only the public members: a JWK export of the public key never carries private parts.
+  const jwk = await exportJWK(createPublicKey(keyObject));
+  const kid = await calculateJwkThumbprint(jwk, 'sha256');
+  const key = await importPKCS8(pem, alg);
   const createdAt = statSync(file).mtimeMs;
   return {
     kid,
     file,
     bits,
+    alg,
     createdAt,
-    signing: Object.freeze({ kid, alg: ALG, key, createdAt }),
-    publicJwk: Object.freeze({ kty: kty!, n, e, kid, alg: ALG, use: 'sig' as const }),
+    signing: Object.freeze({ kid, alg, key, createdAt }),
+    publicJwk: Object.freeze({ ...jwk, kty: jwk.kty!, kid, alg, use: 'sig' as const }),
   };
+}
+
+function keyKind(key: KeyObject): { alg: SigningAlgorithm; bits: number } | undefined {
+  const details = key.asymmetricKeyDetails ?? {};
+  switch (key.asymmetricKeyType) {
+    case 'rsa':
+      return (details.modulusLength ?? 0) >= MIN_RSA_BITS ? { alg: 'RS256', bits: details.modulusLength! } : undefined;
+    case 'ec':
+      return details.namedCurve === 'prime256v1' ? { alg: 'ES256', bits: 256 } : undefined;
+    case 'ed25519':
+      return { alg: 'EdDSA', bits: 256 };
+    default:
+      return undefined;
+  }
 }

@@ -3,7 +3,7 @@ import type { CryptoKey, JWK } from 'jose';
 /** A private key that can sign access tokens. */
 export interface SigningKey {
   readonly kid: string;
-  readonly alg: 'RS256';
+  readonly alg: 'RS256' | 'ES256' | 'EdDSA';
   readonly key: CryptoKey;
   /** When the key was created, ms since the epoch. */
   readonly createdAt: number;

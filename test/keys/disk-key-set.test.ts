@@ -63,7 +63,8 @@ describe('DiskKeySet', () => {
     ['a public key', rsaPem().spki],
     ['a PKCS#1 RSA key', generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs1', format: 'pem' }).toString()],
     ['an RSA-1024 key', rsaPem(1024).pem],
-    ['an EC key', generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()],
+    ['an EC key on a curve other than P-256', generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()],
+    ['an Ed448 key', generateKeyPairSync('ed448').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()],
   ])('refuses %s with the file named', async (_what, pem) => {
     const dir = tempDir();
     writeFileSync(join(dir, 'bad.pem'), pem);
@@ -133,5 +134,23 @@ describe('DiskKeySet rotation', () => {
     keys.close();
     expect(events).toContain('rejected');
     expect(keys.jwks().keys).toHaveLength(2);
+  });
+});
+
+describe('DiskKeySet algorithms', () => {
+  it.each([
+    ['ES256', 'EC', { crv: 'P-256' }],
+    ['EdDSA', 'OKP', { crv: 'Ed25519' }],
+    ['RS256', 'RSA', { e: 'AQAB' }],
+  ] as const)('generates and loads a %s key whose tokens verify against the JWKS', async (alg, kty, extra) => {
+    const dir = join(tempDir(), 'keys');
+    const keys = await DiskKeySet.load(dir, { generateIfEmpty: true, algorithm: alg });
+    const [jwk] = keys.jwks().keys;
+    expect(jwk).toMatchObject({ kty, alg, use: 'sig', kid: keys.signingKey().kid, ...extra });
+    expect(jwk).not.toHaveProperty('d');
+    expect(keys.signingKey().alg).toBe(alg);
+    const signing = keys.signingKey();
+    const jwt = await new SignJWT({ sub: 'x' }).setProtectedHeader({ alg, kid: signing.kid }).sign(signing.key);
+    await expect(compactVerify(jwt, createLocalJWKSet(keys.jwks() as never))).resolves.toBeDefined();
   });
 });

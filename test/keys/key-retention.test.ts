@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { removableTimes, type ListedKey } from '../../src/keys/key-retention.js';
 
 const MIN = 60_000;
-const key = (kid: string, createdAt: number, use: ListedKey['use']): ListedKey => ({ kid, file: `${kid}.pem`, createdAt, bits: 2048, use });
+const key = (kid: string, createdAt: number, use: ListedKey['use']): ListedKey => ({ kid, file: `${kid}.pem`, createdAt, bits: 2048, alg: 'RS256', use });
 const times = (keys: ListedKey[]) =>
   removableTimes(keys, { publishBeforeUseMs: 10 * MIN, maxTokenTtlMs: 60 * MIN }).map((k) => [k.kid, k.removableAt]);
 
