@@ -119,7 +119,7 @@ export async function buildTestApp(options: {
   const logs = new LogCapture();
   const logger = createLogger('info', logs);
   const registry = new ReloadingClientRegistry(config.clients_file, { defaultAudience: config.tokens.audience }, logger);
-  const keys = await DiskKeySet.load(config.keys.dir, { generateIfEmpty: true });
+  const keys = await DiskKeySet.load(config.keys.dir, { generateIfEmpty: true, algorithm: config.keys.algorithm });
   const clock = options.clock ?? new TestClock();
   const store = options.store ?? new MemoryTokenStore();
   const app = buildApp({ config, registry, keys, clock, store, logger, ...options.deps });
