@@ -8,6 +8,8 @@ export type DocPath = readonly (string | number)[];
 /** A YAML file read for validation: its plain value, plus line numbers for error messages. */
 export interface YamlFile {
   file: string;
+  /** The text as read: the document's node ranges are offsets into it. */
+  text: string;
   doc: Document;
   value: unknown;
   lineOf(path: DocPath): number | undefined;
@@ -48,7 +50,7 @@ export function parseYamlText(text: string, file: string): YamlFile {
     }
     return undefined;
   };
-  return { file, doc, value: doc.toJS({ maxAliasCount: 50 }) ?? {}, lineOf };
+  return { file, text, doc, value: doc.toJS({ maxAliasCount: 50 }) ?? {}, lineOf };
 }
 
 /** `clients[0].secrets[1].hash` from zod's path array. */

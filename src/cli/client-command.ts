@@ -1,5 +1,5 @@
-import { RegistryFile } from '../clients/registry-file.js';
-import { AUTH_METHODS, type AuthMethod, type Client } from '../clients/registry.js';
+import { RegistryFile, type SecretEdit } from '../clients/registry-file.js';
+import { AUTH_METHODS, SECRET_AUTH_METHODS, type AuthMethod, type Client } from '../clients/registry.js';
 import { loadRegistryFile } from '../clients/yaml-registry.js';
 import { loadConfig, MAX_TTL, MIN_TTL, type Config } from '../config.js';
 import { generateSecret, hashSecret } from '../crypto/secrets.js';
@@ -10,23 +10,44 @@ import { openStoreForCli, storeWriteError } from './token-command.js';
 import { formatTable } from './table.js';
 import { configPath, parseCommand, positionals, UsageError } from './usage.js';
 
+/** How long the older secrets keep working after rotate-secret when --keep-old is not given. */
+const DEFAULT_KEEP_OLD = '24h';
+/**
+ * The longest --keep-old. A rotation is meant to retire the old secret once its services have
+ * moved; a grace of months would leave a possibly leaked secret working. A longer one can still
+ * be written into the file by hand.
+ */
+const MAX_KEEP_OLD_TEXT = '30d';
+const MAX_KEEP_OLD = parseDuration(MAX_KEEP_OLD_TEXT)!;
+
 export const CLIENT_HELP = `Usage: tollgate client <command> [options]
 
 Manage the client registry (the clients_file the config names).
 
 Commands:
-  add ID        register a client; prints its new secret once on stdout
-  list          show every client
-  disable ID    refuse the client's authentication and revoke its tokens (its entry stays)
-  enable ID     undo disable
-  remove ID     delete the client's entry and revoke its tokens
+  add ID              register a client; prints its new secret once on stdout
+  rotate-secret ID    give the client a new secret, printed once on stdout; its
+                      older secrets stop working once --keep-old has passed
+  list                show every client and when each of its secrets expires
+  disable ID          refuse the client's authentication and revoke its tokens (its entry stays)
+  enable ID           undo disable
+  remove ID           delete the client's entry and revoke its tokens
 
 Options for add:
   --scope "a b"          scopes it may request (space-separated; may repeat)
   --audience URI         an audience it may request; the first is its default (may repeat)
   --ttl SECONDS          lifetime of its tokens (${MIN_TTL}..${MAX_TTL}, or 15m, 1h)
-  --auth-method M        ${AUTH_METHODS.join(' or ')} (may repeat; default: both)
+  --auth-method M        ${SECRET_AUTH_METHODS.join(' or ')} (may repeat; default: both).
+                         Key-based clients (private_key_jwt, tls_client_auth,
+                         self_signed_tls_client_auth) have no secret: add them to the
+                         registry file by hand (README, "Key-based clients").
   --introspect           may introspect any client's tokens (for resource servers)
+
+Options for rotate-secret:
+  --keep-old FOR         how long its older secrets keep working (default: ${DEFAULT_KEEP_OLD}):
+                         30s, 15m, 24h, 7d, at most ${MAX_KEEP_OLD_TEXT}; 0 stops them now.
+                         One set to expire sooner keeps its time; one that has
+                         already expired is removed from the file.
 
 Options for list:
   --json                 one JSON document instead of a table
@@ -44,6 +65,8 @@ export async function clientCommand(args: string[], io: Io): Promise<number> {
   switch (sub) {
     case 'add':
       return addClient(rest, io);
+    case 'rotate-secret':
+      return rotateSecret(rest, io);
     case 'list':
       return listClients(rest, io);
     case 'disable':
@@ -81,8 +104,15 @@ async function addClient(args: string[], io: Io): Promise<number> {
   const badAudience = audiences.find((a) => !isAudience(a));
   if (badAudience !== undefined) throw new UsageError(`invalid audience ${JSON.stringify(badAudience)}`);
   const methods = [...new Set(values['auth-method'] ?? [])];
-  const badMethod = methods.find((m) => !(AUTH_METHODS as readonly string[]).includes(m));
-  if (badMethod !== undefined) throw new UsageError(`unknown auth method ${JSON.stringify(badMethod)} (use ${AUTH_METHODS.join(' or ')})`);
+  const badMethod = methods.find((m) => !(SECRET_AUTH_METHODS as readonly string[]).includes(m));
+  if (badMethod !== undefined) {
+    const keyBased = (AUTH_METHODS as readonly string[]).includes(badMethod);
+    throw new UsageError(
+      keyBased
+        ? `client add makes secret-based clients; register a ${badMethod} client in the registry file by hand (see the README, "Key-based clients")`
+        : `unknown auth method ${JSON.stringify(badMethod)} (use ${SECRET_AUTH_METHODS.join(' or ')})`,
+    );
+  }
   let ttl: number | undefined;
   if (values.ttl !== undefined) {
     ttl = parseDuration(values.ttl);
@@ -110,6 +140,71 @@ async function addClient(args: string[], io: Io): Promise<number> {
   io.out(secret);
   io.err(`added client "${clientId}" to ${config.clients_file}; the secret above is shown only once`);
   return 0;
+}
+
+async function rotateSecret(args: string[], io: Io): Promise<number> {
+  const { values, positionals: pos } = parseCommand(args, { 'keep-old': { type: 'string' } });
+  if (values.help) return help(io);
+  const [clientId] = positionals(pos, ['ID'], 'tollgate client rotate-secret ID [--keep-old FOR]');
+  const keepOld = parseDuration(values['keep-old'] ?? DEFAULT_KEEP_OLD);
+  if (keepOld === undefined) {
+    throw new UsageError(`--keep-old must be a duration like 30s, 15m, 24h or 7d (or 0 to stop the older secrets now), not ${JSON.stringify(values['keep-old'])}`);
+  }
+  if (keepOld > MAX_KEEP_OLD) {
+    throw new UsageError(`--keep-old may be at most ${MAX_KEEP_OLD_TEXT}, not ${values['keep-old']}`);
+  }
+
+  const config = loadConfig(configPath(values.config, io.env), { env: io.env, cwd: io.cwd });
+  const file = RegistryFile.open(config.clients_file, registryOptions(config));
+  const client = file.client(clientId!);
+  if (client === undefined) throw new UsageError(`no client ${JSON.stringify(clientId)} in ${config.clients_file}`);
+  if (!client.authMethods.some((m) => (SECRET_AUTH_METHODS as readonly string[]).includes(m))) {
+    throw new UsageError(`client ${JSON.stringify(clientId)} authenticates with ${client.authMethods.join(', ')}, not with a secret`);
+  }
+
+  const now = Date.now();
+  // The file holds whole seconds. Rounded up, so the older secrets get at least the time asked
+  // for; 0 means now, rounded down, so they stop at once rather than up to a second later.
+  const until = keepOld === 0 ? Math.floor(now / 1000) * 1000 : Math.ceil((now + keepOld * 1000) / 1000) * 1000;
+  const untilText = isoSeconds(until);
+  let removed = 0;
+  let limited = 0;
+  let kept = 0;
+  const edits = client.secrets.map((s): SecretEdit => {
+    // Already expired: it no longer works anywhere, and keeping it only clutters the entry.
+    if (s.expiresAt !== undefined && s.expiresAt <= now) {
+      removed++;
+      return 'remove';
+    }
+    if (s.expiresAt !== undefined && s.expiresAt <= until) {
+      kept++;
+      return 'keep';
+    }
+    limited++;
+    return { expiresAt: untilText };
+  });
+
+  const secret = generateSecret();
+  file.rotateSecrets(clientId!, edits, await hashSecret(secret));
+  file.save(registryOptions(config));
+
+  io.out(secret);
+  io.err(`added a new secret to client "${clientId}" in ${config.clients_file}; the secret above is shown only once`);
+  if (limited > 0) {
+    io.err(`${plural(limited, 'older secret')} ${keepOld === 0 ? 'stop working now' : `keep${limited === 1 ? 's' : ''} working until ${untilText}`}`);
+  }
+  if (kept > 0) io.err(`${plural(kept, 'older secret')} already set to expire sooner kept ${kept === 1 ? 'its time' : 'their times'}`);
+  if (removed > 0) io.err(`removed ${plural(removed, 'secret')} that had already expired`);
+  return 0;
+}
+
+function plural(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
+}
+
+/** An instant as ISO 8601 UTC, without the milliseconds when there are none: 2026-11-23T10:00:00Z. */
+function isoSeconds(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.000Z$/, 'Z');
 }
 
 async function changeClient(action: 'disable' | 'enable' | 'remove', args: string[], io: Io): Promise<number> {
@@ -153,6 +248,7 @@ async function listClients(args: string[], io: Io): Promise<number> {
     io.err(`no clients in ${config.clients_file}`);
     return 0;
   }
+  const now = Date.now();
   const rows = [
     ['CLIENT_ID', 'STATUS', 'AUTH_METHODS', 'SCOPES', 'AUDIENCES', 'TTL', 'SECRETS'],
     ...clients.map((c) => {
@@ -164,12 +260,17 @@ async function listClients(args: string[], io: Io): Promise<number> {
         d.scopes.join(' ') || '-',
         d.audiences.join(' ') || '-',
         d.token_ttl === undefined ? '-' : String(d.token_ttl),
-        d.secrets.map((s) => s.expires_at ?? 'no expiry').join(', ') || '-',
+        c.secrets.map((s) => secretExpiry(s.expiresAt, now)).join(', ') || '-',
       ];
     }),
   ];
   for (const line of formatTable(rows)) io.out(line);
   return 0;
+}
+
+function secretExpiry(expiresAt: number | undefined, now: number): string {
+  if (expiresAt === undefined) return 'no expiry';
+  return `${expiresAt <= now ? 'expired' : 'expires'} ${isoSeconds(expiresAt)}`;
 }
 
 function describe(c: Client) {

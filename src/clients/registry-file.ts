@@ -4,7 +4,11 @@ import { Document, isMap, isSeq, YAMLMap, YAMLSeq } from 'yaml';
 import { ConfigError } from '../config-error.js';
 import { parseYamlText, readYamlFile } from '../yaml-file.js';
 import type { Client } from './registry.js';
+import { keepUntouchedEntries, registrySource, type RegistrySource } from './registry-text.js';
 import { validateRegistry, type RegistryOptions } from './yaml-registry.js';
+
+/** What happens to one existing secret in a rotation: stays as it is, goes, or gets this expires_at. */
+export type SecretEdit = 'keep' | 'remove' | { expiresAt: string };
 
 /**
  * clients.yaml opened for editing by the CLI. Edits go through the YAML document, so comments,
@@ -16,6 +20,8 @@ export class RegistryFile {
     readonly file: string,
     private readonly doc: Document,
     private readonly mode: number,
+    private readonly opened: readonly Client[],
+    private readonly source?: RegistrySource,
   ) {}
 
   /** Opens the file; with `createIfMissing`, a missing file starts as an empty registry. */
@@ -25,17 +31,22 @@ export class RegistryFile {
       mode = statSync(file).mode & 0o777;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT' && options.createIfMissing) {
-        return new RegistryFile(file, new Document({ clients: [] }), mode);
+        return new RegistryFile(file, new Document({ clients: [] }), mode, []);
       }
     }
     const source = readYamlFile(file);
     // Refuse to edit a registry that is already broken: the edit would hide the problem.
-    validateRegistry(source, options);
-    return new RegistryFile(file, source.doc, mode);
+    const clients = validateRegistry(source, options);
+    return new RegistryFile(file, source.doc, mode, clients, registrySource(source.doc, source.text));
   }
 
   has(clientId: string): boolean {
     return this.indexOf(clientId) >= 0;
+  }
+
+  /** The client as the file held it when opened (validated, times in ms), before any edit. */
+  client(clientId: string): Client | undefined {
+    return this.opened.find((c) => c.clientId === clientId);
   }
 
   add(entry: Record<string, unknown>): void {
@@ -56,6 +67,29 @@ export class RegistryFile {
     else entry.delete('disabled');
   }
 
+  /**
+   * Applies `edits` to the client's secrets (one per existing secret, in file order) and appends
+   * a new secret with `hash`. The secrets that stay keep their comments; the list becomes a block
+   * list of block mappings, the way `client add` writes it.
+   */
+  rotateSecrets(clientId: string, edits: readonly SecretEdit[], hash: string): void {
+    const entry = this.entry(clientId);
+    const existing: unknown = entry.get('secrets', true);
+    const seq = isSeq(existing) ? existing : new YAMLSeq();
+    if (seq !== existing) entry.set('secrets', seq);
+    if (edits.length !== seq.items.length) throw new TypeError(`${edits.length} edits for ${seq.items.length} secrets`);
+    // Backwards, so that removing an item does not shift the ones still to edit.
+    for (let i = edits.length - 1; i >= 0; i--) {
+      const edit = edits[i]!;
+      if (edit === 'remove') seq.items.splice(i, 1);
+      else if (edit !== 'keep') (seq.items[i] as YAMLMap).set('expires_at', edit.expiresAt);
+    }
+    // A one-line `[{ hash: "…" }]` would grow into one very long line; a block list reads better.
+    seq.flow = false;
+    for (const item of seq.items) if (isMap(item)) item.flow = false;
+    seq.items.push(this.doc.createNode({ hash }));
+  }
+
   remove(clientId: string): void {
     (this.doc.get('clients', true) as YAMLSeq).items.splice(this.require(clientId), 1);
   }
@@ -65,7 +99,10 @@ export class RegistryFile {
     // yaml's defaults would refold every long string (an argon2id hash split by a backslash
     // line break) and pad every flow list (`[a, b]` -> `[ a, b ]`): entries the edit did not
     // touch would change. Keep long lines whole and flow collections as usually written.
-    const text = this.doc.toString({ lineWidth: 0, flowCollectionPadding: false });
+    const rendered = this.doc.toString({ lineWidth: 0, flowCollectionPadding: false });
+    // Even so, yaml restyles what it renders (aligned comments, `{ a: b }`): entries the edit did
+    // not change are kept from the file as it was, byte for byte.
+    const text = (this.source && keepUntouchedEntries(this.source, this.doc, rendered)) ?? rendered;
     const clients = validateRegistry(parseYamlText(text, this.file), options);
     const tmp = join(dirname(this.file), `.${basename(this.file)}.${process.pid}.tmp`);
     try {

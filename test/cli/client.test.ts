@@ -123,7 +123,8 @@ describe('client add', () => {
     [['client', 'add', 'svc', '--audience', 'https://api.test', '--ttl', '86401'], /--ttl must be 60 to 86400/],
     [['client', 'add', 'svc', '--audience', 'https://api.test', '--ttl', 'abc'], /--ttl must be 60 to 86400/],
     [['client', 'add', 'svc', '--audience', 'https://api.test', '--ttl', '2d'], /--ttl must be 60 to 86400/],
-    [['client', 'add', 'svc', '--audience', 'https://api.test', '--auth-method', 'private_key_jwt'], /unknown auth method "private_key_jwt"/],
+    [['client', 'add', 'svc', '--audience', 'https://api.test', '--auth-method', 'private_key_jwt'], /client add makes secret-based clients; register a private_key_jwt client in the registry file by hand/],
+    [['client', 'add', 'svc', '--audience', 'https://api.test', '--auth-method', 'client_secret_jwt'], /unknown auth method "client_secret_jwt"/],
     [['client', 'add', 'svc', '--audience', 'has space'], /invalid audience/],
     [['client', 'add', 'caf\u00e9', '--audience', 'https://api.test'], /ID must be/],
     [['client', 'add', 'billing-service', '--audience', 'https://api.test'], /client "billing-service" already exists/],
@@ -177,7 +178,7 @@ describe('client list', () => {
     const [header, billing, reports, ...rest] = lines(run.stdout);
     expect(rest).toEqual([]);
     expect(header!.split(/\s+/)).toEqual(['CLIENT_ID', 'STATUS', 'AUTH_METHODS', 'SCOPES', 'AUDIENCES', 'TTL', 'SECRETS']);
-    expect(billing).toMatch(/^billing-service\s+enabled\s+client_secret_basic,client_secret_post\s+invoices:read invoices:write\s+https:\/\/api\.example\.com\s+-\s+2027-01-01T00:00:00\.000Z$/);
+    expect(billing).toMatch(/^billing-service\s+enabled\s+client_secret_basic,client_secret_post\s+invoices:read invoices:write\s+https:\/\/api\.example\.com\s+-\s+expire[sd] 2027-01-01T00:00:00Z$/);
     expect(reports).toMatch(/^reports\s+disabled\s/);
     expect(run.stdout).not.toContain('$argon2id');
   });
