@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { resolve } from 'node:path';
 import { afterAll } from 'vitest';
+import { basic } from './helpers.js';
 
 const running = new Set<ChildProcess>();
 // Registered once per test file, at collection (a hook registered inside a test would not run):
@@ -64,6 +65,44 @@ export async function startServerProcess(configFile: string, env: NodeJS.Process
     stop: async (signal = 'SIGTERM') => {
       proc.kill(signal);
       return exited;
+    },
+  };
+}
+
+/**
+ * A service client ("svc") and a resource server allowed to introspect ("rs"), with the
+ * secrets given: the registry most process-level tests need.
+ */
+export function serviceAndResourceServer(svc: { secret: string; hash: string }, rs: { secret: string; hash: string }): string {
+  return `clients:
+  - client_id: svc
+    secrets: [{ hash: "${svc.hash}" }]
+    audiences: [https://api.test]
+  - client_id: rs
+    secrets: [{ hash: "${rs.hash}" }]
+    audiences: [https://api.test]
+    introspect: true
+`;
+}
+
+/** A running server as a client library would meet it: form POSTs with HTTP Basic credentials. */
+export function httpClient(baseUrl: () => string) {
+  const post = (path: string, user: string, pass: string, params: Record<string, string>): Promise<Response> =>
+    fetch(`${baseUrl()}${path}`, {
+      method: 'POST',
+      headers: { authorization: basic(user, pass), 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams(params),
+    });
+  return {
+    post,
+    /** A token for `user`; fails the test if the server does not answer 200. */
+    async issue(user: string, pass: string): Promise<string> {
+      const res = await post('/oauth2/token', user, pass, { grant_type: 'client_credentials' });
+      if (res.status !== 200) throw new Error(`token request answered ${res.status}: ${await res.text()}`);
+      return ((await res.json()) as { access_token: string }).access_token;
+    },
+    async active(user: string, pass: string, token: string): Promise<boolean> {
+      return ((await (await post('/oauth2/introspect', user, pass, { token })).json()) as { active: boolean }).active;
     },
   };
 }

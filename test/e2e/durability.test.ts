@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import * as oauth from 'oauth4webapi';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { hashOf, writeFixture, type Fixture } from '../helpers.js';
-import { startServerProcess } from '../server-process.js';
+import { httpClient, serviceAndResourceServer, startServerProcess } from '../server-process.js';
 
 // The SQLite store keeps issued-token state across restarts, and an acknowledged revocation
 // across a SIGKILL that follows it at once.
@@ -19,28 +19,14 @@ listen: { host: 127.0.0.1, port: 0 }
 keys: { dir: ./keys }
 store: { kind: sqlite, path: ${join(base.dir, 'tokens.db')} }
 `,
-    clients: `clients:
-  - client_id: svc
-    secrets: [{ hash: "${await hashOf(SVC)}" }]
-    audiences: [https://api.test]
-  - client_id: rs
-    secrets: [{ hash: "${await hashOf(RS)}" }]
-    audiences: [https://api.test]
-    introspect: true
-`,
+    clients: serviceAndResourceServer({ secret: SVC, hash: await hashOf(SVC) }, { secret: RS, hash: await hashOf(RS) }),
   });
 });
 
-async function post(url: string, path: string, user: string, pass: string, params: Record<string, string>): Promise<Response> {
-  return fetch(`${url}${path}`, {
-    method: 'POST',
-    headers: { authorization: `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams(params),
-  });
-}
-
-const issue = async (url: string) => ((await (await post(url, '/oauth2/token', 'svc', SVC, { grant_type: 'client_credentials' })).json()) as { access_token: string }).access_token;
-const active = async (url: string, token: string) => ((await (await post(url, '/oauth2/introspect', 'rs', RS, { token })).json()) as { active: boolean }).active;
+const http = (url: string) => httpClient(() => url);
+const issue = (url: string) => http(url).issue('svc', SVC);
+const active = (url: string, token: string) => http(url).active('rs', RS, token);
+const post = (url: string, path: string, user: string, pass: string, params: Record<string, string>) => http(url).post(path, user, pass, params);
 
 describe('the SQLite store across process lifetimes', () => {
   it('keeps revoked tokens inactive and good ones active after a restart', async () => {

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { hashOf, writeFixture, type Fixture } from '../helpers.js';
-import { CLI, startServerProcess, type ServerProcess } from '../server-process.js';
+import { CLI, httpClient, startServerProcess, type ServerProcess } from '../server-process.js';
 
 const run = promisify(execFile);
 const SVC = 'svc-secret-0123456789abcdefghijklmnopqrstu';
@@ -35,15 +35,10 @@ store: { kind: sqlite, path: ${join(state.dir, 'tokens.db')} }
   server = await startServerProcess(fixture.configFile);
 });
 
-async function post(path: string, user: string, pass: string, params: Record<string, string>): Promise<Response> {
-  return fetch(`${server.url}${path}`, {
-    method: 'POST',
-    headers: { authorization: `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams(params),
-  });
-}
-const issue = async (client = 'svc') => ((await (await post('/oauth2/token', client, SVC, { grant_type: 'client_credentials' })).json()) as { access_token: string }).access_token;
-const active = async (token: string) => ((await (await post('/oauth2/introspect', 'rs', RS, { token })).json()) as { active: boolean }).active;
+const http = httpClient(() => server.url);
+const post = http.post;
+const issue = (client = 'svc') => http.issue(client, SVC);
+const active = (token: string) => http.active('rs', RS, token);
 const jtiOf = (token: string) => JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()).jti as string;
 const tollgate = (...args: string[]) => run(process.execPath, [CLI, ...args, '--config', fixture.configFile]);
 

@@ -2,7 +2,7 @@ import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashOf, tempDir, writeFixture } from '../helpers.js';
-import { startServerProcess, type ServerProcess } from '../server-process.js';
+import { httpClient, serviceAndResourceServer, startServerProcess, type ServerProcess } from '../server-process.js';
 import { freePort, hasRedisServer, requireOrSkip, startRedisServer, stopRedisServer } from './redis-helpers.js';
 
 // A Redis of this file's own, stopped and started again under a running tollgate. The shared
@@ -27,15 +27,7 @@ listen: { host: 127.0.0.1, port: 0 }
 keys: { dir: ./keys }
 store: { kind: redis, url: "redis://127.0.0.1:${port}/0", prefix: "tollgate-fault:${randomUUID()}:" }
 `,
-      clients: `clients:
-  - client_id: svc
-    secrets: [{ hash: "${await hashOf(SVC)}" }]
-    audiences: [https://api.test]
-  - client_id: rs
-    secrets: [{ hash: "${await hashOf(RS)}" }]
-    audiences: [https://api.test]
-    introspect: true
-`,
+      clients: serviceAndResourceServer({ secret: SVC, hash: await hashOf(SVC) }, { secret: RS, hash: await hashOf(RS) }),
     });
     server = await startServerProcess(fixture.configFile);
   });
@@ -44,12 +36,7 @@ store: { kind: redis, url: "redis://127.0.0.1:${port}/0", prefix: "tollgate-faul
     if (redis) await stopRedisServer(redis, 'SIGKILL');
   });
 
-  const post = (path: string, user: string, pass: string, params: Record<string, string>) =>
-    fetch(`${server.url}${path}`, {
-      method: 'POST',
-      headers: { authorization: `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams(params),
-    });
+  const { post } = httpClient(() => server.url);
   const issue = async (): Promise<string> => {
     const res = await post('/oauth2/token', 'svc', SVC, { grant_type: 'client_credentials' });
     expect(res.status).toBe(200);
