@@ -95,12 +95,12 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     if (allow !== undefined) return sendError(new MethodNotAllowed(allow), reply);
     return sendError(new NotFound('no such endpoint'), reply);
   });
-  app.addHook('onResponse', async (req, reply) => {
+  // A callback hook, not an async one: it runs on every request, and needs no promise.
+  app.addHook('onResponse', (req, reply, done) => {
     req.log.info({ method: req.method, path: pathOf(req), status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
     // The route's pattern, never the raw URL: labels must stay few.
-    const endpoint = req.routeOptions.url ?? 'unmatched';
-    metrics.requests.inc({ endpoint, status: reply.statusCode });
-    metrics.requestSeconds.observe({ endpoint }, reply.elapsedTime / 1000);
+    metrics.observeRequest(req.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
+    done();
   });
 
   const { config, registry, clock, keys } = deps;

@@ -61,12 +61,29 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Label children by endpoint and status, so the per-request path hashes no label objects. */
+  readonly #requestChildren = new Map<string, { count: { inc(): void }; seconds: { observe(v: number): void } }>();
+
+  /** Counts and times one answered request. */
+  observeRequest(endpoint: string, status: number, seconds: number): void {
+    const key = `${endpoint} ${status}`;
+    let child = this.#requestChildren.get(key);
+    if (child === undefined) {
+      child = { count: this.requests.labels(endpoint, String(status)), seconds: this.requestSeconds.labels(endpoint) };
+      this.#requestChildren.set(key, child);
+    }
+    child.count.inc();
+    child.seconds.observe(seconds);
+  }
+
   constructor(options: { processMetrics?: boolean } = {}) {
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'tollgate_' });
   }
 
-  /** Times an async operation into a histogram. */
-  async time<T>(histogram: Histogram<'operation' | 'outcome'>, operation: string, op: () => Promise<T>): Promise<T> {
+  readonly #storeChildren = new Map<string, { observe(v: number): void }>();
+
+  /** Times a token store operation; its outcome is ok or error. */
+  async timeStore<T>(operation: string, op: () => Promise<T>): Promise<T> {
     const start = process.hrtime.bigint();
     let outcome = 'error';
     try {
@@ -74,7 +91,13 @@ export class Metrics {
       outcome = 'ok';
       return result;
     } finally {
-      histogram.observe({ operation, outcome }, Number(process.hrtime.bigint() - start) / 1e9);
+      const key = `${operation} ${outcome}`;
+      let child = this.#storeChildren.get(key);
+      if (child === undefined) {
+        child = this.storeSeconds.labels(operation, outcome);
+        this.#storeChildren.set(key, child);
+      }
+      child.observe(Number(process.hrtime.bigint() - start) / 1e9);
     }
   }
 }
@@ -87,31 +110,31 @@ export class InstrumentedTokenStore implements TokenStore {
   ) {}
 
   record(token: TokenRecord): Promise<void> {
-    return this.metrics.time(this.metrics.storeSeconds, 'record', () => this.inner.record(token));
+    return this.metrics.timeStore('record', () => this.inner.record(token));
   }
   find(jti: string): Promise<TokenRecord | undefined> {
-    return this.metrics.time(this.metrics.storeSeconds, 'find', () => this.inner.find(jti));
+    return this.metrics.timeStore('find', () => this.inner.find(jti));
   }
   revoke(jti: string, at: number): Promise<boolean> {
-    return this.metrics.time(this.metrics.storeSeconds, 'revoke', () => this.inner.revoke(jti, at));
+    return this.metrics.timeStore('revoke', () => this.inner.revoke(jti, at));
   }
   revokeClient(clientId: string, at: number): Promise<void> {
-    return this.metrics.time(this.metrics.storeSeconds, 'revoke_client', () => this.inner.revokeClient(clientId, at));
+    return this.metrics.timeStore('revoke_client', () => this.inner.revokeClient(clientId, at));
   }
   purgeExpired(now: number): Promise<number> {
-    return this.metrics.time(this.metrics.storeSeconds, 'purge', () => this.inner.purgeExpired(now));
+    return this.metrics.timeStore('purge', () => this.inner.purgeExpired(now));
   }
   claimOnce(key: string, expiresAt: number, now: number): Promise<boolean> {
-    return this.metrics.time(this.metrics.storeSeconds, 'claim_once', () => this.inner.claimOnce(key, expiresAt, now));
+    return this.metrics.timeStore('claim_once', () => this.inner.claimOnce(key, expiresAt, now));
   }
   countHit(key: string, windowMs: number, now: number): Promise<StoreCounter> {
-    return this.metrics.time(this.metrics.storeSeconds, 'count_hit', () => this.inner.countHit(key, windowMs, now));
+    return this.metrics.timeStore('count_hit', () => this.inner.countHit(key, windowMs, now));
   }
   peekCounts(keys: readonly string[], now: number): Promise<StoreCounter[]> {
-    return this.metrics.time(this.metrics.storeSeconds, 'peek_counts', () => this.inner.peekCounts(keys, now));
+    return this.metrics.timeStore('peek_counts', () => this.inner.peekCounts(keys, now));
   }
   ping(): Promise<void> {
-    return this.metrics.time(this.metrics.storeSeconds, 'ping', () => this.inner.ping());
+    return this.metrics.timeStore('ping', () => this.inner.ping());
   }
   close(): Promise<void> {
     return this.inner.close();

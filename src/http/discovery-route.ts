@@ -10,11 +10,36 @@ export interface DiscoveryDeps {
   metadata: MetadataOptions & { maxAge: number };
 }
 
-/** RFC 8414 metadata and the RFC 7517 JWKS that resource servers verify tokens with. */
+/**
+ * RFC 8414 metadata and the RFC 7517 JWKS that resource servers verify tokens with. Both are
+ * fetched far more often than they change, so each is serialized once per change of what it
+ * shows (a key set reload, a registry reload) and served as a ready string.
+ */
 export function discoveryRoutes(app: FastifyInstance, deps: DiscoveryDeps): void {
-  const cache = publicCache(deps.metadata.maxAge);
-  app.get(METADATA_PATH, async (_req, reply) => reply.headers(cache).send(buildMetadata(deps.metadata, deps.registry)));
-  app.get(JWKS_PATH, async (_req, reply) =>
-    reply.headers(cache).send(deps.keys.jwks()),
+  const headers = { ...publicCache(deps.metadata.maxAge), 'content-type': 'application/json; charset=utf-8' };
+  const jwks = memo(() => deps.keys.jwks(), (set) => JSON.stringify(set));
+  const metadata = memo(
+    () => deps.registry.loadedAt(),
+    () => JSON.stringify(buildMetadata(deps.metadata, deps.registry)),
   );
+  app.get(METADATA_PATH, (_req, reply) => {
+    reply.headers(headers).send(metadata());
+  });
+  app.get(JWKS_PATH, (_req, reply) => {
+    reply.headers(headers).send(jwks());
+  });
+}
+
+/** The last rendering, kept while `version()` returns the same value. */
+function memo<V>(version: () => V, render: (v: V) => string): () => string {
+  let seen: V | undefined;
+  let text = '';
+  return () => {
+    const v = version();
+    if (v !== seen || text === '') {
+      seen = v;
+      text = render(v);
+    }
+    return text;
+  };
 }
