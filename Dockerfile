@@ -29,7 +29,10 @@ RUN npm run build \
 
 # ---- runtime: compiled code, production dependencies, the container config ----
 FROM node:24-bookworm-slim AS runtime
+# MALLOC_ARENA_MAX: argon2 allocates 19 MiB per verification on libuv's threads, and glibc keeps
+# a memory arena per thread; two arenas keep the resident size near 115 MiB instead of 250 MiB.
 ENV NODE_ENV=production \
+    MALLOC_ARENA_MAX=2 \
     TOLLGATE_CONFIG=/etc/tollgate/tollgate.yaml
 WORKDIR /opt/tollgate
 
