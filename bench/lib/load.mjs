@@ -1,0 +1,137 @@
+// One load run: autocannon against one request shape, with the server's RSS sampled meanwhile.
+// Responses other than 2xx are counted; a run where more than 1% fail is stopped early and
+// reported as failed, because its figures would measure the failures.
+
+import autocannon from 'autocannon';
+import { rssMiB } from './processes.mjs';
+
+export const MAX_FAILED_SHARE = 0.01;
+const MIN_RESPONSES_BEFORE_ABORT = 200;
+
+export class LoadError extends Error {}
+
+/**
+ * Sends the request once outside the load and checks the answer (status 200 and `check(body)`),
+ * so a misconfigured scenario fails with a message instead of being measured.
+ */
+export async function preflight(target, request) {
+  let res;
+  try {
+    res = await fetch(`${target.url}${request.path}`, {
+      method: request.method,
+      headers: request.headers,
+      body: request.body,
+      signal: AbortSignal.timeout(30_000),
+    });
+  } catch (err) {
+    throw new LoadError(`${request.method} ${request.path} got no answer: ${err.cause?.message ?? err.message}`);
+  }
+  const text = await res.text();
+  if (res.status !== 200) throw new LoadError(`${request.method} ${request.path} answered ${res.status}: ${text.slice(0, 200)}`);
+  let body;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new LoadError(`${request.method} ${request.path} answered non-JSON: ${text.slice(0, 200)}`);
+  }
+  const problem = request.check?.(body);
+  if (problem) throw new LoadError(`${request.method} ${request.path}: ${problem}`);
+  return body;
+}
+
+/**
+ * Runs autocannon for `seconds` and returns successful req/s, p50/p99 latency (ms, 2xx only),
+ * the failure counts and the server's peak and mean RSS over the run.
+ */
+export async function measure(target, request, { connections, seconds, rssEveryMs = 250 }) {
+  const rss = [];
+  const sample = () => {
+    const v = rssMiB(target.pid);
+    if (v !== undefined) rss.push(v);
+  };
+  sample();
+  const timer = setInterval(sample, rssEveryMs);
+
+  let responses = 0;
+  let failed = 0;
+  let aborted = false;
+  const instance = autocannon({
+    url: `${target.url}${request.path}`,
+    method: request.method,
+    headers: request.headers,
+    body: request.body,
+    connections,
+    duration: seconds,
+  });
+  instance.on('response', (_client, statusCode) => {
+    responses += 1;
+    if (statusCode < 200 || statusCode > 299) failed += 1;
+    if (!aborted && responses >= MIN_RESPONSES_BEFORE_ABORT && failed / responses > MAX_FAILED_SHARE) {
+      aborted = true;
+      instance.stop();
+    }
+  });
+  let result;
+  try {
+    result = await instance;
+  } finally {
+    clearInterval(timer);
+  }
+  sample();
+
+  const ok = result['2xx'];
+  const bad = result.non2xx + result.errors;
+  const total = result.requests.total + result.errors;
+  const codes = Object.entries(result.statusCodeStats)
+    .filter(([code]) => !code.startsWith('2'))
+    .map(([code, { count }]) => `${code}: ${count}`);
+  if (result.errors > 0) codes.push(`socket errors: ${result.errors} (timeouts: ${result.timeouts})`);
+  const run = {
+    rps: ok / result.duration,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    ok,
+    failed: bad,
+    total,
+    failures: codes.join(', '),
+    seconds: result.duration,
+    rssPeak: Math.max(...rss),
+    rssMean: rss.reduce((a, b) => a + b, 0) / rss.length,
+  };
+  if (aborted || (total > 0 && bad / total > MAX_FAILED_SHARE)) {
+    throw new LoadError(
+      `${bad} of ${total} responses failed (${run.failures}); stopped, since the figures would measure failures`,
+    );
+  }
+  if (ok === 0) throw new LoadError('no successful response during the run');
+  return run;
+}
+
+/** Load for a long time while sampling RSS every `everySeconds` (the memory soak). */
+export async function soak(target, request, { connections, seconds, everySeconds = 10 }) {
+  const samples = [];
+  const start = Date.now();
+  const sample = () => samples.push({ t: Math.round((Date.now() - start) / 1000), rss: rssMiB(target.pid) });
+  sample();
+  const timer = setInterval(sample, everySeconds * 1000);
+  let result;
+  try {
+    result = await autocannon({
+      url: `${target.url}${request.path}`,
+      method: request.method,
+      headers: request.headers,
+      body: request.body,
+      connections,
+      duration: seconds,
+    });
+  } finally {
+    clearInterval(timer);
+  }
+  sample();
+  return {
+    samples,
+    rps: result['2xx'] / result.duration,
+    failed: result.non2xx + result.errors,
+    total: result.requests.total + result.errors,
+  };
+}

@@ -1,0 +1,554 @@
+#!/usr/bin/env node
+// npm run bench [-- options]: load benchmark of tollgate against two baselines started in the
+// same run. See HELP below and the "Benchmarks" section of the README.
+
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, freemem, loadavg, release, tmpdir, totalmem } from 'node:os';
+import { join, relative, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { LoadError, measure, preflight, soak } from './lib/load.mjs';
+import { freePort, killAllNow, startServer, stopAll } from './lib/processes.mjs';
+import { atLeast, atMost, fmtRatio, formatTable, median, roundRatio, summarize, verdict } from './lib/report.mjs';
+
+const HELP = `Usage: npm run bench [-- options]      (or node bench/run.mjs [options])
+
+Builds tollgate, starts it (production build, loopback) with the SQLite store and, when the
+build accepts store.kind redis and Redis answers, a second instance with the Redis store; starts
+the two baselines (bench/ceiling.mjs and bench/oidc-baseline.mjs); then drives load with
+autocannon, alternating the order of servers over rounds, and prints median req/s, p50, p99, RSS
+and the ratios to the baselines with each target. Writes bench/results/<time>.json.
+
+Options:
+  --quick             one round of 3 s runs (1 s for bare, JWKS, metadata), no warm-up:
+                      a check that everything works, in under a minute
+  --soak              afterwards, 5 minutes of token load per store, RSS every 10 s
+  --soak-seconds N    length of each soak (default 300)
+  --rounds N          rounds of measurements (default 3; quick: 1)
+  --duration S        seconds per token or introspection run (default 10; quick: 3);
+                      bare, JWKS and metadata runs take half as long
+  --connections N     concurrent connections (default 50)
+  --redis-url URL     Redis for the Redis store (default $REDIS_URL, else redis://127.0.0.1:6379/0)
+  --no-build          use dist/ as it is
+  -h, --help          this text
+
+Exit status: 0 when every scenario was measured (whether or not it meets its target), 1 when
+a server failed to start or a scenario was stopped because responses failed.`;
+
+const ROOT = resolve(import.meta.dirname, '..');
+const CLI = join(ROOT, 'dist/cli/main.js');
+const SCOPE = 'bench:read';
+const AUDIENCE = 'https://api.bench.test';
+const TOKEN_TTL = 3600;
+const RSS_LIMIT_MIB = 160;
+const SOAK_GROWTH_LIMIT_MIB = 10;
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean' },
+    soak: { type: 'boolean' },
+    'soak-seconds': { type: 'string' },
+    rounds: { type: 'string' },
+    duration: { type: 'string' },
+    connections: { type: 'string' },
+    'redis-url': { type: 'string' },
+    'no-build': { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  },
+});
+if (values.help) {
+  console.log(HELP);
+  process.exit(0);
+}
+
+function positiveInt(name, value, fallback) {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) {
+    console.error(`bench: --${name} must be a whole number ≥ 1`);
+    process.exit(1);
+  }
+  return n;
+}
+
+const quick = values.quick ?? false;
+const heavySeconds = positiveInt('duration', values.duration, quick ? 3 : 10);
+const settings = {
+  mode: quick ? 'quick' : 'default',
+  rounds: positiveInt('rounds', values.rounds, quick ? 1 : 3),
+  heavySeconds,
+  lightSeconds: quick ? 1 : Math.max(1, Math.round(heavySeconds / 2)),
+  warmupSeconds: quick ? 0 : 1,
+  connections: positiveInt('connections', values.connections, 50),
+  soakSeconds: values.soak ? positiveInt('soak-seconds', values['soak-seconds'], 300) : 0,
+  redisUrl: values['redis-url'] ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379/0',
+};
+/** The Redis URL as printed and recorded: without a password. */
+const shownRedisUrl = settings.redisUrl.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
+
+// ---------------------------------------------------------------------------------------------
+// Cleanup: every child is stopped and the temporary folder and Redis keys removed, whatever
+// way the run ends.
+
+const work = mkdtempSync(join(tmpdir(), 'tollgate-bench-'));
+let redisKeys; // { url, prefix } once a Redis instance may have written keys
+
+function deleteRedisKeys() {
+  if (!redisKeys) return;
+  const { url, prefix } = redisKeys;
+  redisKeys = undefined;
+  // Streamed through xargs: a soak leaves hundreds of thousands of keys. DEL prints one count a batch.
+  const r = spawnSync(
+    'sh',
+    ['-c', 'redis-cli -u "$URL" --scan --pattern "$PATTERN" | xargs -r -n 1000 redis-cli -u "$URL" DEL'],
+    { env: { PATH: process.env.PATH, URL: url, PATTERN: `${prefix}*` }, encoding: 'utf8', maxBuffer: 64 * 2 ** 20 },
+  );
+  if (r.status !== 0 || (r.stderr ?? '').trim() !== '') {
+    console.error(`redis: could not delete the keys under "${prefix}" (${(r.stderr || r.error?.message || '').trim()}); delete them by hand`);
+    return;
+  }
+  const deleted = r.stdout.split('\n').reduce((sum, line) => sum + (Number.parseInt(line, 10) || 0), 0);
+  console.error(`redis: deleted ${deleted} key${deleted === 1 ? '' : 's'} under "${prefix}"`);
+}
+
+function cleanupNow() {
+  killAllNow();
+  deleteRedisKeys();
+  rmSync(work, { recursive: true, force: true });
+}
+
+let stopping;
+function cleanup() {
+  stopping ??= stopAll().then(cleanupNow);
+  return stopping;
+}
+
+process.on('exit', cleanupNow);
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(signal, () => {
+    console.error(`\nbench: ${signal}, stopping the servers`);
+    void cleanup().finally(() => process.exit(130));
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests
+
+const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
+const form = (fields) => new URLSearchParams(fields).toString();
+// RFC 6749 §2.3.1: id and secret are form-urlencoded before base64.
+const basic = (id, secret) => `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
+
+function checkToken(body) {
+  if (typeof body.access_token !== 'string') return `no access_token in ${JSON.stringify(body).slice(0, 200)}`;
+  const [header] = body.access_token.split('.');
+  let h;
+  try {
+    h = JSON.parse(Buffer.from(header, 'base64url').toString('utf8'));
+  } catch {
+    return 'the access token is not a JWT';
+  }
+  if (h.alg !== 'RS256' || h.typ !== 'at+jwt') return `unexpected JWT header ${JSON.stringify(h)}`;
+  return undefined;
+}
+
+const tokenBasic = (path, id, secret) => ({
+  method: 'POST',
+  path,
+  headers: { ...FORM, authorization: basic(id, secret) },
+  body: form({ grant_type: 'client_credentials', scope: SCOPE }),
+  check: checkToken,
+});
+const tokenPost = (path, id, secret) => ({
+  method: 'POST',
+  path,
+  headers: FORM,
+  body: form({ grant_type: 'client_credentials', scope: SCOPE, client_id: id, client_secret: secret }),
+  check: checkToken,
+});
+const introspect = (path, id, secret, token) => ({
+  method: 'POST',
+  path,
+  headers: { ...FORM, authorization: basic(id, secret) },
+  body: form({ token }),
+  check: (b) => (b.active === true ? undefined : `the token is not active: ${JSON.stringify(b)}`),
+});
+const get = (path, check) => ({ method: 'GET', path, check });
+
+// ---------------------------------------------------------------------------------------------
+// Setup
+
+const log = (s) => console.log(s);
+
+function versionOf(pkg) {
+  try {
+    return JSON.parse(readFileSync(join(ROOT, 'node_modules', pkg, 'package.json'), 'utf8')).version;
+  } catch {
+    return undefined;
+  }
+}
+
+// Children get no TOLLGATE_* variables from this shell: they would override the configs.
+const childEnv = { PATH: process.env.PATH, HOME: process.env.HOME, NODE_ENV: 'production' };
+
+function tollgateCli(args) {
+  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: work, env: childEnv, encoding: 'utf8' });
+  return { status: r.status, out: r.stdout.trim(), err: r.stderr.trim() };
+}
+
+function writeConfig(name, port, store) {
+  const file = join(work, name);
+  writeFileSync(
+    file,
+    `issuer: http://127.0.0.1:${port}
+listen: { host: 127.0.0.1, port: ${port} }
+clients_file: ./clients.yaml
+tokens: { ttl: ${TOKEN_TTL} }
+keys: { dir: ./keys }
+store: ${store}
+log: { level: warn }
+`,
+  );
+  return file;
+}
+
+async function startTollgate(label, configFile, port) {
+  return startServer({
+    name: label,
+    args: [CLI, 'serve', '--config', configFile],
+    // As `npm start` and the Docker image run it (see the README, "Performance").
+    env: { ...childEnv, MALLOC_ARENA_MAX: '2' },
+    url: `http://127.0.0.1:${port}`,
+    healthPath: '/readyz',
+  });
+}
+
+/** A token to introspect (oidc-provider's opaque ones are no JWTs, so only its presence is checked). */
+async function fetchToken(server, path, id, secret) {
+  const request = { ...tokenBasic(path, id, secret), check: (b) => (typeof b.access_token === 'string' ? undefined : 'no access_token') };
+  return (await preflight(server, request)).access_token;
+}
+
+/** Starts every server; returns what the scenarios need. */
+async function setup() {
+  if (!values['no-build']) {
+    log('building: npm run build');
+    const r = spawnSync('npm', ['run', 'build'], { cwd: ROOT, encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`npm run build failed:\n${r.stdout}${r.stderr}`);
+  }
+  if (!existsSync(CLI)) throw new Error(`${relative(ROOT, CLI)} is missing: run npm run build, or drop --no-build`);
+
+  const sqlitePort = await freePort();
+  const sqliteConfig = writeConfig('sqlite.yaml', sqlitePort, '{ kind: sqlite, path: ./tokens.db }');
+  const add = (args) => {
+    const r = tollgateCli(['client', 'add', ...args, '--config', sqliteConfig]);
+    if (r.status !== 0) throw new Error(`tollgate client add ${args[0]} failed: ${r.err}`);
+    return r.out;
+  };
+  // Secrets stored as argon2id hashes, as in production.
+  const secret = add(['svc', '--scope', SCOPE, '--audience', AUDIENCE]);
+  const rsSecret = add(['rs', '--introspect', '--audience', AUDIENCE]);
+
+  // The baselines start while tollgate does.
+  const baselines = Promise.all([
+    startServer({
+      name: 'ceiling',
+      args: [join(ROOT, 'bench/ceiling.mjs'), '--port', '0'],
+      env: { ...childEnv, CEILING_CLIENT_ID: 'svc', CEILING_CLIENT_SECRET: secret, CEILING_SCOPE: SCOPE, CEILING_AUDIENCE: AUDIENCE, CEILING_TTL: String(TOKEN_TTL) },
+    }),
+    startServer({
+      name: 'oidc-provider',
+      args: [join(ROOT, 'bench/oidc-baseline.mjs'), '--port', '0'],
+      env: { ...childEnv, OIDC_CLIENT_SECRET: secret, OIDC_RS_SECRET: rsSecret, OIDC_SCOPE: SCOPE, OIDC_AUDIENCE: AUDIENCE, OIDC_TTL: String(TOKEN_TTL) },
+    }),
+  ]);
+  baselines.catch(() => {}); // awaited below; not an unhandled rejection meanwhile
+
+  const tollgates = [];
+  const sqlite = await startTollgate('tollgate (sqlite)', sqliteConfig, sqlitePort);
+  tollgates.push({ store: 'sqlite', label: 'tollgate (sqlite)', server: sqlite });
+
+  const redis = { status: 'skipped', reason: '' };
+  const prefix = `tollgate-bench-${process.pid}-${randomBytes(4).toString('hex')}:`;
+  const redisPort = await freePort();
+  const redisConfig = writeConfig('redis.yaml', redisPort, `{ kind: redis, url: "${settings.redisUrl}", prefix: "${prefix}" }`);
+  const check = tollgateCli(['config', 'check', '--config', redisConfig]);
+  if (check.status !== 0) {
+    redis.reason = `this build refuses store.kind redis: ${check.err.split('\n')[0].replace(`${redisConfig}:`, '').trim()}`;
+  } else {
+    redisKeys = { url: settings.redisUrl, prefix };
+    try {
+      const server = await startTollgate('tollgate (redis)', redisConfig, redisPort);
+      tollgates.push({ store: 'redis', label: 'tollgate (redis)', server });
+      Object.assign(redis, { status: 'measured', url: shownRedisUrl, prefix });
+    } catch (err) {
+      redis.reason = `tollgate with store.kind redis did not start: ${err.message.split('\n').slice(0, 3).join(' ').replace(/\s+/g, ' ')}`;
+    }
+  }
+  log(redis.status === 'measured' ? `redis: ${shownRedisUrl}, key prefix "${prefix}"` : `redis: skipped (${redis.reason})`);
+
+  const [ceiling, oidc] = await baselines;
+
+  for (const t of tollgates) t.token = await fetchToken(t.server, '/oauth2/token', 'svc', secret);
+  const opaque = await fetchToken(oidc, '/token', 'svc-opaque', secret);
+  return { secret, rsSecret, tollgates, ceiling, oidc, opaque, redis };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios. A group's members are measured one after another; their order rotates every round
+// so that drift (thermal, other load) falls on each server alike. Ratios pair runs of the same
+// round.
+
+function groups({ secret, rsSecret, tollgates, ceiling, oidc, opaque }) {
+  const heavy = settings.heavySeconds;
+  const light = settings.lightSeconds;
+  const m = (scenario, server, target, request, seconds) => ({ key: `${scenario}|${server}`, scenario, server, target, request, seconds });
+  const [sqlite] = tollgates;
+  return [
+    [
+      ...tollgates.map((t) => m('token-basic', t.label, t.server, tokenBasic('/oauth2/token', 'svc', secret), heavy)),
+      m('token-basic', 'ceiling', ceiling, tokenBasic('/token', 'svc', secret), heavy),
+      m('token-basic', 'oidc-provider', oidc, tokenBasic('/token', 'svc', secret), heavy),
+    ],
+    [
+      ...tollgates.map((t) => m('token-post', t.label, t.server, tokenPost('/oauth2/token', 'svc', secret), heavy)),
+      m('token-post', 'ceiling', ceiling, tokenPost('/token', 'svc', secret), heavy),
+    ],
+    [
+      ...tollgates.map((t) => m('introspection', t.label, t.server, introspect('/oauth2/introspect', 'rs', rsSecret, t.token), heavy)),
+      m('introspection', 'oidc-provider (opaque)', oidc, introspect('/token/introspection', 'rs', rsSecret, opaque), heavy),
+      m('bare', 'ceiling GET /bare', ceiling, get('/bare', (b) => (b.ok === true ? undefined : 'unexpected body')), light),
+      m('jwks', sqlite.label, sqlite.server, get('/.well-known/jwks.json', (b) => (Array.isArray(b.keys) && b.keys.length > 0 ? undefined : 'no keys')), light),
+      m('metadata', sqlite.label, sqlite.server, get('/.well-known/oauth-authorization-server', (b) => (typeof b.issuer === 'string' ? undefined : 'no issuer')), light),
+    ],
+  ];
+}
+
+const rotate = (list, by) => list.map((_, i) => list[(i + by) % list.length]);
+const describeRun = (r) => `${Math.round(r.rps).toLocaleString('en-US')} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms, RSS ${Math.round(r.rssPeak)} MiB`;
+
+async function runScenarios(plan) {
+  const runs = new Map(); // key -> Map(round -> run)
+  const failures = new Map(); // key -> message
+  const members = plan.flat();
+  for (const member of members) runs.set(member.key, new Map());
+  const fail = (member, err) => {
+    if (!(err instanceof LoadError)) throw err;
+    failures.set(member.key, err.message);
+    log(`  ${member.scenario} · ${member.server}: FAILED: ${err.message}`);
+  };
+
+  log(`\nchecking every request once${settings.warmupSeconds ? `, then ${settings.warmupSeconds} s of warm-up each` : ''}`);
+  for (const member of members) {
+    try {
+      await preflight(member.target, member.request);
+      if (settings.warmupSeconds) {
+        await measure(member.target, member.request, { connections: settings.connections, seconds: settings.warmupSeconds });
+      }
+    } catch (err) {
+      fail(member, err);
+    }
+  }
+
+  for (let round = 0; round < settings.rounds; round += 1) {
+    log(`\nround ${round + 1} of ${settings.rounds}`);
+    for (const group of plan) {
+      for (const member of rotate(group, round % group.length)) {
+        if (failures.has(member.key)) continue;
+        try {
+          const run = await measure(member.target, member.request, { connections: settings.connections, seconds: member.seconds });
+          runs.get(member.key).set(round, run);
+          log(`  ${member.scenario.padEnd(13)} ${member.server.padEnd(24)} ${describeRun(run)}`);
+        } catch (err) {
+          fail(member, err);
+        }
+      }
+    }
+  }
+  return { runs, failures };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Figures and targets
+
+function evaluate({ runs, failures }, tollgates) {
+  const get = (scenario, server) => runs.get(`${scenario}|${server}`) ?? new Map();
+  const failed = (scenario, server) => failures.get(`${scenario}|${server}`);
+  const rows = [];
+  const checks = [];
+  const row = (scenario, server, extra = {}) => {
+    const r = { scenario, server, stats: summarize(get(scenario, server)), ...extra };
+    if (failed(scenario, server)) r.result = 'ABORTED';
+    rows.push(r);
+    return r;
+  };
+  const judge = (r, list) => {
+    r.checks = list;
+    if (!r.result) r.result = verdict(list);
+    checks.push({ scenario: r.scenario, server: r.server, checks: list, result: r.result });
+  };
+
+  for (const scenario of ['token-basic', 'token-post']) {
+    for (const t of tollgates) {
+      const mine = get(scenario, t.label);
+      const vsBase = roundRatio(mine, get(scenario, 'ceiling'));
+      const vsOidc = scenario === 'token-basic' ? roundRatio(mine, get(scenario, 'oidc-provider')) : undefined;
+      const p99 = roundRatio(mine, get(scenario, 'ceiling'), 'p99');
+      const r = row(scenario, t.label, { vsBase, vsOidc, vsP99: p99 });
+      const list = [atLeast('req/s ÷ ceiling', vsBase, 0.9)];
+      if (scenario === 'token-basic') list.push(atLeast('req/s ÷ oidc-provider', vsOidc, 1.5));
+      list.push(atMost('p99 ÷ ceiling p99', p99, 1.2));
+      r.target = scenario === 'token-basic' ? '≥0.90 ceil, ≥1.5 oidc, p99 ≤1.2x' : '≥0.90 ceil, p99 ≤1.2x';
+      judge(r, list);
+    }
+    row(scenario, 'ceiling');
+    if (scenario === 'token-basic') row(scenario, 'oidc-provider');
+  }
+
+  for (const t of tollgates) {
+    const mine = get('introspection', t.label);
+    const vsBase = roundRatio(mine, get('bare', 'ceiling GET /bare'));
+    const vsOidc = roundRatio(mine, get('introspection', 'oidc-provider (opaque)'));
+    const r = row('introspection', t.label, { vsBase, vsOidc, target: '≥0.75 bare, ≥3 oidc' });
+    judge(r, [atLeast('req/s ÷ bare route', vsBase, 0.75), atLeast('req/s ÷ oidc-provider opaque', vsOidc, 3)]);
+  }
+  row('introspection', 'oidc-provider (opaque)');
+  row('bare', 'ceiling GET /bare');
+  for (const scenario of ['jwks', 'metadata']) {
+    const label = tollgates[0].label;
+    const vsBase = roundRatio(get(scenario, label), get('bare', 'ceiling GET /bare'));
+    const r = row(scenario, label, { vsBase, target: '≥0.90 bare' });
+    judge(r, [atLeast('req/s ÷ bare route', vsBase, 0.9)]);
+  }
+
+  const memory = tollgates.map((t) => {
+    const peaks = [...runs.entries()].filter(([key]) => key.endsWith(`|${t.label}`)).flatMap(([, m]) => [...m.values()].map((r) => r.rssPeak));
+    const peak = peaks.length ? Math.max(...peaks) : undefined;
+    const check = atMost('peak RSS MiB', peak, RSS_LIMIT_MIB);
+    checks.push({ scenario: 'memory', server: t.label, checks: [check], result: verdict([check]) });
+    return { server: t.label, peak, result: verdict([check]) };
+  });
+  return { rows, checks, memory };
+}
+
+function soakFigures(samples, seconds) {
+  const settled = samples.filter((s) => s.t >= seconds / 5 && s.rss !== undefined);
+  const third = Math.max(1, Math.floor(settled.length / 3));
+  const early = median(settled.slice(0, third).map((s) => s.rss));
+  const late = median(settled.slice(-third).map((s) => s.rss));
+  const peak = Math.max(...samples.map((s) => s.rss ?? 0));
+  return { early, late, growth: late - early, peak };
+}
+
+async function runSoaks(tollgates, secret) {
+  const results = [];
+  for (const t of tollgates) {
+    log(`\nsoak: ${t.label}, token (Basic) load for ${settings.soakSeconds} s, RSS every 10 s`);
+    const s = await soak(t.server, tokenBasic('/oauth2/token', 'svc', secret), { connections: settings.connections, seconds: settings.soakSeconds });
+    const f = soakFigures(s.samples, settings.soakSeconds);
+    const checks = [atMost('RSS growth MiB', f.growth, SOAK_GROWTH_LIMIT_MIB), atMost('peak RSS MiB', f.peak, RSS_LIMIT_MIB)];
+    const failedShare = s.total ? s.failed / s.total : 0;
+    const result = failedShare > 0.01 ? 'ABORTED' : verdict(checks);
+    log(`  RSS MiB: ${s.samples.map((x) => (x.rss === undefined ? '—' : Math.round(x.rss))).join(' ')}`);
+    log(
+      `  ${Math.round(s.rps)} req/s; ${s.failed} of ${s.total} failed; RSS ${f.early.toFixed(1)} → ${f.late.toFixed(1)} MiB ` +
+        `(growth ${f.growth.toFixed(1)} MiB, limit ${SOAK_GROWTH_LIMIT_MIB}), peak ${f.peak.toFixed(1)} MiB: ${result}`,
+    );
+    results.push({ server: t.label, seconds: settings.soakSeconds, ...s, ...f, checks, result });
+  }
+  return results;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main() {
+  const started = new Date();
+  const machine = {
+    cpus: cpus().length,
+    cpu: cpus()[0]?.model,
+    memory_gib: +(totalmem() / 2 ** 30).toFixed(1),
+    free_gib: +(freemem() / 2 ** 30).toFixed(1),
+    kernel: release(),
+    node: process.version,
+    loadavg_at_start: loadavg().map((x) => +x.toFixed(2)),
+  };
+  const git = spawnSync('git', ['describe', '--always', '--dirty'], { cwd: ROOT, encoding: 'utf8' });
+  const revision = git.status === 0 ? git.stdout.trim() : undefined;
+  const versions = Object.fromEntries(['fastify', 'jose', 'oidc-provider', 'autocannon', 'argon2', 'better-sqlite3'].map((p) => [p, versionOf(p)]));
+  log(`tollgate benchmark, ${settings.mode} mode: ${started.toISOString()}${revision ? `, revision ${revision}` : ''}`);
+  log(`machine: ${machine.cpus} × ${machine.cpu}, ${machine.memory_gib} GiB, Node ${machine.node}, load average ${machine.loadavg_at_start[0]}`);
+  if (machine.loadavg_at_start[0] > machine.cpus / 2) {
+    log(`warning: the machine is busy (load average ${machine.loadavg_at_start[0]} on ${machine.cpus} cores); figures will be noisy`);
+  }
+  log(
+    `load: autocannon, ${settings.connections} connections, ${settings.rounds} round(s), ${settings.heavySeconds} s per token/introspection run, ` +
+      `${settings.lightSeconds} s per bare/JWKS/metadata run${settings.soakSeconds ? `, soak ${settings.soakSeconds} s per store` : ''}`,
+  );
+
+  const env = await setup();
+  const plan = groups(env);
+  const seconds = plan.flat().reduce((sum, m) => sum + m.seconds, 0) * settings.rounds + plan.flat().length * settings.warmupSeconds;
+  log(`servers: ${[...env.tollgates.map((t) => t.label), 'ceiling', 'oidc-provider'].join(', ')}; about ${seconds < 120 ? `${Math.round(seconds)} s` : `${Math.round(seconds / 60)} min`} of load`);
+
+  const measured = await runScenarios(plan);
+  const { rows, checks, memory } = evaluate(measured, env.tollgates);
+  const soaks = settings.soakSeconds ? await runSoaks(env.tollgates, env.secret) : [];
+
+  log(`\nmedians over ${settings.rounds} round(s); ratios are medians of per-round ratios ("÷ ceiling" is ÷ the bare route for introspection, JWKS and metadata)\n`);
+  log(formatTable(rows));
+  log('');
+  for (const m of memory) log(`memory  ${m.server}: peak RSS under load ${m.peak === undefined ? '—' : m.peak.toFixed(1)} MiB (target ≤ ${RSS_LIMIT_MIB}): ${m.result}`);
+  if (!settings.soakSeconds) log('memory  no growth over a 5-minute soak: not measured (run with --soak)');
+  log(`redis   ${env.redis.status === 'measured' ? 'measured' : `skipped (${env.redis.reason})`}`);
+
+  log('\ntargets');
+  for (const c of checks) {
+    const detail = c.checks.map((k) => `${k.text}: ${k.value === undefined ? '—' : k.text.includes('MiB') ? k.value.toFixed(1) : fmtRatio(k.value)}`).join('; ');
+    log(`  ${c.result.padEnd(7)} ${c.scenario} · ${c.server}: ${detail}`);
+  }
+  for (const s of soaks) log(`  ${s.result.padEnd(7)} soak · ${s.server}: growth ${s.growth.toFixed(1)} MiB (≤ ${SOAK_GROWTH_LIMIT_MIB}), peak ${s.peak.toFixed(1)} MiB (≤ ${RSS_LIMIT_MIB})`);
+  for (const [key, message] of measured.failures) log(`  ABORTED ${key.replace('|', ' · ')}: ${message}`);
+
+  const resultsDir = join(ROOT, 'bench/results');
+  mkdirSync(resultsDir, { recursive: true });
+  const file = join(resultsDir, `${started.toISOString().replace(/[:.]/g, '-')}.json`);
+  const rawRuns = Object.fromEntries([...measured.runs.entries()].map(([key, m]) => [key, Object.fromEntries(m)]));
+  writeFileSync(
+    file,
+    `${JSON.stringify(
+      {
+        started: started.toISOString(),
+        finished: new Date().toISOString(),
+        loadavg_at_end: loadavg().map((x) => +x.toFixed(2)),
+        revision,
+        settings: { ...settings, redisUrl: shownRedisUrl },
+        machine,
+        versions,
+        redis: env.redis,
+        summary: rows.map(({ checks: _checks, ...r }) => r),
+        targets: checks,
+        memory,
+        soaks,
+        failures: Object.fromEntries(measured.failures),
+        runs: rawRuns,
+      },
+      null,
+      2,
+    )}\n`,
+  );
+  log(`\nresults: ${relative(process.cwd(), file)} (${Math.round((Date.now() - started.getTime()) / 1000)} s)`);
+  return measured.failures.size > 0 ? 1 : 0;
+}
+
+main().then(
+  async (code) => {
+    await cleanup();
+    process.exit(code);
+  },
+  async (err) => {
+    console.error(`\nbench: ${err instanceof Error ? err.message : String(err)}`);
+    await cleanup();
+    process.exit(1);
+  },
+);
