@@ -1,9 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { readFileSync } from 'node:fs';
 import { buildApp } from './app.js';
-import { ConfigError } from './config-error.js';
 import { certificateSource } from './http/client-certificate.js';
+import { readTlsFiles } from './http/tls-files.js';
 import { systemClock } from './clock.js';
 import { ReloadingClientRegistry } from './clients/reloading-registry.js';
 import type { Config } from './config.js';
@@ -52,7 +51,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
   // Verified credentials are re-checked against the live hashes anyway; clearing them on a
   // registry change also drops entries of clients that are gone.
   registry.onReload(() => verifier.cache.clear());
-  const tls = readTls(config);
+  const tls = readTlsFiles(config);
   const certificates = certificateSource({
     clientCaFile: config.listen.tls?.client_ca,
     header: config.listen.client_cert_header,
@@ -62,9 +61,9 @@ export async function startServer(config: Config, logger: Logger = createLogger(
   try {
     app = buildApp({ config, registry, keys, clock: systemClock, store, verifier, metrics, logger, certificates, ...(tls ? { tls } : {}) });
   } catch (err) {
+    // readTlsFiles has tried the TLS files already; whatever fails here is not the operator's.
     await store.close();
-    if (tls === undefined) throw err;
-    throw ConfigError.single(config.listen.tls!.cert!, `cannot serve TLS with this certificate and key: ${(err as Error).message}`);
+    throw err;
   }
   let url: string;
   try {
@@ -100,7 +99,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
     registry,
     store,
     reloadTls: () => {
-      const next = readTls(config);
+      const next = readTlsFiles(config);
       if (next === undefined) return;
       // New connections get the new certificate; open ones keep theirs.
       (app.server as unknown as { setSecureContext(options: object): void }).setSecureContext({
@@ -118,20 +117,6 @@ export async function startServer(config: Config, logger: Logger = createLogger(
       await store.close();
     },
   };
-}
-
-/** The listen.tls files, read; undefined when TLS is not served here. */
-function readTls(config: Config): { cert: Buffer; key: Buffer; clientCa?: Buffer } | undefined {
-  const tls = config.listen.tls;
-  if (tls?.cert === undefined || tls.key === undefined) return undefined;
-  const read = (file: string): Buffer => {
-    try {
-      return readFileSync(file);
-    } catch (err) {
-      throw ConfigError.single(file, `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-    }
-  };
-  return { cert: read(tls.cert), key: read(tls.key), ...(tls.client_ca === undefined ? {} : { clientCa: read(tls.client_ca) }) };
 }
 
 function isLoopback(host: string): boolean {

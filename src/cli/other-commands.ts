@@ -2,6 +2,8 @@ import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import { loadRegistryFile } from '../clients/yaml-registry.js';
 import { runPrimary } from '../cluster.js';
+import { readCas } from '../http/client-certificate.js';
+import { readTlsFiles } from '../http/tls-files.js';
 import { ConfigError } from '../config-error.js';
 import { loadConfig } from '../config.js';
 import { hashSecret, MAX_SECRET_LENGTH } from '../crypto/secrets.js';
@@ -104,6 +106,13 @@ export async function configCommand(args: string[], io: Io): Promise<number> {
     try {
       const n = loadRegistryFile(config.clients_file, { defaultAudience: config.tokens.audience }).all().length;
       summary += `${n} client${n === 1 ? '' : 's'} in ${config.clients_file}; `;
+    } catch (err) {
+      collect(err);
+    }
+    try {
+      readTlsFiles(config);
+      // Behind a proxy there is a client CA without a certificate of tollgate's own.
+      if (config.listen.tls?.client_ca !== undefined) readCas(config.listen.tls.client_ca);
     } catch (err) {
       collect(err);
     }

@@ -2,6 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { hashOf, tempDir, writeFixture, type Fixture } from '../helpers.js';
+import { makePki } from '../tls-fixtures.js';
 import { lines, tollgate, type CliRun } from './run-cli.js';
 
 let HASH = '';
@@ -124,6 +125,19 @@ colour: blue
     mkdirSync(f.keysDir);
     writeFileSync(join(f.keysDir, 'junk.pem'), 'not a key\n');
     expect(problems(await check(f))).toEqual([`${join(f.keysDir, 'junk.pem')}: is not a PEM private key`]);
+  });
+
+  it('names TLS files it cannot use: missing, a key that is not the certificate’s, a CA file without certificates', async () => {
+    const pki = makePki(tempDir());
+    const tlsConfig = (cert: string, key: string, ca: string) => `${CONFIG}listen: { tls: { cert: ${cert}, key: ${key}, client_ca: ${ca} } }\n`;
+    const missing = writeFixture({ config: tlsConfig('./nope.pem', pki.file('server.key'), pki.file('ca.pem')), clients: sound() });
+    expect(problems(await check(missing))).toEqual([`${join(missing.dir, 'nope.pem')}: cannot read: ENOENT`]);
+    const mismatched = writeFixture({ config: tlsConfig(pki.file('server.pem'), pki.file('edge.key'), pki.file('ca.pem')), clients: sound() });
+    expect(problems(await check(mismatched))[0]).toMatch(new RegExp(`^${esc(pki.file('server.pem'))}: cannot serve TLS with this certificate and key: `));
+    const notCa = writeFixture({ config: tlsConfig(pki.file('server.pem'), pki.file('server.key'), pki.file('server.key')), clients: sound() });
+    expect(problems(await check(notCa))[0]).toMatch(new RegExp(`^${esc(pki.file('server.'))}(pem|key): `));
+    const good = writeFixture({ config: tlsConfig(pki.file('server.pem'), pki.file('server.key'), pki.file('ca.pem')), clients: sound() });
+    expect((await check(good)).code).toBe(0);
   });
 
   it('honours TOLLGATE_* overrides, and names the variable when one is wrong', async () => {
