@@ -1,8 +1,8 @@
-import { isIP } from 'node:net';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError, type Problem } from './config-error.js';
+import { parseCidr } from './address-list.js';
 import { parseDuration } from './duration.js';
 import { isAudience } from './oauth/syntax.js';
 import { parseRedisUrl, REDIS_URL_FORM } from './store/redis-url.js';
@@ -107,7 +107,7 @@ const configSchema = z.strictObject({
     .prefault({}),
   // Proxies whose X-Forwarded-For (and client_cert_header) is believed; empty: none.
   trust_proxy: z
-    .array(z.string().refine((s) => isIP(s.split('/')[0]!) !== 0, { error: 'must be an IP address or CIDR block' }))
+    .array(z.string().refine((s) => parseCidr(s) !== undefined, { error: 'must be an IP address or CIDR block' }))
     .default([]),
   client_auth: z
     .strictObject({

@@ -1,5 +1,6 @@
-import { BlockList, isIP } from 'node:net';
+import { isIP } from 'node:net';
 import { z } from 'zod';
+import { parseCidr, toBlockList } from '../address-list.js';
 import { audienceSchema, ttlSchema } from '../config.js';
 import { isClientId, isScopeToken, MAX_CLIENT_ID_LENGTH } from '../oauth/syntax.js';
 import type { JWK } from 'jose';
@@ -71,17 +72,6 @@ const publicJwkSchema = z
 const scopeSchema = z.string().refine(isScopeToken, {
   error: 'must be a scope token: visible ASCII without spaces, quotes or backslashes (RFC 6749 §3.3)',
 });
-
-function parseCidr(text: string): { address: string; prefix: number; family: 'ipv4' | 'ipv6' } | undefined {
-  const [address = '', prefixText, extra] = text.split('/');
-  if (extra !== undefined) return undefined;
-  const version = isIP(address);
-  if (version === 0) return undefined;
-  const max = version === 4 ? 32 : 128;
-  const prefix = prefixText === undefined ? max : /^\d{1,3}$/.test(prefixText) ? Number(prefixText) : NaN;
-  if (!(prefix >= 0 && prefix <= max)) return undefined;
-  return { address, prefix, family: version === 4 ? 'ipv4' : 'ipv6' };
-}
 
 function uniqueList<T extends z.ZodType<string>>(item: T, what: string) {
   return z.array(item).superRefine((list, ctx) => {
@@ -158,14 +148,7 @@ function tlsSubjectOf(entry: ClientEntry): TlsSubject | undefined {
 
 /** Builds the runtime Client from a validated registry entry. */
 export function toClient(entry: ClientEntry): Client {
-  let allowedIps: BlockList | undefined;
-  if (entry.allowed_ips !== undefined) {
-    allowedIps = new BlockList();
-    for (const text of entry.allowed_ips) {
-      const cidr = parseCidr(text)!;
-      allowedIps.addSubnet(cidr.address, cidr.prefix, cidr.family);
-    }
-  }
+  const allowedIps = entry.allowed_ips === undefined ? undefined : toBlockList(entry.allowed_ips);
   return Object.freeze({
     clientId: entry.client_id,
     secrets: entry.secrets.map((s) => Object.freeze({ hash: s.hash, expiresAt: s.expires_at })),

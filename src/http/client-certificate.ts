@@ -1,8 +1,8 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { BlockList, isIP } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { FastifyRequest } from 'fastify';
+import { listHas, toBlockList } from '../address-list.js';
 import { ConfigError } from '../config-error.js';
 import type { PresentedCertificate } from '../oauth/client-auth.js';
 
@@ -28,7 +28,7 @@ export function certificateSource(options: ClientCertificateOptions): Certificat
       const value = req.headers[header];
       const peer = socket.remoteAddress ?? '';
       // Only a listed proxy may speak for the client; anyone else could write any header.
-      if (typeof value === 'string' && value !== '' && contains(proxies, peer)) return fromHeader(value, cas);
+      if (typeof value === 'string' && value !== '' && listHas(proxies, peer)) return fromHeader(value, cas);
     }
     const tls = socket as TLSSocket;
     if (typeof tls.getPeerX509Certificate !== 'function') return undefined;
@@ -68,21 +68,4 @@ export function readCas(file: string): X509Certificate[] {
   } catch {
     throw ConfigError.single(file, 'holds a certificate that cannot be read');
   }
-}
-
-export function toBlockList(entries: readonly string[]): BlockList {
-  const list = new BlockList();
-  for (const entry of entries) {
-    const [address = '', prefix] = entry.split('/');
-    const family = isIP(address) === 6 ? 'ipv6' : 'ipv4';
-    if (prefix === undefined) list.addAddress(address, family);
-    else list.addSubnet(address, Number(prefix), family);
-  }
-  return list;
-}
-
-function contains(list: BlockList, ip: string): boolean {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
-  if (mapped) return list.check(mapped[1]!, 'ipv4');
-  return list.check(ip, ip.includes(':') ? 'ipv6' : 'ipv4');
 }

@@ -1,4 +1,5 @@
 import { createHash, type X509Certificate } from 'node:crypto';
+import { listHas } from '../address-list.js';
 import { decodeJwt } from 'jose';
 import type { Clock } from '../clock.js';
 import type { AuthMethod, Client, ClientRegistry } from '../clients/registry.js';
@@ -194,7 +195,7 @@ function registeredClient(clientId: string, method: AuthMethod, req: ClientAuthR
 function checkClientMay(client: Client, method: AuthMethod, req: ClientAuthRequest): void {
   if (client.disabled) throw new InvalidClient('client_disabled', client.clientId);
   if (!client.authMethods.includes(method)) throw new InvalidClient(`method_not_allowed:${method}`, client.clientId);
-  if (client.allowedIps !== undefined && !addressAllowed(client, req.ip)) throw new InvalidClient('address_not_allowed', client.clientId);
+  if (client.allowedIps !== undefined && !listHas(client.allowedIps, req.ip)) throw new InvalidClient('address_not_allowed', client.clientId);
 }
 
 /**
@@ -222,11 +223,4 @@ async function authenticateCertificate(
   if (client.disabled) throw new InvalidClient('client_disabled', clientId);
   if (!pki && !client.authMethods.includes('self_signed_tls_client_auth')) throw new InvalidClient('method_not_allowed:mtls', clientId);
   throw new InvalidClient(pki && !presented.chainVerified ? 'certificate_untrusted' : 'certificate_mismatch', clientId);
-}
-
-function addressAllowed(client: Client, ip: string): boolean {
-  // An IPv4 peer on a dual-stack socket shows up as ::ffff:a.b.c.d; match it as IPv4.
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
-  if (mapped) return client.allowedIps!.check(mapped[1]!, 'ipv4');
-  return client.allowedIps!.check(ip, ip.includes(':') ? 'ipv6' : 'ipv4');
 }

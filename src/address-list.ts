@@ -1,0 +1,31 @@
+import { BlockList, isIP } from 'node:net';
+
+/** An IPv4 or IPv6 address or CIDR block, parsed; undefined when the text is neither. */
+export function parseCidr(text: string): { address: string; prefix: number; family: 'ipv4' | 'ipv6' } | undefined {
+  const [address = '', prefixText, extra] = text.split('/');
+  if (extra !== undefined) return undefined;
+  const version = isIP(address);
+  if (version === 0) return undefined;
+  const max = version === 4 ? 32 : 128;
+  const prefix = prefixText === undefined ? max : /^\d{1,3}$/.test(prefixText) ? Number(prefixText) : NaN;
+  if (!(prefix >= 0 && prefix <= max)) return undefined;
+  return { address, prefix, family: version === 4 ? 'ipv4' : 'ipv6' };
+}
+
+/** A BlockList of addresses and CIDR blocks that parseCidr has already accepted. */
+export function toBlockList(entries: readonly string[]): BlockList {
+  const list = new BlockList();
+  for (const entry of entries) {
+    const cidr = parseCidr(entry);
+    if (cidr === undefined) throw new TypeError(`not an address or CIDR block: ${entry}`);
+    list.addSubnet(cidr.address, cidr.prefix, cidr.family);
+  }
+  return list;
+}
+
+/** Whether ip is in list; an IPv4 peer on a dual-stack socket (::ffff:a.b.c.d) is matched as IPv4. */
+export function listHas(list: BlockList, ip: string): boolean {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
+  if (mapped) return list.check(mapped[1]!, 'ipv4');
+  return list.check(ip, ip.includes(':') ? 'ipv6' : 'ipv4');
+}
