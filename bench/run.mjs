@@ -29,6 +29,9 @@ Options:
   --duration S        seconds per token or introspection run (default 10; quick: 3);
                       bare, JWKS and metadata runs take half as long
   --connections N     concurrent connections (default 50)
+  --only LIST         measure only these scenarios, comma-separated: token-basic, token-post,
+                      introspection, bare, jwks, metadata (the ratios need their baseline:
+                      bare for introspection, JWKS and metadata)
   --redis-url URL     Redis for the Redis store (default $REDIS_URL, else redis://127.0.0.1:6379/0)
   --no-build          use dist/ as it is
   -h, --help          this text
@@ -53,6 +56,7 @@ const { values } = parseArgs({
     duration: { type: 'string' },
     connections: { type: 'string' },
     'redis-url': { type: 'string' },
+    only: { type: 'string' },
     'no-build': { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   },
@@ -84,6 +88,15 @@ const settings = {
   soakSeconds: values.soak ? positiveInt('soak-seconds', values['soak-seconds'], 300) : 0,
   redisUrl: values['redis-url'] ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379/0',
 };
+const SCENARIOS = ['token-basic', 'token-post', 'introspection', 'bare', 'jwks', 'metadata'];
+const only = values.only === undefined ? undefined : values.only.split(',').map((x) => x.trim()).filter(Boolean);
+const unknown = (only ?? []).filter((x) => !SCENARIOS.includes(x));
+if (unknown.length > 0 || (only !== undefined && only.length === 0)) {
+  console.error(`bench: --only takes scenarios from: ${SCENARIOS.join(', ')}${unknown.length ? ` (not ${unknown.join(', ')})` : ''}`);
+  process.exit(1);
+}
+settings.only = only;
+
 /** The Redis URL as printed and recorded: without a password. */
 const shownRedisUrl = settings.redisUrl.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
 
@@ -305,7 +318,8 @@ function groups({ secret, rsSecret, tollgates, ceiling, oidc, opaque }) {
   const light = settings.lightSeconds;
   const m = (scenario, server, target, request, seconds) => ({ key: `${scenario}|${server}`, scenario, server, target, request, seconds });
   const [sqlite] = tollgates;
-  return [
+  const wanted = (member) => settings.only === undefined || settings.only.includes(member.scenario);
+  const plan = [
     [
       ...tollgates.map((t) => m('token-basic', t.label, t.server, tokenBasic('/oauth2/token', 'svc', secret), heavy)),
       m('token-basic', 'ceiling', ceiling, tokenBasic('/token', 'svc', secret), heavy),
@@ -323,6 +337,7 @@ function groups({ secret, rsSecret, tollgates, ceiling, oidc, opaque }) {
       m('metadata', sqlite.label, sqlite.server, get('/.well-known/oauth-authorization-server', (b) => (typeof b.issuer === 'string' ? undefined : 'no issuer')), light),
     ],
   ];
+  return plan.map((group) => group.filter(wanted)).filter((group) => group.length > 0);
 }
 
 const rotate = (list, by) => list.map((_, i) => list[(i + by) % list.length]);
@@ -429,7 +444,9 @@ function evaluate({ runs, failures }, tollgates) {
     checks.push({ scenario: 'memory', server: t.label, checks: [check], result: verdict([check]) });
     return { server: t.label, peak, result: verdict([check]) };
   });
-  return { rows, checks, memory };
+  // With --only, the scenarios left out get no row and no verdict.
+  const shown = (scenario) => settings.only === undefined || scenario === 'memory' || settings.only.includes(scenario);
+  return { rows: rows.filter((r) => shown(r.scenario)), checks: checks.filter((c) => shown(c.scenario)), memory };
 }
 
 function soakFigures(samples, seconds) {
