@@ -14,6 +14,7 @@ import { discoveryRoutes } from './http/discovery-route.js';
 import { errorHandler, pathOf, sendError } from './http/errors.js';
 import { healthRoutes, type Readiness } from './http/health-route.js';
 import { introspectionRoute } from './http/introspection-route.js';
+import { lazyRequestLogger } from './http/request-logger.js';
 import { revocationRoute } from './http/revocation-route.js';
 import { tokenRoute } from './http/token-route.js';
 import type { KeySet } from './keys/key-set.js';
@@ -65,6 +66,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     // One access line per request is written in onResponse, with the path only: Fastify's own
     // request log includes the query string, which could carry a secret sent by mistake.
     logController: new LogController({ disableRequestLogging: true }),
+    // Each request's child logger (with its reqId) is made only when it writes a line.
+    childLoggerFactory: lazyRequestLogger,
     bodyLimit: BODY_LIMIT,
     // A client that trickles its request (slowloris) is cut off; a token request takes milliseconds.
     requestTimeout: 10_000,

@@ -1,0 +1,76 @@
+import pino from 'pino';
+import { describe, expect, it } from 'vitest';
+import { lazyRequestLogger } from '../../src/http/request-logger.js';
+import { createLogger } from '../../src/log.js';
+import { basic, buildTestApp, form, FORM, hashOf, LogCapture } from '../helpers.js';
+
+const SECRET = 'request-logger-secret-0123456789abcdefghij';
+
+async function app(level?: string) {
+  const logs = new LogCapture();
+  const t = await buildTestApp({
+    clients: `clients:
+  - client_id: svc
+    secrets: [{ hash: "${await hashOf(SECRET)}" }]
+    audiences: [https://api.test]
+`,
+    ...(level === undefined ? {} : { deps: { logger: createLogger(level, logs) } }),
+  });
+  return { ...t, logs: level === undefined ? t.logs : logs };
+}
+
+const token = (t: Awaited<ReturnType<typeof app>>, secret: string) =>
+  t.app.inject({ method: 'POST', url: '/oauth2/token', headers: { ...FORM, authorization: basic('svc', secret) }, payload: form({ grant_type: 'client_credentials' }) });
+
+describe('request loggers', () => {
+  it('tag every line of one request with the same reqId, and each request with its own', async () => {
+    const t = await app();
+    expect((await token(t, SECRET)).statusCode).toBe(200);
+    expect((await token(t, SECRET)).statusCode).toBe(200);
+    const lines = t.logs.lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    const issued = lines.filter((l) => l.event === 'token.issued');
+    const access = lines.filter((l) => l.msg === 'request');
+    expect(issued).toHaveLength(2);
+    expect(access).toHaveLength(2);
+    expect(issued.map((l) => l.reqId)).toEqual(access.map((l) => l.reqId));
+    expect(issued[0]!.reqId).not.toBe(issued[1]!.reqId);
+    expect(issued[0]).toMatchObject({ service: 'tollgate', level: 30 });
+  });
+
+  it('write nothing below the configured level, and still write what is above it with the reqId', async () => {
+    const t = await app('warn');
+    expect((await token(t, SECRET)).statusCode).toBe(200);
+    expect(t.logs.lines).toEqual([]);
+    expect((await token(t, 'wrong-secret')).statusCode).toBe(401);
+    const failures = t.logs.events('client.auth_failed');
+    expect(failures).toHaveLength(1);
+    expect(failures[0]).toMatchObject({ level: 40, reason: 'wrong_secret', reqId: expect.any(String) });
+    expect(t.logs.text).not.toContain(SECRET);
+    expect(t.logs.text).not.toContain('wrong-secret');
+  });
+
+  it('follow a level set on the request logger itself, and make children that keep the bindings', () => {
+    const logs = new LogCapture();
+    const parent = pino({ level: 'warn', base: null, timestamp: false }, logs);
+    const log = lazyRequestLogger(parent, { reqId: 'req-7' }, {});
+    log.info('hidden');
+    expect(logs.lines).toEqual([]);
+    expect(log.level).toBe('warn');
+    log.level = 'debug';
+    log.debug('shown');
+    log.child({ part: 'x' }).debug('from a child');
+    // The parent's own level is untouched.
+    expect(parent.level).toBe('warn');
+    expect(logs.lines.map((l) => JSON.parse(l))).toEqual([
+      { level: 20, reqId: 'req-7', msg: 'shown' },
+      { level: 20, reqId: 'req-7', part: 'x', msg: 'from a child' },
+    ]);
+  });
+
+  it('honour a level given for one route from the first line', () => {
+    const logs = new LogCapture();
+    const parent = pino({ level: 'warn', base: null, timestamp: false }, logs);
+    lazyRequestLogger(parent, { reqId: 'req-8' }, { level: 'debug' }).debug('route level');
+    expect(logs.lines.map((l) => JSON.parse(l))).toEqual([{ level: 20, reqId: 'req-8', msg: 'route level' }]);
+  });
+});
