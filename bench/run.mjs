@@ -30,8 +30,8 @@ Options:
                       bare, JWKS and metadata runs take half as long
   --connections N     concurrent connections (default 50)
   --only LIST         measure only these scenarios, comma-separated: token-basic, token-post,
-                      introspection, bare, jwks, metadata (the ratios need their baseline:
-                      bare for introspection, JWKS and metadata)
+                      introspection, bare, bare-post, jwks, metadata (the ratios need their
+                      baseline: bare for introspection, JWKS and metadata)
   --redis-url URL     Redis for the Redis store (default $REDIS_URL, else redis://127.0.0.1:6379/0)
   --no-build          use dist/ as it is
   -h, --help          this text
@@ -88,7 +88,7 @@ const settings = {
   soakSeconds: values.soak ? positiveInt('soak-seconds', values['soak-seconds'], 300) : 0,
   redisUrl: values['redis-url'] ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379/0',
 };
-const SCENARIOS = ['token-basic', 'token-post', 'introspection', 'bare', 'jwks', 'metadata'];
+const SCENARIOS = ['token-basic', 'token-post', 'introspection', 'bare', 'bare-post', 'jwks', 'metadata'];
 const only = values.only === undefined ? undefined : values.only.split(',').map((x) => x.trim()).filter(Boolean);
 const unknown = (only ?? []).filter((x) => !SCENARIOS.includes(x));
 if (unknown.length > 0 || (only !== undefined && only.length === 0)) {
@@ -333,6 +333,8 @@ function groups({ secret, rsSecret, tollgates, ceiling, oidc, opaque }) {
       ...tollgates.map((t) => m('introspection', t.label, t.server, introspect('/oauth2/introspect', 'rs', rsSecret, t.token), heavy)),
       m('introspection', 'oidc-provider (opaque)', oidc, introspect('/token/introspection', 'rs', rsSecret, opaque), heavy),
       m('bare', 'ceiling GET /bare', ceiling, get('/bare', (b) => (b.ok === true ? undefined : 'unexpected body')), light),
+      // A reference with no target: the same request as introspection's, to a route that only parses it.
+      m('bare-post', 'ceiling POST /bare', ceiling, { ...introspect('/bare', 'rs', rsSecret, tollgates[0].token), check: (b) => (b.ok === true ? undefined : 'unexpected body') }, light),
       m('jwks', sqlite.label, sqlite.server, get('/.well-known/jwks.json', (b) => (Array.isArray(b.keys) && b.keys.length > 0 ? undefined : 'no keys')), light),
       m('metadata', sqlite.label, sqlite.server, get('/.well-known/oauth-authorization-server', (b) => (typeof b.issuer === 'string' ? undefined : 'no issuer')), light),
     ],
@@ -427,9 +429,11 @@ function evaluate({ runs, failures }, tollgates) {
     const vsOidc = roundRatio(mine, get('introspection', 'oidc-provider (opaque)'));
     const r = row('introspection', t.label, { vsBase, vsOidc, target: '≥0.75 bare, ≥3 oidc' });
     judge(r, [atLeast('req/s ÷ bare route', vsBase, 0.75), atLeast('req/s ÷ oidc-provider opaque', vsOidc, 3)]);
+    r.vsBarePost = roundRatio(mine, get('bare-post', 'ceiling POST /bare'));
   }
   row('introspection', 'oidc-provider (opaque)');
   row('bare', 'ceiling GET /bare');
+  row('bare-post', 'ceiling POST /bare', { vsBase: roundRatio(get('bare-post', 'ceiling POST /bare'), get('bare', 'ceiling GET /bare')) });
   for (const scenario of ['jwks', 'metadata']) {
     const label = tollgates[0].label;
     const vsBase = roundRatio(get(scenario, label), get('bare', 'ceiling GET /bare'));
@@ -517,6 +521,9 @@ async function main() {
   log('');
   for (const m of memory) log(`memory  ${m.server}: peak RSS under load ${m.peak === undefined ? '—' : m.peak.toFixed(1)} MiB (target ≤ ${RSS_LIMIT_MIB}): ${m.result}`);
   if (!settings.soakSeconds) log('memory  no growth over a 5-minute soak: not measured (run with --soak)');
+  for (const r of rows.filter((x) => x.vsBarePost !== undefined)) {
+    log(`reference  introspection · ${r.server}: ${fmtRatio(r.vsBarePost)} of a bare route taking the same form body (POST /bare)`);
+  }
   log(`redis   ${env.redis.status === 'measured' ? 'measured' : `skipped (${env.redis.reason})`}`);
 
   log('\ntargets');

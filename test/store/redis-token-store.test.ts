@@ -52,6 +52,38 @@ describe.skipIf(!available)('RedisTokenStore', () => {
     }
   });
 
+  it('answers a burst of commands sent in one turn, also after Redis has forgotten its scripts', async () => {
+    const store = openStore(`${PREFIX}burst:`);
+    const now = Math.floor(Date.now() / 1000);
+    const first = Array.from({ length: 50 }, () => makeRecord({ iat: now }));
+    // Issued together, these travel as one pipeline; each answer must reach its own caller.
+    await Promise.all(first.map((r) => store.record(r)));
+    const found = await Promise.all(first.map((r) => store.find(r.jti)));
+    expect(found.map((r) => r?.digest)).toEqual(first.map((r) => r.digest));
+
+    // A restarted or flushed server no longer knows the Lua scripts: they are loaded again.
+    const redis = plainClient();
+    await redis.connect();
+    try {
+      await redis.script('FLUSH');
+    } finally {
+      redis.disconnect();
+    }
+    const second = Array.from({ length: 20 }, () => makeRecord({ iat: now }));
+    const [recorded, refound, duplicate] = await Promise.all([
+      Promise.all(second.map((r) => store.record(r))),
+      Promise.all(first.slice(0, 20).map((r) => store.find(r.jti))),
+      store.record(first[0]!).then(
+        () => 'recorded',
+        (err: Error) => err.message,
+      ),
+    ]);
+    expect(recorded).toHaveLength(20);
+    expect(refound.map((r) => r?.jti)).toEqual(first.slice(0, 20).map((r) => r.jti));
+    expect(duplicate).toMatch(/duplicate jti/);
+    expect((await store.find(second[19]!.jti))?.digest).toBe(second[19]!.digest);
+  });
+
   it('revokes a client with one write to one key, however many tokens it holds', async () => {
     const prefix = `${PREFIX}o1:`;
     const store = openStore(prefix);
