@@ -20,7 +20,10 @@ export function parseCommand<O extends Options>(args: string[], options: O) {
   } catch (err) {
     // "Unknown option '--x'. To specify a positional…": the first sentence is the useful one.
     // Some messages run on over several lines ("… is ambiguous.\nDid you forget…"): one line only.
-    throw new UsageError((err as Error).message.split(/\.\s/)[0]!.replace(/\.$/, ''));
+    const first = (err as Error).message.split(/\.\s/)[0]!.replace(/\.$/, '');
+    // A value that starts with "-" (a jti can) reads as an option unless it is attached.
+    const ambiguous = /^Option '(--[a-z-]+)' argument is ambiguous$/.exec(first);
+    throw new UsageError(ambiguous ? `${first}: a value that starts with "-" must be written ${ambiguous[1]}=VALUE` : first);
   }
 }
 

@@ -24,13 +24,14 @@ export interface IssuedToken {
   claims: AccessTokenClaims;
 }
 
-/** The base64url characters in ASCII order, so that encoded numbers sort as the numbers do. */
-const SORTED_DIGITS = '-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz';
+/** Digits and letters in ASCII order, so that encoded numbers sort as the numbers do. */
+const SORTED_DIGITS = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 
 /**
- * A jti of 32 base64url characters: the issue time in milliseconds (8 characters, 48 bits,
- * written so that later times sort after earlier ones), then 144 random bits. RFC 9068 wants it
- * unique, the contract at least 128 random bits.
+ * A jti of 32 base64url characters: the issue time in milliseconds (8 base-62 characters, good
+ * until the year 8888, written so that later times sort after earlier ones), then 144 random
+ * bits. RFC 9068 wants it unique, the contract at least 128 random bits. It never starts with
+ * "-", which command lines would take for an option.
  *
  * The time comes first so that a token store keyed by jti (SQLite's B-tree) appends each new
  * record next to the last one instead of at a random page: with random keys every insert
@@ -41,8 +42,8 @@ export function newJti(nowMs: number): string {
   let prefix = '';
   let rest = Math.max(0, Math.floor(nowMs));
   for (let i = 0; i < 8; i++) {
-    prefix = SORTED_DIGITS[rest % 64]! + prefix;
-    rest = Math.floor(rest / 64);
+    prefix = SORTED_DIGITS[rest % 62]! + prefix;
+    rest = Math.floor(rest / 62);
   }
   return prefix + randomBytes(18).toString('base64url');
 }

@@ -77,6 +77,8 @@ describe.concurrent('usage errors', () => {
     [['client', 'enable'], /missing ID/],
     [['client', 'remove'], /missing ID/],
     [['client', 'remove', 'a', 'b'], /unexpected argument "b"/],
+    // A jti may start with "-": the message says how to pass one.
+    [['token', 'revoke', '--jti', '-AbC123'], /Option '--jti' argument is ambiguous: a value that starts with "-" must be written --jti=VALUE/],
   ])('tollgate %j: exit 1 with one line on stderr', async (args, message) => {
     expectUserError(await tollgate(args, { cwd }), message);
   });
