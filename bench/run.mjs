@@ -40,7 +40,7 @@ Exit status: 0 when every scenario was measured (whether or not it meets its tar
 a server failed to start or a scenario was stopped because responses failed.`;
 
 const ROOT = resolve(import.meta.dirname, '..');
-const CLI = join(ROOT, 'dist/cli/main.js');
+const CLI = join(ROOT, 'dist/cli/tollgate.cjs');
 const SCOPE = 'bench:read';
 const AUDIENCE = 'https://api.bench.test';
 const TOKEN_TTL = 3600;

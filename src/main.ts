@@ -87,7 +87,16 @@ export async function startServer(config: Config, logger: Logger = createLogger(
   purge.unref();
 
   logger.info(
-    { event: 'server.started', url, issuer: config.issuer, clients: registry.all().length, store: config.store.kind, signing_kid: keys.signingKey().kid },
+    {
+      event: 'server.started',
+      url,
+      issuer: config.issuer,
+      clients: registry.all().length,
+      store: config.store.kind,
+      signing_kid: keys.signingKey().kid,
+      // Set by the tollgate command (see cli/thread-pool.cts) unless the operator set it.
+      thread_pool: Number(process.env.UV_THREADPOOL_SIZE) || 4,
+    },
     'tollgate listening',
   );
   if (tls === undefined && !isLoopback(config.listen.host)) {

@@ -166,7 +166,7 @@ describe('Dockerfile', () => {
 
   it('starts the CLI with serve by default', () => {
     // The V8 flag is the one npm start uses (see the README, "Performance").
-    expect(argList(finalOf('ENTRYPOINT').at(-1)!.args)).toEqual(['node', '--max-semi-space-size=4', 'dist/cli/main.js']);
+    expect(argList(finalOf('ENTRYPOINT').at(-1)!.args)).toEqual(['node', '--max-semi-space-size=4', 'dist/cli/tollgate.cjs']);
     expect(argList(finalOf('CMD').at(-1)!.args)).toEqual(['serve']);
   });
 

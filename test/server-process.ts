@@ -12,7 +12,7 @@ afterAll(() => {
 });
 
 /** The built CLI; `npm test` builds before running the tests. */
-export const CLI = resolve(import.meta.dirname, '../dist/cli/main.js');
+export const CLI = resolve(import.meta.dirname, '../dist/cli/tollgate.cjs');
 
 export interface ServerProcess {
   proc: ChildProcess;
