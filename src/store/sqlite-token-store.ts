@@ -74,6 +74,9 @@ export class SqliteTokenStore implements TokenStore {
   readonly #purgeCounters: Database.Statement<[number]>;
   /** Records waiting for the next group commit, with their callers' promises. */
   #pending: { record: TokenRecord; resolve: () => void; reject: (err: unknown) => void }[] = [];
+  readonly #findMany: (jtis: readonly string[]) => (TokenRow | undefined)[];
+  /** Lookups waiting for the next shared read transaction, with their callers' promises. */
+  #pendingFinds: { jti: string; resolve: (record: TokenRecord | undefined) => void; reject: (err: unknown) => void }[] = [];
 
   constructor(readonly path: string) {
     this.#db = openDatabase(path);
@@ -90,6 +93,8 @@ export class SqliteTokenStore implements TokenStore {
     );
     this.#purge = this.#db.prepare(`DELETE FROM tokens WHERE jti IN (SELECT jti FROM tokens WHERE exp < ? LIMIT ${PURGE_BATCH})`);
     this.#purgeRevocations = this.#db.prepare('DELETE FROM client_revocations WHERE revoked_before < ?');
+    // One read transaction for many lookups: its locks are taken and released once, not per row.
+    this.#findMany = this.#db.transaction((jtis: readonly string[]) => jtis.map((jti) => this.#find.get(jti)));
     this.#insertMany = this.#db.transaction((records: readonly TokenRecord[]) => {
       for (const t of records) this.#insertOne(t);
     });
@@ -146,21 +151,28 @@ export class SqliteTokenStore implements TokenStore {
     this.#insert.run(t.jti, t.clientId, t.scope, JSON.stringify(t.aud), t.iat, t.exp, t.digest, t.revokedAt ?? null, t.cnf ?? null);
   }
 
-  async find(jti: string): Promise<TokenRecord | undefined> {
-    const row = this.#find.get(jti);
-    if (row === undefined) return undefined;
-    const record: TokenRecord = {
-      jti: row.jti,
-      clientId: row.client_id,
-      scope: row.scope,
-      aud: JSON.parse(row.aud) as string[],
-      iat: row.iat,
-      exp: row.exp,
-      digest: row.digest,
-      ...(row.cnf === null ? {} : { cnf: row.cnf }),
-      ...(row.revoked_at === null ? {} : { revokedAt: row.revoked_at }),
-    };
-    return withClientRevocation(record, row.revoked_before ?? undefined);
+  /**
+   * Lookups that arrive in the same turn of the event loop share one read transaction, as
+   * records share one write transaction: under load, many introspections land in one turn.
+   */
+  find(jti: string): Promise<TokenRecord | undefined> {
+    return new Promise((resolve, reject) => {
+      if (this.#pendingFinds.length === 0) setImmediate(() => this.#flushFinds());
+      this.#pendingFinds.push({ jti, resolve, reject });
+    });
+  }
+
+  #flushFinds(): void {
+    const batch = this.#pendingFinds;
+    this.#pendingFinds = [];
+    let rows: (TokenRow | undefined)[];
+    try {
+      rows = batch.length === 1 ? [this.#find.get(batch[0]!.jti)] : this.#findMany(batch.map((p) => p.jti));
+    } catch (err) {
+      for (const p of batch) p.reject(err);
+      return;
+    }
+    batch.forEach((p, i) => p.resolve(toRecord(rows[i])));
   }
 
   async revoke(jti: string, at: number): Promise<boolean> {
@@ -210,6 +222,7 @@ export class SqliteTokenStore implements TokenStore {
 
   async close(): Promise<void> {
     if (this.#pending.length > 0) this.#flush();
+    if (this.#pendingFinds.length > 0) this.#flushFinds();
     if (this.#db.open) this.#db.close();
   }
 
@@ -222,6 +235,22 @@ export class SqliteTokenStore implements TokenStore {
       this.#db.pragma('synchronous = NORMAL');
     }
   }
+}
+
+function toRecord(row: TokenRow | undefined): TokenRecord | undefined {
+  if (row === undefined) return undefined;
+  const record: TokenRecord = {
+    jti: row.jti,
+    clientId: row.client_id,
+    scope: row.scope,
+    aud: JSON.parse(row.aud) as string[],
+    iat: row.iat,
+    exp: row.exp,
+    digest: row.digest,
+    ...(row.cnf === null ? {} : { cnf: row.cnf }),
+    ...(row.revoked_at === null ? {} : { revokedAt: row.revoked_at }),
+  };
+  return withClientRevocation(record, row.revoked_before ?? undefined);
 }
 
 function openDatabase(path: string): Database.Database {

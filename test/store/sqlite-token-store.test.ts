@@ -81,6 +81,37 @@ describe('SqliteTokenStore', () => {
     expect((await store.find(rec.jti))?.revokedAt).toBe(7);
   });
 
+  it('answers lookups made in the same turn each with its own record, in one read transaction', async () => {
+    const store = openAt(join(dir, 'burst.db'));
+    const records = Array.from({ length: 40 }, (_, i) => makeRecord({ iat: 1_800_000_000, clientId: `svc-${i % 3}` }));
+    await Promise.all(records.map((r) => store.record(r)));
+    await store.revoke(records[5]!.jti, 1_800_000_000_500);
+    await store.revokeClient('svc-2', 1_800_000_001_000);
+    // Known, unknown and repeated jtis, all asked at once.
+    const asked = [...records.map((r) => r.jti), 'no-such-jti', records[0]!.jti, 'another-unknown'];
+    const found = await Promise.all(asked.map((jti) => store.find(jti)));
+    expect(found.map((r) => r?.jti)).toEqual([...records.map((r) => r.jti), undefined, records[0]!.jti, undefined]);
+    expect(found.map((r) => r?.digest)).toEqual([...records.map((r) => r.digest), undefined, records[0]!.digest, undefined]);
+    expect(found[5]?.revokedAt).toBe(1_800_000_000_500);
+    // Every token of svc-2 falls under its client-wide revocation; the others do not.
+    for (const [i, r] of found.slice(0, 40).entries()) {
+      if (i === 5) continue;
+      expect(r?.revokedAt, `record ${i}`).toBe(i % 3 === 2 ? 1_800_000_001_000 : undefined);
+    }
+  });
+
+  it('answers the lookups waiting when it closes, and fails later ones instead of leaving them hanging', async () => {
+    const store = new SqliteTokenStore(join(dir, 'closing.db'));
+    const rec = makeRecord({ iat: 1_800_000_000 });
+    await store.record(rec);
+    // Lookups asked just before close are still answered: close runs what is waiting first.
+    const pending = Promise.all([store.find(rec.jti), store.find('no-such-jti')]);
+    await store.close();
+    expect((await pending).map((r) => r?.jti)).toEqual([rec.jti, undefined]);
+    // After close, lookups fail (the guard turns this into a 503) instead of hanging.
+    await expect(Promise.all([store.find(rec.jti), store.find(rec.jti)])).rejects.toThrow(/database connection is not open/);
+  });
+
   it('refuses a file that is not a token store, and a newer schema, with one clear error', () => {
     const junk = join(dir, 'junk.db');
     writeFileSync(junk, 'this is not sqlite at all, just some bytes that fill the header page'.repeat(100));
