@@ -31,8 +31,11 @@ RUN npm run build \
 FROM node:24-bookworm-slim AS runtime
 # MALLOC_ARENA_MAX: argon2 allocates 19 MiB per verification on libuv's threads, and glibc keeps
 # a memory arena per thread; two arenas keep the resident size near 115 MiB instead of 250 MiB.
+# MALLOC_MMAP_THRESHOLD_: a fixed threshold, so that buffer is mapped and unmapped each time
+# instead of staying in the arena once glibc has raised its threshold (about 28 MiB less).
 ENV NODE_ENV=production \
     MALLOC_ARENA_MAX=2 \
+    MALLOC_MMAP_THRESHOLD_=131072 \
     TOLLGATE_CONFIG=/etc/tollgate/tollgate.yaml
 WORKDIR /opt/tollgate
 
@@ -59,5 +62,7 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
 
 # A 4 MiB young generation: measured here, lower resident memory (about 130 MiB instead of 160 under
 # load) and no lower throughput than V8's default for a server whose requests allocate little.
+# tollgate.cjs sizes libuv's thread pool to the CPUs Node sees (2 to 4 threads): a cpuset limits
+# them, a CPU quota does not, so under a quota set UV_THREADPOOL_SIZE with `docker run -e`.
 ENTRYPOINT ["node", "--max-semi-space-size=4", "dist/cli/tollgate.cjs"]
 CMD ["serve"]

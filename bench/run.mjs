@@ -231,7 +231,7 @@ async function startTollgate(label, configFile, port) {
     name: label,
     // As `npm start` and the Docker image run it (see the README, "Performance").
     args: ['--max-semi-space-size=4', CLI, 'serve', '--config', configFile],
-    env: { ...childEnv, MALLOC_ARENA_MAX: '2' },
+    env: { ...childEnv, MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '131072' },
     url: `http://127.0.0.1:${port}`,
     healthPath: '/readyz',
   });

@@ -164,6 +164,14 @@ describe('Dockerfile', () => {
     expect(volumes).toContain('/var/lib/tollgate');
   });
 
+  it('runs with the allocator settings npm start uses', () => {
+    const env = envOf(final);
+    expect(env.get('MALLOC_ARENA_MAX')).toBe('2');
+    expect(env.get('MALLOC_MMAP_THRESHOLD_')).toBe('131072');
+    const start = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts.start!;
+    expect(start).toMatch(/^MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072 node --max-semi-space-size=4 /);
+  });
+
   it('starts the CLI with serve by default', () => {
     // The V8 flag is the one npm start uses (see the README, "Performance").
     expect(argList(finalOf('ENTRYPOINT').at(-1)!.args)).toEqual(['node', '--max-semi-space-size=4', 'dist/cli/tollgate.cjs']);
