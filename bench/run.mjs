@@ -10,15 +10,17 @@ import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { LoadError, measure, preflight, soak } from './lib/load.mjs';
 import { freePort, killAllNow, startServer, stopAll } from './lib/processes.mjs';
+import { wrkAvailable } from './lib/wrk.mjs';
 import { atLeast, atMost, fmtRatio, formatTable, median, roundRatio, summarize, verdict } from './lib/report.mjs';
 
 const HELP = `Usage: npm run bench [-- options]      (or node bench/run.mjs [options])
 
 Builds tollgate, starts it (production build, loopback) with the SQLite store and, when the
 build accepts store.kind redis and Redis answers, a second instance with the Redis store; starts
-the two baselines (bench/ceiling.mjs and bench/oidc-baseline.mjs); then drives load with
-autocannon, alternating the order of servers over rounds, and prints median req/s, p50, p99, RSS
-and the ratios to the baselines with each target. Writes bench/results/<time>.json.
+the two baselines (bench/ceiling.mjs and bench/oidc-baseline.mjs); then drives load with wrk when
+it is installed, else autocannon, alternating the order of servers over rounds, and prints median
+req/s, p50, p99, RSS and the ratios to the baselines with each target. Writes
+bench/results/<time>.json.
 
 Options:
   --quick             one round of 3 s runs (1 s for bare, JWKS, metadata), no warm-up:
@@ -29,6 +31,7 @@ Options:
   --duration S        seconds per token or introspection run (default 10; quick: 3);
                       bare, JWKS and metadata runs take half as long
   --connections N     concurrent connections (default 50)
+  --load-generator G  wrk or autocannon (default: wrk when it is on the PATH, else autocannon)
   --only LIST         measure only these scenarios, comma-separated: token-basic, token-post,
                       introspection, bare, bare-post, jwks, metadata (the ratios need their
                       baseline: bare for introspection, JWKS and metadata)
@@ -55,6 +58,7 @@ const { values } = parseArgs({
     rounds: { type: 'string' },
     duration: { type: 'string' },
     connections: { type: 'string' },
+    'load-generator': { type: 'string' },
     'redis-url': { type: 'string' },
     only: { type: 'string' },
     'no-build': { type: 'boolean' },
@@ -96,6 +100,17 @@ if (unknown.length > 0 || (only !== undefined && only.length === 0)) {
   process.exit(1);
 }
 settings.only = only;
+
+const generatorWanted = values['load-generator'];
+if (generatorWanted !== undefined && !['wrk', 'autocannon'].includes(generatorWanted)) {
+  console.error('bench: --load-generator is wrk or autocannon');
+  process.exit(1);
+}
+if (generatorWanted === 'wrk' && !wrkAvailable()) {
+  console.error('bench: --load-generator wrk, but no wrk on the PATH (Debian: apt-get install wrk)');
+  process.exit(1);
+}
+settings.generator = generatorWanted ?? (wrkAvailable() ? 'wrk' : 'autocannon');
 
 /** The Redis URL as printed and recorded: without a password. */
 const shownRedisUrl = settings.redisUrl.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
@@ -361,7 +376,7 @@ async function runScenarios(plan) {
     try {
       await preflight(member.target, member.request);
       if (settings.warmupSeconds) {
-        await measure(member.target, member.request, { connections: settings.connections, seconds: settings.warmupSeconds });
+        await measure(member.target, member.request, { connections: settings.connections, seconds: settings.warmupSeconds, generator: settings.generator });
       }
     } catch (err) {
       fail(member, err);
@@ -374,7 +389,7 @@ async function runScenarios(plan) {
       for (const member of rotate(group, round % group.length)) {
         if (failures.has(member.key)) continue;
         try {
-          const run = await measure(member.target, member.request, { connections: settings.connections, seconds: member.seconds });
+          const run = await measure(member.target, member.request, { connections: settings.connections, seconds: member.seconds, generator: settings.generator });
           runs.get(member.key).set(round, run);
           log(`  ${member.scenario.padEnd(13)} ${member.server.padEnd(24)} ${describeRun(run)}`);
         } catch (err) {
@@ -466,7 +481,7 @@ async function runSoaks(tollgates, secret) {
   const results = [];
   for (const t of tollgates) {
     log(`\nsoak: ${t.label}, token (Basic) load for ${settings.soakSeconds} s, RSS every 10 s`);
-    const s = await soak(t.server, tokenBasic('/oauth2/token', 'svc', secret), { connections: settings.connections, seconds: settings.soakSeconds });
+    const s = await soak(t.server, tokenBasic('/oauth2/token', 'svc', secret), { connections: settings.connections, seconds: settings.soakSeconds, generator: settings.generator });
     const f = soakFigures(s.samples, settings.soakSeconds);
     const checks = [atMost('RSS growth MiB', f.growth, SOAK_GROWTH_LIMIT_MIB), atMost('peak RSS MiB', f.peak, RSS_LIMIT_MIB)];
     const failedShare = s.total ? s.failed / s.total : 0;
@@ -497,13 +512,14 @@ async function main() {
   const git = spawnSync('git', ['describe', '--always', '--dirty'], { cwd: ROOT, encoding: 'utf8' });
   const revision = git.status === 0 ? git.stdout.trim() : undefined;
   const versions = Object.fromEntries(['fastify', 'jose', 'oidc-provider', 'autocannon', 'argon2', 'better-sqlite3'].map((p) => [p, versionOf(p)]));
+  if (settings.generator === 'wrk') versions.wrk = spawnSync('wrk', ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0].trim();
   log(`tollgate benchmark, ${settings.mode} mode: ${started.toISOString()}${revision ? `, revision ${revision}` : ''}`);
   log(`machine: ${machine.cpus} × ${machine.cpu}, ${machine.memory_gib} GiB, Node ${machine.node}, load average ${machine.loadavg_at_start[0]}`);
   if (machine.loadavg_at_start[0] > machine.cpus / 2) {
     log(`warning: the machine is busy (load average ${machine.loadavg_at_start[0]} on ${machine.cpus} cores); figures will be noisy`);
   }
   log(
-    `load: autocannon, ${settings.connections} connections, ${settings.rounds} round(s), ${settings.heavySeconds} s per token/introspection run, ` +
+    `load: ${settings.generator}, ${settings.connections} connections, ${settings.rounds} round(s), ${settings.heavySeconds} s per token/introspection run, ` +
       `${settings.lightSeconds} s per bare/JWKS/metadata run${settings.soakSeconds ? `, soak ${settings.soakSeconds} s per store` : ''}`,
   );
 

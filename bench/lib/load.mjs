@@ -4,6 +4,7 @@
 
 import autocannon from 'autocannon';
 import { rssMiB } from './processes.mjs';
+import { runWrk } from './wrk.mjs';
 
 export const MAX_FAILED_SHARE = 0.01;
 const MIN_RESPONSES_BEFORE_ABORT = 200;
@@ -43,7 +44,7 @@ export async function preflight(target, request) {
  * Runs autocannon for `seconds` and returns successful req/s, p50/p99 latency (ms, 2xx only),
  * the failure counts and the server's peak and mean RSS over the run.
  */
-export async function measure(target, request, { connections, seconds, rssEveryMs = 250 }) {
+export async function measure(target, request, { connections, seconds, rssEveryMs = 250, generator = 'autocannon' }) {
   const rss = [];
   const sample = () => {
     const v = rssMiB(target.pid);
@@ -51,6 +52,36 @@ export async function measure(target, request, { connections, seconds, rssEveryM
   };
   sample();
   const timer = setInterval(sample, rssEveryMs);
+  if (generator === 'wrk') {
+    let report;
+    try {
+      report = await runWrk(target, request, { connections, seconds });
+    } finally {
+      clearInterval(timer);
+    }
+    sample();
+    // wrk cannot stop early on failures: they are judged once it is done.
+    const bad = report.non2xx + report.socketErrors;
+    const ok = report.total - report.non2xx;
+    const failures = [report.non2xx ? `non-2xx: ${report.non2xx}` : '', report.socketErrors ? report.socketDetail : ''].filter(Boolean).join(', ');
+    const run = {
+      rps: ok / report.seconds,
+      p50: report.p50,
+      p99: report.p99,
+      ok,
+      failed: bad,
+      total: report.total + report.socketErrors,
+      failures,
+      seconds: report.seconds,
+      rssPeak: Math.max(...rss),
+      rssMean: rss.reduce((a, b) => a + b, 0) / rss.length,
+    };
+    if (run.total > 0 && bad / run.total > MAX_FAILED_SHARE) {
+      throw new LoadError(`${bad} of ${run.total} responses failed (${failures}); the figures would measure failures`);
+    }
+    if (ok <= 0) throw new LoadError('no successful response during the run');
+    return run;
+  }
 
   let responses = 0;
   let failed = 0;
@@ -108,12 +139,27 @@ export async function measure(target, request, { connections, seconds, rssEveryM
 }
 
 /** Load for a long time while sampling RSS every `everySeconds` (the memory soak). */
-export async function soak(target, request, { connections, seconds, everySeconds = 10 }) {
+export async function soak(target, request, { connections, seconds, everySeconds = 10, generator = 'autocannon' }) {
   const samples = [];
   const start = Date.now();
   const sample = () => samples.push({ t: Math.round((Date.now() - start) / 1000), rss: rssMiB(target.pid) });
   sample();
   const timer = setInterval(sample, everySeconds * 1000);
+  if (generator === 'wrk') {
+    let report;
+    try {
+      report = await runWrk(target, request, { connections, seconds });
+    } finally {
+      clearInterval(timer);
+    }
+    sample();
+    return {
+      samples,
+      rps: (report.total - report.non2xx) / report.seconds,
+      failed: report.non2xx + report.socketErrors,
+      total: report.total + report.socketErrors,
+    };
+  }
   let result;
   try {
     result = await autocannon({
