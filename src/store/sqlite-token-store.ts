@@ -172,7 +172,14 @@ export class SqliteTokenStore implements TokenStore {
       for (const p of batch) p.reject(err);
       return;
     }
-    batch.forEach((p, i) => p.resolve(toRecord(rows[i])));
+    batch.forEach((p, i) => {
+      // A row that cannot be read fails its own lookup, not the others, and never the process.
+      try {
+        p.resolve(toRecord(rows[i]));
+      } catch (err) {
+        p.reject(err);
+      }
+    });
   }
 
   async revoke(jti: string, at: number): Promise<boolean> {

@@ -100,6 +100,23 @@ describe('SqliteTokenStore', () => {
     }
   });
 
+  it('fails only the lookup of a row it cannot read, and answers the others of the same turn', async () => {
+    const path = join(dir, 'damaged.db');
+    const store = openAt(path);
+    const good = makeRecord({ iat: 1_800_000_000 });
+    const bad = makeRecord({ iat: 1_800_000_000 });
+    await Promise.all([store.record(good), store.record(bad)]);
+    // Damage one row behind the store's back, as a faulty tool or disk might.
+    const db = new Database(path);
+    db.prepare('UPDATE tokens SET aud = ? WHERE jti = ?').run('not json', bad.jti);
+    db.close();
+    const [first, second] = await Promise.allSettled([store.find(bad.jti), store.find(good.jti)]);
+    expect(first.status).toBe('rejected');
+    expect(second).toEqual({ status: 'fulfilled', value: expect.objectContaining({ jti: good.jti, digest: good.digest }) });
+    // The store goes on answering.
+    expect((await store.find(good.jti))?.jti).toBe(good.jti);
+  });
+
   it('answers the lookups waiting when it closes, and fails later ones instead of leaving them hanging', async () => {
     const store = new SqliteTokenStore(join(dir, 'closing.db'));
     const rec = makeRecord({ iat: 1_800_000_000 });
