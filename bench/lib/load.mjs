@@ -40,8 +40,31 @@ export async function preflight(target, request) {
   return body;
 }
 
+/** Runs `load()` while calling `sample` every `everyMs`, and once before and once after. */
+async function whileSampling(sample, everyMs, load) {
+  sample();
+  const timer = setInterval(sample, everyMs);
+  try {
+    return await load();
+  } finally {
+    clearInterval(timer);
+    sample();
+  }
+}
+
+function autocannonOf(target, request, { connections, seconds }) {
+  return autocannon({
+    url: `${target.url}${request.path}`,
+    method: request.method,
+    headers: request.headers,
+    body: request.body,
+    connections,
+    duration: seconds,
+  });
+}
+
 /**
- * Runs autocannon for `seconds` and returns successful req/s, p50/p99 latency (ms, 2xx only),
+ * Runs the load generator for `seconds` and returns successful req/s, p50/p99 latency (ms),
  * the failure counts and the server's peak and mean RSS over the run.
  */
 export async function measure(target, request, { connections, seconds, rssEveryMs = 250, generator = 'autocannon' }) {
@@ -50,32 +73,15 @@ export async function measure(target, request, { connections, seconds, rssEveryM
     const v = rssMiB(target.pid);
     if (v !== undefined) rss.push(v);
   };
-  sample();
-  const timer = setInterval(sample, rssEveryMs);
+  const rssFigures = () => ({ rssPeak: Math.max(...rss), rssMean: rss.reduce((a, b) => a + b, 0) / rss.length });
+
   if (generator === 'wrk') {
-    let report;
-    try {
-      report = await runWrk(target, request, { connections, seconds });
-    } finally {
-      clearInterval(timer);
-    }
-    sample();
+    const report = await whileSampling(sample, rssEveryMs, () => runWrk(target, request, { connections, seconds }));
     // wrk cannot stop early on failures: they are judged once it is done.
     const bad = report.non2xx + report.socketErrors;
     const ok = report.total - report.non2xx;
     const failures = [report.non2xx ? `non-2xx: ${report.non2xx}` : '', report.socketErrors ? report.socketDetail : ''].filter(Boolean).join(', ');
-    const run = {
-      rps: ok / report.seconds,
-      p50: report.p50,
-      p99: report.p99,
-      ok,
-      failed: bad,
-      total: report.total + report.socketErrors,
-      failures,
-      seconds: report.seconds,
-      rssPeak: Math.max(...rss),
-      rssMean: rss.reduce((a, b) => a + b, 0) / rss.length,
-    };
+    const run = { rps: ok / report.seconds, p50: report.p50, p99: report.p99, ok, failed: bad, total: report.total + report.socketErrors, failures, seconds: report.seconds, ...rssFigures() };
     if (run.total > 0 && bad / run.total > MAX_FAILED_SHARE) {
       throw new LoadError(`${bad} of ${run.total} responses failed (${failures}); the figures would measure failures`);
     }
@@ -86,29 +92,18 @@ export async function measure(target, request, { connections, seconds, rssEveryM
   let responses = 0;
   let failed = 0;
   let aborted = false;
-  const instance = autocannon({
-    url: `${target.url}${request.path}`,
-    method: request.method,
-    headers: request.headers,
-    body: request.body,
-    connections,
-    duration: seconds,
+  const result = await whileSampling(sample, rssEveryMs, () => {
+    const instance = autocannonOf(target, request, { connections, seconds });
+    instance.on('response', (_client, statusCode) => {
+      responses += 1;
+      if (statusCode < 200 || statusCode > 299) failed += 1;
+      if (!aborted && responses >= MIN_RESPONSES_BEFORE_ABORT && failed / responses > MAX_FAILED_SHARE) {
+        aborted = true;
+        instance.stop();
+      }
+    });
+    return instance;
   });
-  instance.on('response', (_client, statusCode) => {
-    responses += 1;
-    if (statusCode < 200 || statusCode > 299) failed += 1;
-    if (!aborted && responses >= MIN_RESPONSES_BEFORE_ABORT && failed / responses > MAX_FAILED_SHARE) {
-      aborted = true;
-      instance.stop();
-    }
-  });
-  let result;
-  try {
-    result = await instance;
-  } finally {
-    clearInterval(timer);
-  }
-  sample();
 
   const ok = result['2xx'];
   const bad = result.non2xx + result.errors;
@@ -126,8 +121,7 @@ export async function measure(target, request, { connections, seconds, rssEveryM
     total,
     failures: codes.join(', '),
     seconds: result.duration,
-    rssPeak: Math.max(...rss),
-    rssMean: rss.reduce((a, b) => a + b, 0) / rss.length,
+    ...rssFigures(),
   };
   if (aborted || (total > 0 && bad / total > MAX_FAILED_SHARE)) {
     throw new LoadError(
@@ -143,16 +137,8 @@ export async function soak(target, request, { connections, seconds, everySeconds
   const samples = [];
   const start = Date.now();
   const sample = () => samples.push({ t: Math.round((Date.now() - start) / 1000), rss: rssMiB(target.pid) });
-  sample();
-  const timer = setInterval(sample, everySeconds * 1000);
   if (generator === 'wrk') {
-    let report;
-    try {
-      report = await runWrk(target, request, { connections, seconds });
-    } finally {
-      clearInterval(timer);
-    }
-    sample();
+    const report = await whileSampling(sample, everySeconds * 1000, () => runWrk(target, request, { connections, seconds }));
     return {
       samples,
       rps: (report.total - report.non2xx) / report.seconds,
@@ -160,20 +146,7 @@ export async function soak(target, request, { connections, seconds, everySeconds
       total: report.total + report.socketErrors,
     };
   }
-  let result;
-  try {
-    result = await autocannon({
-      url: `${target.url}${request.path}`,
-      method: request.method,
-      headers: request.headers,
-      body: request.body,
-      connections,
-      duration: seconds,
-    });
-  } finally {
-    clearInterval(timer);
-  }
-  sample();
+  const result = await whileSampling(sample, everySeconds * 1000, () => autocannonOf(target, request, { connections, seconds }));
   return {
     samples,
     rps: result['2xx'] / result.duration,
