@@ -14,6 +14,18 @@ import { createLogger } from './log.js';
 import { createTokenStore } from './store/create-token-store.js';
 import type { TokenStore } from './store/token-store.js';
 
+/**
+ * The size libuv gives its thread pool for this UV_THREADPOOL_SIZE: 4 when unset; otherwise the
+ * number C's atoi reads from it, with 0 (or no number at all) read as 1 and anything above 1024
+ * as 1024 (a negative count wraps around to above the limit).
+ */
+function threadPoolInUse(value: string | undefined): number {
+  if (value === undefined) return 4;
+  const n = Number.parseInt(value, 10);
+  if (!Number.isFinite(n) || n === 0) return 1;
+  return n < 0 ? 1024 : Math.min(n, 1024);
+}
+
 /** Grace period for requests in flight when the server is told to stop. */
 const SHUTDOWN_TIMEOUT_MS = 10_000;
 
@@ -95,7 +107,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
       store: config.store.kind,
       signing_kid: keys.signingKey().kid,
       // Set by the tollgate command (see cli/thread-pool.cts) unless the operator set it.
-      thread_pool: Number(process.env.UV_THREADPOOL_SIZE) || 4,
+      thread_pool: threadPoolInUse(process.env.UV_THREADPOOL_SIZE),
     },
     'tollgate listening',
   );

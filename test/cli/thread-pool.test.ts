@@ -47,10 +47,12 @@ describe("libuv's thread pool", () => {
     expect(await libuvDefault.stop()).toBe(0);
   });
 
-  it("keeps the operator's UV_THREADPOOL_SIZE", async () => {
-    const server = await startServerProcess(fixture().configFile, { UV_THREADPOOL_SIZE: '3' });
-    expect(startedLine(server.stdout()).thread_pool).toBe(3);
-    expect(await server.stop()).toBe(0);
+  it("keeps the operator's UV_THREADPOOL_SIZE, and reports the size libuv makes of it", async () => {
+    for (const [value, size] of [['3', 3], ['0', 1], ['many', 1]] as const) {
+      const server = await startServerProcess(fixture().configFile, { UV_THREADPOOL_SIZE: value });
+      expect(startedLine(server.stdout()).thread_pool, value).toBe(size);
+      expect(await server.stop()).toBe(0);
+    }
   });
 
   it('is what the installed command runs: package.json bin points at the CommonJS entry', () => {
