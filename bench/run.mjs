@@ -106,11 +106,12 @@ if (generatorWanted !== undefined && !['wrk', 'autocannon'].includes(generatorWa
   console.error('bench: --load-generator is wrk or autocannon');
   process.exit(1);
 }
-if (generatorWanted === 'wrk' && !wrkAvailable()) {
+const haveWrk = generatorWanted !== 'autocannon' && wrkAvailable();
+if (generatorWanted === 'wrk' && !haveWrk) {
   console.error('bench: --load-generator wrk, but no wrk on the PATH (Debian: apt-get install wrk)');
   process.exit(1);
 }
-settings.generator = generatorWanted ?? (wrkAvailable() ? 'wrk' : 'autocannon');
+settings.generator = generatorWanted ?? (haveWrk ? 'wrk' : 'autocannon');
 
 /** The Redis URL as printed and recorded: without a password. */
 const shownRedisUrl = settings.redisUrl.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');

@@ -78,14 +78,11 @@ export async function measure(target, request, { connections, seconds, rssEveryM
   if (generator === 'wrk') {
     const report = await whileSampling(sample, rssEveryMs, () => runWrk(target, request, { connections, seconds }));
     // wrk cannot stop early on failures: they are judged once it is done.
-    const bad = report.non2xx + report.socketErrors;
-    const ok = report.total - report.non2xx;
-    const failures = [report.non2xx ? `non-2xx: ${report.non2xx}` : '', report.socketErrors ? report.socketDetail : ''].filter(Boolean).join(', ');
-    const run = { rps: ok / report.seconds, p50: report.p50, p99: report.p99, ok, failed: bad, total: report.total + report.socketErrors, failures, seconds: report.seconds, ...rssFigures() };
-    if (run.total > 0 && bad / run.total > MAX_FAILED_SHARE) {
-      throw new LoadError(`${bad} of ${run.total} responses failed (${failures}); the figures would measure failures`);
+    const run = { ...report, rps: report.ok / report.seconds, ...rssFigures() };
+    if (run.total > 0 && run.failed / run.total > MAX_FAILED_SHARE) {
+      throw new LoadError(`${run.failed} of ${run.total} responses failed (${run.failures}); the figures would measure failures`);
     }
-    if (ok <= 0) throw new LoadError('no successful response during the run');
+    if (run.ok <= 0) throw new LoadError('no successful response during the run');
     return run;
   }
 
@@ -139,12 +136,7 @@ export async function soak(target, request, { connections, seconds, everySeconds
   const sample = () => samples.push({ t: Math.round((Date.now() - start) / 1000), rss: rssMiB(target.pid) });
   if (generator === 'wrk') {
     const report = await whileSampling(sample, everySeconds * 1000, () => runWrk(target, request, { connections, seconds }));
-    return {
-      samples,
-      rps: (report.total - report.non2xx) / report.seconds,
-      failed: report.non2xx + report.socketErrors,
-      total: report.total + report.socketErrors,
-    };
+    return { samples, rps: report.ok / report.seconds, failed: report.failed, total: report.total };
   }
   const result = await whileSampling(sample, everySeconds * 1000, () => autocannonOf(target, request, { connections, seconds }));
   return {

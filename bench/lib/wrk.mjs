@@ -41,15 +41,18 @@ export function parseWrk(out) {
     return m ? duration(m[1]) : undefined;
   };
   const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const answered = Number(requests[1]);
   const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(out);
+  const bad = non2xx ? Number(non2xx[1]) : 0;
+  const socketErrors = socket ? socket.slice(1).reduce((sum, n) => sum + Number(n), 0) : 0;
   return {
-    total: Number(requests[1]),
-    seconds: Number(requests[2]) * UNIT_MS[requests[3]] / 1000,
+    seconds: (Number(requests[2]) * UNIT_MS[requests[3]]) / 1000,
     p50: percentile(50),
     p99: percentile(99),
-    non2xx: non2xx ? Number(non2xx[1]) : 0,
-    socketErrors: socket ? socket.slice(1).reduce((sum, n) => sum + Number(n), 0) : 0,
-    socketDetail: socket ? socket[0] : '',
+    ok: answered - bad,
+    failed: bad + socketErrors,
+    total: answered + socketErrors,
+    failures: [bad ? `non-2xx: ${bad}` : '', socketErrors ? socket[0] : ''].filter(Boolean).join(', '),
   };
 }
 
