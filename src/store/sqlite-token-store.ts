@@ -260,18 +260,42 @@ function toRecord(row: TokenRow | undefined): TokenRecord | undefined {
   return withClientRevocation(record, row.revoked_before ?? undefined);
 }
 
+/** How long a statement waits for a lock another process holds before it fails with SQLITE_BUSY. */
+const BUSY_TIMEOUT_MS = 5_000;
+
+/**
+ * Runs `step` again while it fails with SQLITE_BUSY, for up to BUSY_TIMEOUT_MS. Switching a new
+ * file to WAL needs it: when the workers of `serve --workers N` open the file at the same moment,
+ * each reads it and then asks for the exclusive lock, and SQLite answers all but one at once with
+ * SQLITE_BUSY instead of waiting, since waiting could deadlock. The one that wins converts the
+ * file; the others then find it in WAL mode. Runs only at start, so the sleep may block.
+ */
+function whileBusy<T>(step: () => T): T {
+  const deadline = Date.now() + BUSY_TIMEOUT_MS;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    try {
+      return step();
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (typeof code !== 'string' || !code.startsWith('SQLITE_BUSY') || Date.now() >= deadline) throw err;
+      Atomics.wait(pause, 0, 0, 10 + Math.random() * 40);
+    }
+  }
+}
+
 function openDatabase(path: string): Database.Database {
-  let db: Database.Database;
+  let db: Database.Database | undefined;
   try {
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    db = new Database(path);
-    db.pragma('journal_mode = WAL');
+    // A statement waits up to BUSY_TIMEOUT_MS for a lock another process holds (busy_timeout).
+    const opened = (db = new Database(path, { timeout: BUSY_TIMEOUT_MS }));
+    whileBusy(() => opened.pragma('journal_mode = WAL'));
     // NORMAL in WAL mode loses nothing when the process dies, only on power loss; revocations
     // switch to FULL for their own commit.
     db.pragma('synchronous = NORMAL');
-    // Several processes share the file: wait for a writer rather than fail with SQLITE_BUSY.
-    db.pragma('busy_timeout = 5000');
   } catch (err) {
+    db?.close();
     throw ConfigError.single(path, `cannot open the token store: ${(err as Error).message}`);
   }
   migrate(db, path);

@@ -1,4 +1,5 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -139,5 +140,32 @@ describe('SqliteTokenStore', () => {
     db.pragma('user_version = 99');
     db.close();
     expect(() => new SqliteTokenStore(newer)).toThrow(/schema version 99, newer than this tollgate knows/);
+  });
+
+  it('waits for another process that writes to a new file while it switches the file to WAL', async () => {
+    // When the workers of serve --workers N open a new file at once, one may hold a write lock
+    // just as another, already reading, asks for one: SQLite fails the second with SQLITE_BUSY
+    // at once rather than wait, since waiting could deadlock. The store must try again.
+    const path = join(dir, 'contended.db');
+    const holder = spawn(
+      process.execPath,
+      ['-e', `const db = new (require('better-sqlite3'))(process.argv[1]);
+        db.exec('BEGIN IMMEDIATE; CREATE TABLE other (x)');
+        console.log('locked');
+        setTimeout(() => db.exec('COMMIT'), 300);`, path],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    const exited = once(holder, 'exit');
+    const [line] = (await once(holder.stdout, 'data')) as [Buffer];
+    expect(line.toString()).toBe('locked\n');
+
+    const store = openAt(path);
+    const rec = makeRecord({ iat: 1_800_000_000 });
+    await store.record(rec);
+    expect((await store.find(rec.jti))?.jti).toBe(rec.jti);
+    expect(await exited).toEqual([0, null]);
+    const db = new Database(path, { readonly: true });
+    expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+    db.close();
   });
 });
