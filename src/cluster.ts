@@ -4,6 +4,7 @@ import type { Config } from './config.js';
 import { ConfigError } from './config-error.js';
 import { DiskKeySet } from './keys/disk-key-set.js';
 import { loadRegistryFile } from './clients/yaml-registry.js';
+import { SqliteTokenStore } from './store/sqlite-token-store.js';
 
 /** A worker that dies sooner than this after it started counts as failing to start. */
 const EARLY_DEATH_MS = 5_000;
@@ -24,6 +25,8 @@ export async function runPrimary(config: Config, workers: number, logger: Logger
   // file is reported once with exit 1 instead of as a crash loop.
   loadRegistryFile(config.clients_file, { defaultAudience: config.tokens.audience });
   await DiskKeySet.load(config.keys.dir, { generateIfEmpty: true, algorithm: config.keys.algorithm });
+  // The same for the SQLite file: created, switched to WAL and migrated before any worker opens it.
+  if (config.store.kind === 'sqlite') await new SqliteTokenStore(config.store.path).close();
 
   let stopping = false;
   let earlyDeaths = 0;

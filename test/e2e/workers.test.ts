@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
@@ -67,6 +68,26 @@ describe('tollgate serve --workers', () => {
     expect(err?.code).toBe(1);
     expect(err!.stderr.trim().split('\n')).toHaveLength(1);
     expect(err!.stderr).toMatch(/store.kind memory .* cannot serve 2 workers/);
+  });
+
+  it('prepares a new SQLite file before the workers start, and reports a bad one once, in one line', async () => {
+    const f = await fixture('{ kind: sqlite, path: STATE/fresh.db }');
+    const server = await startServerProcess(f.configFile, {}, ['--workers', '2']);
+    await server.waitForOutput(/"event":"server.started"[\s\S]*"event":"server.started"/);
+    expect(server.stdout()).not.toMatch(/worker.died/);
+    expect(await server.stop('SIGTERM')).toBe(0);
+
+    const junk = await fixture(`{ kind: sqlite, path: ${join(f.dir, 'junk.db')} }`);
+    writeFileSync(join(f.dir, 'junk.db'), 'not a database; '.repeat(300));
+    const err = await promisify(execFile)(process.execPath, [CLI, 'serve', '--workers', '2', '--config', junk.configFile]).then(
+      () => undefined,
+      (e: { code: number; stdout: string; stderr: string }) => e,
+    );
+    expect(err?.code).toBe(1);
+    expect(err!.stderr.trim().split('\n')).toHaveLength(1);
+    expect(err!.stderr).toMatch(/junk\.db: cannot (open|prepare) the token store/);
+    // Refused by the primary: no worker was started to die on it.
+    expect(err!.stdout).not.toMatch(/worker/);
   });
 
   it('refuses a bad --workers value', async () => {
