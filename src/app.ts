@@ -37,6 +37,8 @@ export interface AppDeps {
   verifier?: SecretVerifier;
   /** Prometheus metrics served at /metrics; a registry without process metrics if omitted. */
   metrics?: Metrics;
+  /** What /metrics serves; `metrics`' own registry if omitted (under --workers, every worker's). */
+  metricsText?: () => Promise<string>;
   /** TLS to serve HTTPS with (PEM contents); plain HTTP when omitted. */
   tls?: { cert: Buffer; key: Buffer; clientCa?: Buffer };
   /** Where client certificates come from; none when omitted. */
@@ -146,7 +148,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     },
   });
   healthRoutes(app, deps.readiness ?? (() => storeReadiness(store)));
-  metricsRoute(app, metrics, registry, keys);
+  metrics.watch(registry, keys);
+  metricsRoute(app, metrics, deps.metricsText ?? (() => metrics.registry.metrics()));
   return app;
 }
 

@@ -4,6 +4,7 @@ import type { Config } from './config.js';
 import { ConfigError } from './config-error.js';
 import { DiskKeySet } from './keys/disk-key-set.js';
 import { loadRegistryFile } from './clients/yaml-registry.js';
+import { serveWorkerMetrics } from './cluster-metrics.js';
 import { SqliteTokenStore } from './store/sqlite-token-store.js';
 
 /** A worker that dies sooner than this after it started counts as failing to start. */
@@ -69,6 +70,7 @@ export async function runPrimary(config: Config, workers: number, logger: Logger
     for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGHUP');
   });
 
+  serveWorkerMetrics();
   for (let i = 0; i < workers; i++) fork();
   logger.info({ event: 'primary.started', pid: process.pid, workers }, `started ${workers} workers`);
 }

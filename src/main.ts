@@ -1,3 +1,4 @@
+import cluster from 'node:cluster';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { buildApp } from './app.js';
@@ -7,6 +8,7 @@ import { systemClock } from './clock.js';
 import { ReloadingClientRegistry } from './clients/reloading-registry.js';
 import type { Config } from './config.js';
 import { SecretVerifier } from './crypto/secret-verifier.js';
+import { workerMetrics } from './cluster-metrics.js';
 import { Metrics } from './metrics.js';
 import { getDummyHash } from './crypto/secrets.js';
 import { DiskKeySet } from './keys/disk-key-set.js';
@@ -71,7 +73,20 @@ export async function startServer(config: Config, logger: Logger = createLogger(
   });
   let app: FastifyInstance;
   try {
-    app = buildApp({ config, registry, keys, clock: systemClock, store, verifier, metrics, logger, certificates, ...(tls ? { tls } : {}) });
+    app = buildApp({
+      config,
+      registry,
+      keys,
+      clock: systemClock,
+      store,
+      verifier,
+      metrics,
+      // A worker of `serve --workers N` serves the metrics of all workers.
+      ...(cluster.isWorker ? { metricsText: workerMetrics(metrics.registry) } : {}),
+      logger,
+      certificates,
+      ...(tls ? { tls } : {}),
+    });
   } catch (err) {
     // readTlsFiles has tried the TLS files already; whatever fails here is not the operator's.
     await store.close();

@@ -1,4 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { ClientRegistry } from './clients/registry.js';
+import type { KeySet } from './keys/key-set.js';
 import type { Counter as StoreCounter, TokenRecord, TokenStore } from './store/token-store.js';
 
 /**
@@ -45,21 +47,43 @@ export class Metrics {
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2],
     registers: [this.registry],
   });
+  // These three are read from their sources whenever the registry is collected (a scrape, or the
+  // primary collecting the workers' registries), so they are never stale. Every worker shows the
+  // same values: summed over workers they would be wrong, so the cluster sum takes the largest.
   readonly registryLoadedAt = new Gauge({
     name: 'tollgate_registry_loaded_timestamp_seconds',
     help: 'When the client registry in use was loaded (Unix time)',
     registers: [this.registry],
+    aggregator: 'max',
+    collect: () => {
+      if (this.#sources) this.registryLoadedAt.set(this.#sources.registry.loadedAt() / 1000);
+    },
   });
   readonly registryClients = new Gauge({
     name: 'tollgate_registry_clients',
     help: 'Clients in the registry in use',
     registers: [this.registry],
+    aggregator: 'max',
+    collect: () => {
+      if (this.#sources) this.registryClients.set(this.#sources.registry.all().length);
+    },
   });
   readonly signingKeyCreatedAt = new Gauge({
     name: 'tollgate_signing_key_created_timestamp_seconds',
     help: 'When the key that signs new tokens was created (Unix time)',
     registers: [this.registry],
+    aggregator: 'max',
+    collect: () => {
+      if (this.#sources) this.signingKeyCreatedAt.set(this.#sources.keys.signingKey().createdAt / 1000);
+    },
   });
+
+  #sources: { registry: ClientRegistry; keys: KeySet } | undefined;
+
+  /** Where the registry and key gauges read their values. */
+  watch(registry: ClientRegistry, keys: KeySet): void {
+    this.#sources = { registry, keys };
+  }
 
   /** Label children by endpoint and status, so the per-request path hashes no label objects. */
   readonly #requestChildren = new Map<string, { count: { inc(): void }; seconds: { observe(v: number): void } }>();

@@ -59,6 +59,29 @@ describe('tollgate serve --workers', () => {
     expect(await server.stop('SIGTERM')).toBe(0);
   });
 
+  it('serves /metrics summed over all workers, whichever worker answers the scrape', async () => {
+    const f = await fixture('{ kind: sqlite, path: STATE/tokens.db }');
+    const server = await startServerProcess(f.configFile, {}, ['--workers', '2']);
+    await server.waitForOutput(/"event":"server.started"[\s\S]*"event":"server.started"/);
+
+    // Concurrent requests open as many connections, which the primary deals out to both workers.
+    const statuses = await Promise.all(Array.from({ length: 20 }, () => token(server.url)));
+    expect(statuses.every((s) => s === 200)).toBe(true);
+
+    // A connection per scrape, so that scrapes land on both workers too.
+    for (let i = 0; i < 4; i++) {
+      const res = await fetch(`${server.url}/metrics`, { headers: { connection: 'close' } });
+      expect(res.status).toBe(200);
+      const text = await res.text();
+      expect(text).toMatch(/^tollgate_tokens_issued_total\{client_id="svc"\} 20$/m);
+      expect(text).toMatch(/^tollgate_http_requests_total\{endpoint="\/oauth2\/token",status="200"\} 20$/m);
+      // The same registry in both workers: counted once, not twice.
+      expect(text).toMatch(/^tollgate_registry_clients 1$/m);
+      expect(text).toMatch(/^tollgate_signing_key_created_timestamp_seconds \d+/m);
+    }
+    expect(await server.stop('SIGTERM')).toBe(0);
+  });
+
   it('refuses the memory store with more than one worker, in one line', async () => {
     const f = await fixture('{ kind: memory }');
     const err = await promisify(execFile)(process.execPath, [CLI, 'serve', '--workers', '2', '--config', f.configFile]).then(
