@@ -6,7 +6,7 @@ export interface Clock {
 
 export const systemClock: Clock = { now: () => Date.now() };
 
-/** Whole seconds since the Unix epoch, as JWT NumericDate claims want them (RFC 7519 §2). */
-export function epochSeconds(clock: Clock): number {
-  return Math.floor(clock.now() / 1000);
+/** Whole seconds since the Unix epoch for a time in ms, as JWT NumericDate claims want them (RFC 7519 §2). */
+export function epochSeconds(ms: number): number {
+  return Math.floor(ms / 1000);
 }

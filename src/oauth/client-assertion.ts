@@ -1,5 +1,5 @@
 import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify, type JWK } from 'jose';
-import type { Clock } from '../clock.js';
+import { epochSeconds, type Clock } from '../clock.js';
 import type { JwksFetcher } from '../clients/jwks-fetcher.js';
 import { InvalidClient } from './errors.js';
 import { guardStore } from './store-guard.js';
@@ -57,7 +57,7 @@ export async function verifyClientAssertion(assertion: string, client: Assertion
   if (claims.iss !== client.clientId || claims.sub !== client.clientId) return fail('iss_or_sub');
   const aud = Array.isArray(claims.aud) && claims.aud.length === 1 ? claims.aud[0] : claims.aud;
   if (typeof aud !== 'string' || (aud !== deps.issuer && aud !== deps.tokenEndpointAudience)) return fail('audience');
-  const now = Math.floor(deps.clock.now() / 1000);
+  const now = epochSeconds(deps.clock.now());
   if (typeof claims.exp !== 'number') return fail('no_exp');
   if (claims.exp > now + MAX_ASSERTION_LIFETIME + CLOCK_SKEW) return fail('exp_too_far');
   if (typeof claims.jti !== 'string' || claims.jti === '' || claims.jti.length > 256) return fail('no_jti');
