@@ -2,7 +2,8 @@
 // (Fastify 5, @fastify/formbody, jose). It checks a plaintext secret in constant time, signs an
 // RS256 JWT with the claims tollgate issues (RFC 9068) and answers with no-store. No store, no
 // registry, no logging. It also serves GET /bare (the cost of a Fastify route that does nothing),
-// POST /bare (the same for a route that takes a form body, as introspection does) and GET /jwks.
+// POST /bare (the same for a route that takes a form body, as introspection does) and GET /jwks
+// (a JWKS of one RSA 2048 key, the size of tollgate's).
 //
 //   node bench/ceiling.mjs [--port N]        (or PORT=N; 0 picks a free port)
 //   CEILING_CLIENT_ID, CEILING_CLIENT_SECRET, CEILING_SCOPE, CEILING_AUDIENCE, CEILING_ISSUER, CEILING_TTL
@@ -89,7 +90,11 @@ app.post('/token', async (req, reply) => {
 app.get('/bare', async () => ({ ok: true }));
 // The form is parsed by @fastify/formbody before the handler runs, as for every tollgate endpoint.
 app.post('/bare', async (req) => ({ ok: typeof req.body?.token === 'string' }));
-app.get('/jwks', async (_req, reply) => reply.header('cache-control', 'public, max-age=300').send(jwks));
+// Serialized once, as tollgate serves its own: the least a JWKS route can do.
+const jwksText = JSON.stringify(jwks);
+app.get('/jwks', async (_req, reply) =>
+  reply.headers({ 'cache-control': 'public, max-age=300', 'content-type': 'application/json; charset=utf-8' }).send(jwksText),
+);
 
 const url = await app.listen({ host: '127.0.0.1', port });
 issuer ??= url;

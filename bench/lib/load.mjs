@@ -78,12 +78,7 @@ export async function measure(target, request, { connections, seconds, rssEveryM
   if (generator === 'wrk') {
     const report = await whileSampling(sample, rssEveryMs, () => runWrk(target, request, { connections, seconds }));
     // wrk cannot stop early on failures: they are judged once it is done.
-    const run = { ...report, rps: report.ok / report.seconds, ...rssFigures() };
-    if (run.total > 0 && run.failed / run.total > MAX_FAILED_SHARE) {
-      throw new LoadError(`${run.failed} of ${run.total} responses failed (${run.failures}); the figures would measure failures`);
-    }
-    if (run.ok <= 0) throw new LoadError('no successful response during the run');
-    return run;
+    return judged({ ...report, rps: report.ok / report.seconds, ...rssFigures() }, { stoppable: false });
   }
 
   let responses = 0;
@@ -120,12 +115,21 @@ export async function measure(target, request, { connections, seconds, rssEveryM
     seconds: result.duration,
     ...rssFigures(),
   };
-  if (aborted || (total > 0 && bad / total > MAX_FAILED_SHARE)) {
+  return judged(run, { stoppable: true, aborted });
+}
+
+/**
+ * A run whose figures would measure failures (more than MAX_FAILED_SHARE of its responses, or
+ * none successful) is thrown as a LoadError; any other is returned. `stoppable`: the generator
+ * can stop a failing run early (autocannon), which the message then says.
+ */
+function judged(run, { stoppable, aborted = false }) {
+  if (aborted || (run.total > 0 && run.failed / run.total > MAX_FAILED_SHARE)) {
     throw new LoadError(
-      `${bad} of ${total} responses failed (${run.failures}); stopped, since the figures would measure failures`,
+      `${run.failed} of ${run.total} responses failed (${run.failures}); ${stoppable ? 'stopped, since ' : ''}the figures would measure failures`,
     );
   }
-  if (ok === 0) throw new LoadError('no successful response during the run');
+  if (run.ok <= 0) throw new LoadError('no successful response during the run');
   return run;
 }
 

@@ -85,13 +85,27 @@ async function pollHealth(url) {
 
 const indent = (s) => s.split('\n').map((l) => `    ${l}`).join('\n');
 
-/** The resident set size of a process in MiB, or undefined once it is gone. */
+/**
+ * The resident set size in MiB of a process and its children (the workers of `serve --workers`),
+ * or undefined once it is gone.
+ */
 export function rssMiB(pid) {
+  const own = rssKiB(pid);
+  if (own === undefined) return undefined;
+  const children = readOr(`/proc/${pid}/task/${pid}/children`, '').split(' ').filter(Boolean).map(Number);
+  return children.reduce((sum, child) => sum + (rssKiB(child) ?? 0), own) / 1024;
+}
+
+function rssKiB(pid) {
+  const m = /^VmRSS:\s+(\d+) kB/m.exec(readOr(`/proc/${pid}/status`, ''));
+  return m ? Number(m[1]) : undefined;
+}
+
+function readOr(file, fallback) {
   try {
-    const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : undefined;
+    return readFileSync(file, 'utf8');
   } catch {
-    return undefined;
+    return fallback;
   }
 }
 
