@@ -380,7 +380,9 @@ function groups({ secret, rsSecret, tollgates, ceiling, oidc, opaque }) {
 }
 
 const rotate = (list, by) => list.map((_, i) => list[(i + by) % list.length]);
-const describeRun = (r) => `${Math.round(r.rps).toLocaleString('en-US')} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms, RSS ${Math.round(r.rssPeak)} MiB`;
+const describeRun = (r) =>
+  `${Math.round(r.rps).toLocaleString('en-US')} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms, RSS ${Math.round(r.rssPeak)} MiB` +
+  (r.cpuPerRequest === undefined ? '' : `, CPU ${Math.round(r.cpuPerRequest)} µs/req`);
 
 async function runScenarios(plan) {
   const runs = new Map(); // key -> Map(round -> run)
@@ -449,7 +451,8 @@ function evaluate({ runs, failures }, tollgates) {
       const vsBase = roundRatio(mine, get(scenario, 'ceiling'));
       const vsOidc = scenario === 'token-basic' ? roundRatio(mine, get(scenario, 'oidc-provider')) : undefined;
       const p99 = roundRatio(mine, get(scenario, 'ceiling'), 'p99');
-      const r = row(scenario, t.label, { vsBase, vsOidc, vsP99: p99 });
+      const vsCpu = roundRatio(mine, get(scenario, 'ceiling'), 'cpuPerRequest');
+      const r = row(scenario, t.label, { vsBase, vsOidc, vsP99: p99, vsCpu });
       const list = [atLeast('req/s ÷ ceiling', vsBase, 0.9)];
       if (scenario === 'token-basic') list.push(atLeast('req/s ÷ oidc-provider', vsOidc, 1.5));
       list.push(atMost('p99 ÷ ceiling p99', p99, 1.2));
@@ -467,6 +470,7 @@ function evaluate({ runs, failures }, tollgates) {
     const vsOidc = roundRatio(mine, get('introspection', 'oidc-provider (opaque)'));
     const r = row('introspection', t.label, { vsBase, vsOidc });
     r.vsBarePost = roundRatio(mine, get('bare-post', 'ceiling POST /bare'));
+    r.vsCpu = roundRatio(mine, get('bare-post', 'ceiling POST /bare'), 'cpuPerRequest');
     if (t.workers) continue;
     r.target = '≥0.75 bare, ≥3 oidc';
     judge(r, [atLeast('req/s ÷ bare route', vsBase, 0.75), atLeast('req/s ÷ oidc-provider opaque', vsOidc, 3)]);
@@ -478,7 +482,9 @@ function evaluate({ runs, failures }, tollgates) {
   for (const scenario of ['jwks', 'metadata']) {
     for (const t of tollgates.filter((x) => x.store === 'sqlite')) {
       const vsBase = roundRatio(get(scenario, t.label), get('bare', 'ceiling GET /bare'));
-      const r = row(scenario, t.label, { vsBase });
+      // CPU against the route that sends the same bytes: GET /jwks for the JWKS, GET /bare for metadata.
+      const reference = scenario === 'jwks' ? get('bare-jwks', 'ceiling GET /jwks') : get('bare', 'ceiling GET /bare');
+      const r = row(scenario, t.label, { vsBase, vsCpu: roundRatio(get(scenario, t.label), reference, 'cpuPerRequest') });
       if (scenario === 'jwks') r.vsBareJwks = roundRatio(get(scenario, t.label), get('bare-jwks', 'ceiling GET /jwks'));
       if (t.workers) continue;
       r.target = '≥0.90 bare';
@@ -565,7 +571,9 @@ async function main() {
   // The soaks judge the default configuration only: a variant with workers would add minutes.
   const soaks = settings.soakSeconds ? await runSoaks(env.tollgates.filter((t) => !t.workers), env.secret) : [];
 
-  log(`\nmedians over ${settings.rounds} round(s); ratios are medians of per-round ratios ("÷ ceiling" is ÷ the bare route for introspection, JWKS and metadata)\n`);
+  log(`\nmedians over ${settings.rounds} round(s); ratios are medians of per-round ratios ("÷ ceiling" is ÷ the bare route for introspection, JWKS and metadata)`);
+  log('CPU µs/req: the server\'s CPU time (all threads, all processes) per request; "CPU ÷ ref" divides it by the ceiling\'s for the');
+  log('same work: its token endpoint, POST /bare for introspection, GET /jwks for the JWKS, GET /bare for metadata\n');
   log(formatTable(rows));
   log('');
   for (const m of memory) {

@@ -3,7 +3,7 @@
 // reported as failed, because its figures would measure the failures.
 
 import autocannon from 'autocannon';
-import { rssMiB } from './processes.mjs';
+import { cpuMs, rssMiB } from './processes.mjs';
 import { runWrk } from './wrk.mjs';
 
 export const MAX_FAILED_SHARE = 0.01;
@@ -65,7 +65,7 @@ function autocannonOf(target, request, { connections, seconds }) {
 
 /**
  * Runs the load generator for `seconds` and returns successful req/s, p50/p99 latency (ms),
- * the failure counts and the server's peak and mean RSS over the run.
+ * the failure counts, the server's peak and mean RSS over the run and its CPU time per request.
  */
 export async function measure(target, request, { connections, seconds, rssEveryMs = 250, generator = 'autocannon' }) {
   const rss = [];
@@ -74,11 +74,18 @@ export async function measure(target, request, { connections, seconds, rssEveryM
     if (v !== undefined) rss.push(v);
   };
   const rssFigures = () => ({ rssPeak: Math.max(...rss), rssMean: rss.reduce((a, b) => a + b, 0) / rss.length });
+  const cpuBefore = cpuMs(target.pid);
+  // The server's CPU time over the run per request, in µs: what a request costs the server,
+  // whatever share of the cores it got against the load generator and the other servers.
+  const cpuFigures = (requests) => {
+    const after = cpuMs(target.pid);
+    return { cpuPerRequest: cpuBefore === undefined || after === undefined || requests === 0 ? undefined : ((after - cpuBefore) * 1000) / requests };
+  };
 
   if (generator === 'wrk') {
     const report = await whileSampling(sample, rssEveryMs, () => runWrk(target, request, { connections, seconds }));
     // wrk cannot stop early on failures: they are judged once it is done.
-    return judged({ ...report, rps: report.ok / report.seconds, ...rssFigures() }, { stoppable: false });
+    return judged({ ...report, rps: report.ok / report.seconds, ...rssFigures(), ...cpuFigures(report.total) }, { stoppable: false });
   }
 
   let responses = 0;
@@ -114,6 +121,7 @@ export async function measure(target, request, { connections, seconds, rssEveryM
     failures: codes.join(', '),
     seconds: result.duration,
     ...rssFigures(),
+    ...cpuFigures(total),
   };
   return judged(run, { stoppable: true, aborted });
 }

@@ -1,7 +1,7 @@
-// Child processes of the benchmark: start a server, wait until it answers, read its RSS, and
-// make sure none outlives the run (normal end, failure or Ctrl-C).
+// Child processes of the benchmark: start a server, wait until it answers, read its RSS and CPU
+// time, and make sure none outlives the run (normal end, failure or Ctrl-C).
 
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
@@ -92,8 +92,33 @@ const indent = (s) => s.split('\n').map((l) => `    ${l}`).join('\n');
 export function rssMiB(pid) {
   const own = rssKiB(pid);
   if (own === undefined) return undefined;
-  const children = readOr(`/proc/${pid}/task/${pid}/children`, '').split(' ').filter(Boolean).map(Number);
-  return children.reduce((sum, child) => sum + (rssKiB(child) ?? 0), own) / 1024;
+  return childrenOf(pid).reduce((sum, child) => sum + (rssKiB(child) ?? 0), own) / 1024;
+}
+
+/** The processes `pid` started and that still run. */
+function childrenOf(pid) {
+  return readOr(`/proc/${pid}/task/${pid}/children`, '').split(' ').filter(Boolean).map(Number);
+}
+
+const TICK_MS = 1000 / (Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100);
+
+/**
+ * The CPU time in ms (user and system, every thread) a process and its children have used so
+ * far, or undefined once it is gone. The difference over a run, per request, is what a request
+ * costs the server.
+ */
+export function cpuMs(pid) {
+  const own = cpuTicks(pid);
+  if (own === undefined) return undefined;
+  return childrenOf(pid).reduce((sum, child) => sum + (cpuTicks(child) ?? 0), own) * TICK_MS;
+}
+
+function cpuTicks(pid) {
+  const stat = readOr(`/proc/${pid}/stat`, '');
+  if (stat === '') return undefined;
+  // proc(5): utime and stime are fields 14 and 15; the command name before them may hold spaces.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[11]) + Number(fields[12]);
 }
 
 function rssKiB(pid) {

@@ -28,6 +28,7 @@ export function summarize(runs) {
     p99: median(list.map((r) => r.p99)),
     rssPeak: median(list.map((r) => r.rssPeak)),
     rssMax: list.length ? Math.max(...list.map((r) => r.rssPeak)) : undefined,
+    cpuPerRequest: median(list.map((r) => r.cpuPerRequest)),
   };
 }
 
@@ -48,9 +49,9 @@ export function verdict(checks) {
 const fmt = (v, digits = 0) => (v === undefined || !Number.isFinite(v) ? '—' : v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }));
 export const fmtRatio = (v) => (v === undefined ? '—' : `${v.toFixed(2)}x`);
 
-/** Rows: { scenario, server, stats, vsBase, vsOidc, vsP99, target, result }. */
+/** Rows: { scenario, server, stats, vsBase, vsOidc, vsP99, vsCpu, target, result }. */
 export function formatTable(rows) {
-  const header = ['scenario', 'server', 'req/s', 'p50 ms', 'p99 ms', 'RSS MiB', '÷ ceiling', '÷ oidc', 'p99 ÷ ceil', 'target', 'result'];
+  const header = ['scenario', 'server', 'req/s', 'p50 ms', 'p99 ms', 'RSS MiB', 'CPU µs/req', '÷ ceiling', '÷ oidc', 'p99 ÷ ceil', 'CPU ÷ ref', 'target', 'result'];
   const cells = rows.map((r) => [
     r.scenario,
     r.server,
@@ -58,13 +59,15 @@ export function formatTable(rows) {
     fmt(r.stats?.p50),
     fmt(r.stats?.p99),
     fmt(r.stats?.rssPeak),
+    fmt(r.stats?.cpuPerRequest),
     r.vsBase === undefined ? '' : fmtRatio(r.vsBase),
     r.vsOidc === undefined ? '' : fmtRatio(r.vsOidc),
     r.vsP99 === undefined ? '' : fmtRatio(r.vsP99),
+    r.vsCpu === undefined ? '' : fmtRatio(r.vsCpu),
     r.target ?? '',
     r.result ?? '',
   ]);
-  const numeric = new Set([2, 3, 4, 5, 6, 7, 8]);
+  const numeric = new Set([2, 3, 4, 5, 6, 7, 8, 9, 10]);
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
   const line = (c) => c.map((v, i) => (numeric.has(i) ? v.padStart(widths[i]) : v.padEnd(widths[i]))).join('  ').trimEnd();
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line)].join('\n');
