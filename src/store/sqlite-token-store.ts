@@ -266,7 +266,7 @@ const BUSY_TIMEOUT_MS = 5_000;
 /**
  * Runs `step` again while it fails with SQLITE_BUSY, for up to BUSY_TIMEOUT_MS. Switching a new
  * file to WAL needs it: when the workers of `serve --workers N` open the file at the same moment,
- * each reads it and then asks for the exclusive lock, and SQLite answers all but one at once with
+ * each reads it and then asks for the write lock, and SQLite answers all but one at once with
  * SQLITE_BUSY instead of waiting, since waiting could deadlock. The one that wins converts the
  * file; the others then find it in WAL mode. Runs only at start, so the sleep may block.
  */
