@@ -82,6 +82,35 @@ describe('tollgate serve --workers', () => {
     expect(await server.stop('SIGTERM')).toBe(0);
   });
 
+  it('answers a scrape with 503 while a worker does not answer, and with the sum again once it does', async () => {
+    const f = await fixture('{ kind: sqlite, path: STATE/tokens.db }');
+    const server = await startServerProcess(f.configFile, {}, ['--workers', '2']);
+    await server.waitForOutput(/"event":"server.started"[\s\S]*"event":"server.started"/);
+    expect(await token(server.url)).toBe(200);
+    const [stopped] = pidsIn(server.stdout());
+    const scrape = () =>
+      fetch(`${server.url}/metrics`, { headers: { connection: 'close' } }).then(async (res) => ({ status: res.status, text: await res.text() }));
+
+    process.kill(stopped!, 'SIGSTOP');
+    let scrapes: Promise<{ status: number; text: string }>[] = [];
+    try {
+      // Two connections: the primary gives at most one to the stopped worker. The scrape that
+      // reaches the running worker waits for the stopped one, and is answered 503 in the end.
+      scrapes = [scrape(), scrape()];
+      const first = await Promise.race(scrapes);
+      expect(first.status).toBe(503);
+      expect(first.text).toBe('metrics unavailable\n');
+    } finally {
+      process.kill(stopped!, 'SIGCONT');
+    }
+    // A scrape held by the stopped worker is answered once it runs again, as every later one.
+    for (const r of await Promise.all(scrapes)) expect([200, 503]).toContain(r.status);
+    const again = await scrape();
+    expect(again.status).toBe(200);
+    expect(again.text).toMatch(/^tollgate_tokens_issued_total\{client_id="svc"\} 1$/m);
+    expect(await server.stop('SIGTERM')).toBe(0);
+  });
+
   it('refuses the memory store with more than one worker, in one line', async () => {
     const f = await fixture('{ kind: memory }');
     const err = await promisify(execFile)(process.execPath, [CLI, 'serve', '--workers', '2', '--config', f.configFile]).then(
