@@ -90,14 +90,19 @@ const indent = (s) => s.split('\n').map((l) => `    ${l}`).join('\n');
  * or undefined once it is gone.
  */
 export function rssMiB(pid) {
-  const own = rssKiB(pid);
-  if (own === undefined) return undefined;
-  return childrenOf(pid).reduce((sum, child) => sum + (rssKiB(child) ?? 0), own) / 1024;
+  const kib = overTree(pid, rssKiB);
+  return kib === undefined ? undefined : kib / 1024;
 }
 
-/** The processes `pid` started and that still run. */
-function childrenOf(pid) {
-  return readOr(`/proc/${pid}/task/${pid}/children`, '').split(' ').filter(Boolean).map(Number);
+/**
+ * `read(pid)` summed over a process and the processes it started that still run, or undefined
+ * once the process is gone.
+ */
+function overTree(pid, read) {
+  const own = read(pid);
+  if (own === undefined) return undefined;
+  const children = readOr(`/proc/${pid}/task/${pid}/children`, '').split(' ').filter(Boolean).map(Number);
+  return children.reduce((sum, child) => sum + (read(child) ?? 0), own);
 }
 
 const TICK_MS = 1000 / (Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100);
@@ -108,9 +113,8 @@ const TICK_MS = 1000 / (Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'ut
  * costs the server.
  */
 export function cpuMs(pid) {
-  const own = cpuTicks(pid);
-  if (own === undefined) return undefined;
-  return childrenOf(pid).reduce((sum, child) => sum + (cpuTicks(child) ?? 0), own) * TICK_MS;
+  const ticks = overTree(pid, cpuTicks);
+  return ticks === undefined ? undefined : ticks * TICK_MS;
 }
 
 function cpuTicks(pid) {
