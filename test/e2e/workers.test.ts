@@ -25,6 +25,17 @@ log: { level: info }
   });
 }
 
+/** Both workers have logged that they listen. */
+const BOTH_STARTED = /"event":"server.started"[\s\S]*"event":"server.started"/;
+
+/** Runs `tollgate serve --workers N` where it is expected to fail; resolves how it failed. */
+async function serveFailure(configFile: string, workers: string): Promise<{ code: number; stdout: string; stderr: string } | undefined> {
+  return promisify(execFile)(process.execPath, [CLI, 'serve', '--workers', workers, '--config', configFile]).then(
+    () => undefined,
+    (e: { code: number; stdout: string; stderr: string }) => e,
+  );
+}
+
 const pidsIn = (out: string) => new Set([...out.matchAll(/"pid":(\d+)[^\n]*"event":"server.started"/g)].map((m) => Number(m[1])));
 
 async function token(url: string): Promise<number> {
@@ -40,7 +51,7 @@ describe('tollgate serve --workers', () => {
   it('runs two workers on one port, both answering, and replaces one that dies', async () => {
     const f = await fixture('{ kind: sqlite, path: STATE/tokens.db }');
     const server = await startServerProcess(f.configFile, {}, ['--workers', '2']);
-    await server.waitForOutput(/"event":"server.started"[\s\S]*"event":"server.started"/);
+    await server.waitForOutput(BOTH_STARTED);
     const pids = pidsIn(server.stdout());
     expect(pids.size).toBe(2);
     expect(pids.has(server.proc.pid!)).toBe(false);
@@ -62,7 +73,7 @@ describe('tollgate serve --workers', () => {
   it('serves /metrics summed over all workers, whichever worker answers the scrape', async () => {
     const f = await fixture('{ kind: sqlite, path: STATE/tokens.db }');
     const server = await startServerProcess(f.configFile, {}, ['--workers', '2']);
-    await server.waitForOutput(/"event":"server.started"[\s\S]*"event":"server.started"/);
+    await server.waitForOutput(BOTH_STARTED);
 
     // Concurrent requests open as many connections, which the primary deals out to both workers.
     const statuses = await Promise.all(Array.from({ length: 20 }, () => token(server.url)));
@@ -85,7 +96,7 @@ describe('tollgate serve --workers', () => {
   it('answers a scrape with 503 while a worker does not answer, and with the sum again once it does', async () => {
     const f = await fixture('{ kind: sqlite, path: STATE/tokens.db }');
     const server = await startServerProcess(f.configFile, {}, ['--workers', '2']);
-    await server.waitForOutput(/"event":"server.started"[\s\S]*"event":"server.started"/);
+    await server.waitForOutput(BOTH_STARTED);
     expect(await token(server.url)).toBe(200);
     const [stopped] = pidsIn(server.stdout());
     const scrape = () =>
@@ -113,10 +124,7 @@ describe('tollgate serve --workers', () => {
 
   it('refuses the memory store with more than one worker, in one line', async () => {
     const f = await fixture('{ kind: memory }');
-    const err = await promisify(execFile)(process.execPath, [CLI, 'serve', '--workers', '2', '--config', f.configFile]).then(
-      () => undefined,
-      (e: { code: number; stderr: string }) => e,
-    );
+    const err = await serveFailure(f.configFile, '2');
     expect(err?.code).toBe(1);
     expect(err!.stderr.trim().split('\n')).toHaveLength(1);
     expect(err!.stderr).toMatch(/store.kind memory .* cannot serve 2 workers/);
@@ -125,16 +133,13 @@ describe('tollgate serve --workers', () => {
   it('prepares a new SQLite file before the workers start, and reports a bad one once, in one line', async () => {
     const f = await fixture('{ kind: sqlite, path: STATE/fresh.db }');
     const server = await startServerProcess(f.configFile, {}, ['--workers', '2']);
-    await server.waitForOutput(/"event":"server.started"[\s\S]*"event":"server.started"/);
+    await server.waitForOutput(BOTH_STARTED);
     expect(server.stdout()).not.toMatch(/worker.died/);
     expect(await server.stop('SIGTERM')).toBe(0);
 
     const junk = await fixture(`{ kind: sqlite, path: ${join(f.dir, 'junk.db')} }`);
     writeFileSync(join(f.dir, 'junk.db'), 'not a database; '.repeat(300));
-    const err = await promisify(execFile)(process.execPath, [CLI, 'serve', '--workers', '2', '--config', junk.configFile]).then(
-      () => undefined,
-      (e: { code: number; stdout: string; stderr: string }) => e,
-    );
+    const err = await serveFailure(junk.configFile, '2');
     expect(err?.code).toBe(1);
     expect(err!.stderr.trim().split('\n')).toHaveLength(1);
     expect(err!.stderr).toMatch(/junk\.db: cannot (open|prepare) the token store/);
@@ -144,10 +149,7 @@ describe('tollgate serve --workers', () => {
 
   it('refuses a bad --workers value', async () => {
     const f = await fixture('{ kind: memory }');
-    const err = await promisify(execFile)(process.execPath, [CLI, 'serve', '--workers', 'lots', '--config', f.configFile]).then(
-      () => undefined,
-      (e: { code: number; stderr: string }) => e,
-    );
+    const err = await serveFailure(f.configFile, 'lots');
     expect(err?.code).toBe(1);
     expect(err!.stderr).toMatch(/--workers must be/);
   });
