@@ -254,12 +254,24 @@ log: { level: warn }
   return file;
 }
 
+/**
+ * The environment and Node flags of `npm start` (the Docker image uses the same; see the README,
+ * "Performance"), read from package.json so that the benchmark measures what operators run.
+ */
+function startSettings() {
+  const start = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).scripts.start;
+  const m = /^((?:[A-Z_]+=\S+ )*)node ((?:--\S+ )*)dist\/cli\/tollgate\.cjs serve$/.exec(start);
+  if (m === null) throw new Error(`package.json: the start script is not "[VAR=value ...] node [--flag ...] dist/cli/tollgate.cjs serve": ${start}`);
+  const env = Object.fromEntries(m[1].trim().split(/\s+/).filter(Boolean).map((kv) => kv.split('=', 2)));
+  return { env, nodeFlags: m[2].trim().split(/\s+/).filter(Boolean) };
+}
+
 async function startTollgate(label, configFile, port, workers) {
+  const { env, nodeFlags } = startSettings();
   return startServer({
     name: label,
-    // As `npm start` and the Docker image run it (see the README, "Performance").
-    args: ['--max-semi-space-size=4', CLI, 'serve', '--config', configFile, ...(workers ? ['--workers', workers] : [])],
-    env: { ...childEnv, MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '131072' },
+    args: [...nodeFlags, CLI, 'serve', '--config', configFile, ...(workers ? ['--workers', workers] : [])],
+    env: { ...childEnv, ...env },
     url: `http://127.0.0.1:${port}`,
     healthPath: '/readyz',
   });
@@ -563,6 +575,9 @@ async function main() {
       `${settings.lightSeconds} s per bare/JWKS/metadata run${settings.soakSeconds ? `, soak ${settings.soakSeconds} s per store` : ''}`,
   );
 
+  const start = startSettings();
+  log(`tollgate: as npm start runs it: ${Object.entries(start.env).map(([k, v]) => `${k}=${v} `).join('')}node ${start.nodeFlags.join(' ')}`);
+
   const env = await setup();
   const plan = groups(env);
   const seconds = plan.flat().reduce((sum, m) => sum + m.seconds, 0) * settings.rounds + plan.flat().length * settings.warmupSeconds;
@@ -613,6 +628,7 @@ async function main() {
         loadavg_at_end: loadavg().map((x) => +x.toFixed(2)),
         revision,
         settings: { ...settings, redisUrl: shownRedisUrl },
+        tollgate_start: start,
         machine,
         versions,
         redis: env.redis,
