@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ClientRegistry } from './clients/registry.js';
+import { CounterFamily, HistogramFamily, type CounterChild, type HistogramChild } from './metric-families.js';
 import type { KeySet } from './keys/key-set.js';
 import type { Counter as StoreCounter, TokenRecord, TokenStore } from './store/token-store.js';
 
@@ -9,25 +10,16 @@ import type { Counter as StoreCounter, TokenRecord, TokenStore } from './store/t
  */
 export class Metrics {
   readonly registry = new Registry();
-  readonly requests = new Counter({
-    name: 'tollgate_http_requests_total',
-    help: 'HTTP requests by endpoint and status code',
-    labelNames: ['endpoint', 'status'] as const,
-    registers: [this.registry],
-  });
-  readonly requestSeconds = new Histogram({
-    name: 'tollgate_http_request_duration_seconds',
-    help: 'Time to answer an HTTP request, by endpoint',
-    labelNames: ['endpoint'] as const,
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-    registers: [this.registry],
-  });
-  readonly tokensIssued = new Counter({
-    name: 'tollgate_tokens_issued_total',
-    help: 'Access tokens issued, by client',
-    labelNames: ['client_id'] as const,
-    registers: [this.registry],
-  });
+  // The metrics counted on every request are plain-number families (see metric-families.ts).
+  readonly requests = new CounterFamily('tollgate_http_requests_total', 'HTTP requests by endpoint and status code', ['endpoint', 'status'], this.registry);
+  readonly requestSeconds = new HistogramFamily(
+    'tollgate_http_request_duration_seconds',
+    'Time to answer an HTTP request, by endpoint',
+    ['endpoint'],
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    this.registry,
+  );
+  readonly tokensIssued = new CounterFamily('tollgate_tokens_issued_total', 'Access tokens issued, by client', ['client_id'], this.registry);
   readonly authFailures = new Counter({
     name: 'tollgate_client_auth_failures_total',
     help: 'Failed client authentications, by reason',
@@ -40,13 +32,13 @@ export class Metrics {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [this.registry],
   });
-  readonly storeSeconds = new Histogram({
-    name: 'tollgate_store_operation_duration_seconds',
-    help: 'Time of token store operations, by operation and outcome',
-    labelNames: ['operation', 'outcome'] as const,
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2],
-    registers: [this.registry],
-  });
+  readonly storeSeconds = new HistogramFamily(
+    'tollgate_store_operation_duration_seconds',
+    'Time of token store operations, by operation and outcome',
+    ['operation', 'outcome'],
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2],
+    this.registry,
+  );
   // These three are read from their sources whenever the registry is collected (a scrape, or the
   // primary collecting the workers' registries), so they are never stale. Every worker shows the
   // same values: summed over workers they would be wrong, so the cluster sum takes the largest.
@@ -85,15 +77,15 @@ export class Metrics {
     this.#sources = { registry, keys };
   }
 
-  /** Label children by endpoint and status, so the per-request path hashes no label objects. */
-  readonly #requestChildren = new Map<string, { count: { inc(): void }; seconds: { observe(v: number): void } }>();
+  /** The children of each endpoint and status, found with one lookup per request. */
+  readonly #requestChildren = new Map<string, { count: CounterChild; seconds: HistogramChild }>();
 
   /** Counts and times one answered request. */
   observeRequest(endpoint: string, status: number, seconds: number): void {
     const key = `${endpoint} ${status}`;
     let child = this.#requestChildren.get(key);
     if (child === undefined) {
-      child = { count: this.requests.labels(endpoint, String(status)), seconds: this.requestSeconds.labels(endpoint) };
+      child = { count: this.requests.child(endpoint, String(status)), seconds: this.requestSeconds.child(endpoint) };
       this.#requestChildren.set(key, child);
     }
     child.count.inc();
@@ -104,7 +96,7 @@ export class Metrics {
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'tollgate_' });
   }
 
-  readonly #storeChildren = new Map<string, { observe(v: number): void }>();
+  readonly #storeChildren = new Map<string, HistogramChild>();
 
   /** Times a token store operation; its outcome is ok or error. */
   async timeStore<T>(operation: string, op: () => Promise<T>): Promise<T> {
@@ -118,7 +110,7 @@ export class Metrics {
       const key = `${operation} ${outcome}`;
       let child = this.#storeChildren.get(key);
       if (child === undefined) {
-        child = this.storeSeconds.labels(operation, outcome);
+        child = this.storeSeconds.child(operation, outcome);
         this.#storeChildren.set(key, child);
       }
       child.observe(Number(process.hrtime.bigint() - start) / 1e9);

@@ -51,7 +51,7 @@ export function tokenRoute(app: FastifyInstance, deps: TokenRouteDeps): void {
       }),
     );
 
-    deps.metrics.tokensIssued.inc({ client_id: client.clientId });
+    deps.metrics.tokensIssued.child(client.clientId).inc();
     req.log.info(
       { event: 'token.issued', client_id: client.clientId, scope: claims.scope, aud: claims.aud, jti: claims.jti, ip: req.ip },
       'token issued',
