@@ -62,8 +62,8 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
 
 # The V8 flags npm start uses (the README, "Performance", has the figures): a 16 MiB young
 # generation, which takes about 12% less CPU per token than a 4 MiB one, and an old generation
-# grown by 30% per full collection instead of up to 4x, which keeps resident memory under load
-# near 120 MiB with either store.
+# grown by 30% per full collection instead of up to 4x, which kept resident memory under load at
+# 114-136 MiB in the benchmark, with either store.
 # tollgate.cjs sizes libuv's thread pool to the CPUs Node sees (2 to 4 threads): a cpuset limits
 # them, a CPU quota does not, so under a quota set UV_THREADPOOL_SIZE with `docker run -e`.
 ENTRYPOINT ["node", "--max-semi-space-size=16", "--heap-growing-percent=30", "dist/cli/tollgate.cjs"]
