@@ -96,8 +96,6 @@ export class Metrics {
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'tollgate_' });
   }
 
-  readonly #storeChildren = new Map<string, HistogramChild>();
-
   /** Times a token store operation; its outcome is ok or error. */
   async timeStore<T>(operation: string, op: () => Promise<T>): Promise<T> {
     const start = process.hrtime.bigint();
@@ -107,13 +105,7 @@ export class Metrics {
       outcome = 'ok';
       return result;
     } finally {
-      const key = `${operation} ${outcome}`;
-      let child = this.#storeChildren.get(key);
-      if (child === undefined) {
-        child = this.storeSeconds.child(operation, outcome);
-        this.#storeChildren.set(key, child);
-      }
-      child.observe(Number(process.hrtime.bigint() - start) / 1e9);
+      this.storeSeconds.child(operation, outcome).observe(Number(process.hrtime.bigint() - start) / 1e9);
     }
   }
 }
