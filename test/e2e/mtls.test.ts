@@ -36,7 +36,7 @@ async function registry(): Promise<string> {
     audiences: [https://api.test]
   - client_id: multi-rdn
     auth_methods: [tls_client_auth]
-    tls_client_auth_subject_dn: OU=x + CN=multi,O=Ex
+    tls_client_auth_subject_dn: OU=x+CN=multi,O=Ex
     audiences: [https://api.test]
   - client_id: by-ipv6
     auth_methods: [tls_client_auth]
