@@ -78,7 +78,7 @@ export function parseDistinguishedName(text: string): ParsedDistinguishedName {
       }
       rdns.push(rdn.sort());
       if (at.i === text.length) break;
-      at.i++; // the comma readValue stopped at
+      at.i++; // the comma the value stopped at
     }
     return { dn: rdns.reverse() };
   } catch (err) {
