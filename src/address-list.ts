@@ -1,4 +1,4 @@
-import { BlockList, isIP } from 'node:net';
+import { BlockList, isIP, SocketAddress } from 'node:net';
 
 /** An IPv4 or IPv6 address or CIDR block, parsed; undefined when the text is neither. */
 export function parseCidr(text: string): { address: string; prefix: number; family: 'ipv4' | 'ipv6' } | undefined {
@@ -28,4 +28,14 @@ export function listHas(list: BlockList, ip: string): boolean {
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
   if (mapped) return list.check(mapped[1]!, 'ipv4');
   return list.check(ip, ip.includes(':') ? 'ipv6' : 'ipv4');
+}
+
+/**
+ * One spelling per IP address (2001:DB8:0:0:0:0:0:1 and 2001:db8::1 give 2001:db8::1), or
+ * undefined when the text is not an address. A zone (fe80::1%eth0) is not part of an address.
+ */
+export function canonicalIp(text: string): string | undefined {
+  const version = isIP(text);
+  if (version === 0 || text.includes('%')) return undefined;
+  return new SocketAddress({ address: text, family: version === 4 ? 'ipv4' : 'ipv6' }).address;
 }

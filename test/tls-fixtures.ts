@@ -35,3 +35,20 @@ export function makePki(dir: string): Pki {
   openssl(dir, 'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'selfsigned.key', '-out', 'selfsigned.pem', '-days', '2', '-subj', '/CN=batch-runner');
   return { dir, file: (name) => join(dir, name), pem: (name) => readFileSync(join(dir, name), 'utf8') };
 }
+
+/**
+ * One more certificate in pki.dir, issued by `issuer` (default ca): `name`.pem and `name`.key.
+ * `subj` is in openssl's -subj form (a `+` joins a multi-valued RDN, `\,` is a literal comma),
+ * `san` in its subjectAltName form (`DNS:a,IP:2001:db8::1,URI:…,email:…`). With `stringMask:
+ * 'pkix'` openssl writes non-ASCII values as BMPString instead of UTF8String.
+ */
+export function makeCertificate(pki: Pki, name: string, options: { subj: string; san?: string; issuer?: string; stringMask?: 'pkix' | 'utf8only' }): string {
+  const { dir } = pki;
+  writeFileSync(join(dir, `${name}.cnf`), `[req]\ndistinguished_name = dn\nstring_mask = ${options.stringMask ?? 'utf8only'}\n[dn]\n`);
+  openssl(dir, 'req', '-config', `${name}.cnf`, '-utf8', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', options.subj);
+  const issuer = options.issuer ?? 'ca';
+  const ext = options.san === undefined ? [] : ['-extfile', `${name}.ext`];
+  if (options.san !== undefined) writeFileSync(join(dir, `${name}.ext`), `subjectAltName=${options.san}\n`);
+  openssl(dir, 'x509', '-req', '-in', `${name}.csr`, '-CA', `${issuer}.pem`, '-CAkey', `${issuer}.key`, '-CAcreateserial', '-out', `${name}.pem`, '-days', '2', ...ext);
+  return pki.pem(`${name}.pem`);
+}

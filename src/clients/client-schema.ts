@@ -1,7 +1,7 @@
-import { isIP } from 'node:net';
 import { z } from 'zod';
-import { parseCidr, toBlockList } from '../address-list.js';
+import { canonicalIp, parseCidr, toBlockList } from '../address-list.js';
 import { audienceSchema, ttlSchema } from '../config.js';
+import { parseDistinguishedName } from '../distinguished-name.js';
 import { isClientId, isScopeToken, MAX_CLIENT_ID_LENGTH } from '../oauth/syntax.js';
 import type { JWK } from 'jose';
 import { AUTH_METHODS, SECRET_AUTH_METHODS, type Client, type TlsSubject } from './registry.js';
@@ -115,10 +115,16 @@ export const clientSchema = z
       .string()
       .refine((s) => /^https:\/\/[^\s#]+$/.test(s) && URL.canParse(s), { error: 'must be an https URL' })
       .optional(),
-    tls_client_auth_subject_dn: z.string().min(1).optional(),
+    tls_client_auth_subject_dn: z
+      .string()
+      .superRefine((dn, ctx) => {
+        const parsed = parseDistinguishedName(dn);
+        if ('problem' in parsed) ctx.addIssue({ code: 'custom', message: parsed.problem });
+      })
+      .optional(),
     tls_client_auth_san_dns: z.string().min(1).optional(),
     tls_client_auth_san_uri: z.string().min(1).optional(),
-    tls_client_auth_san_ip: z.string().refine((s) => isIP(s) !== 0, { error: 'must be an IP address' }).optional(),
+    tls_client_auth_san_ip: z.string().refine((s) => canonicalIp(s) !== undefined, { error: 'must be an IPv4 or IPv6 address' }).optional(),
     tls_client_auth_san_email: z.string().min(1).optional(),
   });
 
@@ -141,7 +147,12 @@ export const TLS_SUBJECT_FIELDS = [
 function tlsSubjectOf(entry: ClientEntry): TlsSubject | undefined {
   for (const [field, kind] of TLS_SUBJECT_FIELDS) {
     const value = entry[field];
-    if (value !== undefined) return { kind, value };
+    if (value === undefined) continue;
+    if (kind !== 'subject_dn') return { kind, value };
+    const parsed = parseDistinguishedName(value);
+    // The schema has already refused a DN that does not parse.
+    if ('problem' in parsed) throw new TypeError(`tls_client_auth_subject_dn ${parsed.problem}`);
+    return { kind, value, dn: parsed.dn };
   }
   return undefined;
 }

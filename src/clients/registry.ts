@@ -1,5 +1,6 @@
 import type { BlockList } from 'node:net';
 import type { JWK } from 'jose';
+import type { DistinguishedName } from '../distinguished-name.js';
 
 /** Client authentication methods tollgate implements (RFC 8414 / RFC 7591 names). */
 export const SECRET_AUTH_METHODS = ['client_secret_basic', 'client_secret_post'] as const;
@@ -39,7 +40,7 @@ export interface Client {
 }
 
 export type TlsSubject =
-  | { kind: 'subject_dn'; value: string }
+  | { kind: 'subject_dn'; value: string; dn: DistinguishedName }
   | { kind: 'san_dns' | 'san_uri' | 'san_ip' | 'san_email'; value: string };
 
 /** The set of registered clients, looked up by client_id on every request. */

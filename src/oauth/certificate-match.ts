@@ -1,43 +1,98 @@
-import type { X509Certificate } from 'node:crypto';
+import { createHash, type X509Certificate } from 'node:crypto';
+import { domainToASCII } from 'node:url';
+import { AsnConvert } from '@peculiar/asn1-schema';
+import { Certificate, GeneralName, id_ce_subjectAltName, SubjectAlternativeName } from '@peculiar/asn1-x509';
 import { calculateJwkThumbprint, exportJWK } from 'jose';
+import { canonicalIp } from '../address-list.js';
 import type { Client, TlsSubject } from '../clients/registry.js';
+import { distinguishedNameOf, sameDistinguishedName, type DistinguishedName } from '../distinguished-name.js';
 
-// RFC 8705 §2: how a client certificate is matched to a registered client.
+// RFC 8705 §2.1.2: how a client certificate is matched to a registered client. Both the subject
+// and the SANs are read from the certificate's DER, never from Node's printed strings, whose
+// escaping and address notation differ from what an operator registers.
 
-/** Compares the registered subject DN (RFC 4514) or SAN with the certificate's. */
+/** Whether the certificate holds the registered subject DN, or the registered SAN among its SANs. */
 export function certificateMatches(cert: X509Certificate, subject: TlsSubject): boolean {
-  if (subject.kind === 'subject_dn') return sameDn(subject.value, cert.subject);
-  const prefix = { san_dns: 'DNS:', san_uri: 'URI:', san_ip: 'IP Address:', san_email: 'email:' }[subject.kind];
-  const names = (cert.subjectAltName ?? '').split(', ').map((n) => n.replace(/^"|"$/g, ''));
-  return names.some((n) => n.startsWith(prefix) && sanValueEquals(subject.kind, n.slice(prefix.length), subject.value));
+  const names = namesOf(cert);
+  if (names === undefined) return false;
+  if (subject.kind === 'subject_dn') return sameDistinguishedName(subject.dn, names.subject);
+  return names.altNames.some((name) => sanMatches(subject.kind, subject.value, name));
 }
 
-function sanValueEquals(kind: TlsSubject['kind'], actual: string, expected: string): boolean {
-  // DNS names and email domains are case-insensitive; URIs are compared as written.
-  return kind === 'san_dns' || kind === 'san_email' ? actual.toLowerCase() === expected.toLowerCase() : actual === expected;
+interface CertificateNames {
+  subject: DistinguishedName;
+  altNames: readonly GeneralName[];
 }
 
-/**
- * Distinguished names compared attribute by attribute: RFC 4514 writes them last RDN first and
- * comma-separated, Node prints them first RDN first, one per line. Attribute types are
- * case-insensitive; values are compared exactly.
- */
-function sameDn(rfc4514: string, nodeSubject: string): boolean {
-  const registered = rfc4514
-    .split(/(?<!\\),/)
-    .map((rdn) => normalizeRdn(rdn.replace(/\\,/g, ',')))
-    .sort();
-  const presented = nodeSubject
-    .split('\n')
-    .filter((l) => l !== '')
-    .map(normalizeRdn)
-    .sort();
-  return registered.length === presented.length && registered.every((r, i) => r === presented[i]);
+// Decoding a certificate's ASN.1 costs about a millisecond of the event loop, and a client
+// presents the same certificate on every request: the names are kept per certificate digest.
+const NAMES_KEPT = 1024;
+const namesByDigest = new Map<string, CertificateNames | null>();
+
+function namesOf(cert: X509Certificate): CertificateNames | undefined {
+  const digest = createHash('sha256').update(cert.raw).digest('base64url');
+  let names = namesByDigest.get(digest);
+  if (names === undefined) {
+    names = decodeNames(cert);
+    if (namesByDigest.size >= NAMES_KEPT) namesByDigest.delete(namesByDigest.keys().next().value!);
+    namesByDigest.set(digest, names);
+  }
+  return names ?? undefined;
 }
 
-function normalizeRdn(rdn: string): string {
-  const eq = rdn.indexOf('=');
-  return `${rdn.slice(0, eq).trim().toUpperCase()}=${rdn.slice(eq + 1).trim()}`;
+function decodeNames(cert: X509Certificate): CertificateNames | null {
+  let tbs: Certificate['tbsCertificate'];
+  try {
+    tbs = AsnConvert.parse(cert.raw, Certificate).tbsCertificate;
+  } catch {
+    return null;
+  }
+  const ext = tbs.extensions?.find((e) => e.extnID === id_ce_subjectAltName);
+  let altNames: GeneralName[] = [];
+  try {
+    if (ext !== undefined) altNames = [...AsnConvert.parse(ext.extnValue, SubjectAlternativeName)];
+  } catch {
+    // An undecodable SAN extension holds no name to match.
+  }
+  return { subject: distinguishedNameOf(tbs.subject), altNames };
+}
+
+function sanMatches(kind: Exclude<TlsSubject['kind'], 'subject_dn'>, registered: string, name: GeneralName): boolean {
+  switch (kind) {
+    case 'san_dns':
+      return name.dNSName !== undefined && dnsKey(name.dNSName) === dnsKey(registered);
+    case 'san_uri':
+      return name.uniformResourceIdentifier !== undefined && uriKey(name.uniformResourceIdentifier) === uriKey(registered);
+    case 'san_email':
+      return name.rfc822Name !== undefined && mailboxKey(name.rfc822Name) === mailboxKey(registered);
+    case 'san_ip': {
+      // Compared as addresses: 2001:db8::1 is 2001:DB8:0:0:0:0:0:1. An IPv4 address and its
+      // IPv4-mapped IPv6 form are different iPAddress octets (RFC 5280 §4.2.1.6), so they differ.
+      const presented = name.iPAddress === undefined ? undefined : canonicalIp(name.iPAddress);
+      return presented !== undefined && presented === canonicalIp(registered);
+    }
+  }
+}
+
+/** DNS names are case-insensitive (RFC 4343); a name in Unicode is compared as its A-label. */
+function dnsKey(name: string): string {
+  return (/^[\x00-\x7f]*$/.test(name) ? name : domainToASCII(name) || name).toLowerCase();
+}
+
+/** RFC 5280 §7.4: scheme and host compare without regard to case, the rest exactly. */
+function uriKey(uri: string): string {
+  const m = /^([A-Za-z][A-Za-z0-9+.-]*):(?:\/\/([^/?#]*))?(.*)$/s.exec(uri);
+  if (m === null) return uri;
+  const [, scheme, authority, rest] = m;
+  if (authority === undefined) return `${scheme!.toLowerCase()}:${rest}`;
+  const at = authority.lastIndexOf('@') + 1;
+  return `${scheme!.toLowerCase()}://${authority.slice(0, at)}${authority.slice(at).toLowerCase()}${rest}`;
+}
+
+/** RFC 5280 §7.5: the local part is case-sensitive, the domain is not. */
+function mailboxKey(mailbox: string): string {
+  const at = mailbox.lastIndexOf('@');
+  return at === -1 ? mailbox : `${mailbox.slice(0, at)}@${dnsKey(mailbox.slice(at + 1))}`;
 }
 
 export async function certificateKeyRegistered(cert: X509Certificate, client: Client): Promise<boolean> {

@@ -179,6 +179,27 @@ describe('loadRegistryFile', () => {
     expect(problems('clients: { a: 1 }\n')).toEqual(['F:1: clients: must be a list of clients']);
   });
 
+  it('refuses a tls_client_auth_subject_dn that is not an RFC 4514 name when it loads (it was accepted and never matched)', () => {
+    const entry = (dn: string) => `clients:\n  - client_id: edge\n    auth_methods: [tls_client_auth]\n    tls_client_auth_subject_dn: ${JSON.stringify(dn)}\n    audiences: [x]\n`;
+    expect(problems(entry('Smith, John'))).toEqual([
+      'F:4: clients[0].tls_client_auth_subject_dn: is not an RFC 4514 distinguished name: expected an attribute type and "=" (as in CN=name) at character 1',
+    ]);
+    expect(problems(entry('CN=edge,FOO=bar'))).toEqual([
+      'F:4: clients[0].tls_client_auth_subject_dn: is not an RFC 4514 distinguished name: unknown attribute type "FOO" (write its OID instead, as in 2.5.4.3=name)',
+    ]);
+    expect(problems(entry('CN=Smith, John,O=Ex'))[0]).toMatch(/tls_client_auth_subject_dn: .* at character 11 \(a comma inside a value is written \\,\)$/);
+    const client = loadRegistryFile(registryFile(entry('CN=Smith\\, John,O=Ex')), options).get('edge')!;
+    expect(client.tlsSubject).toMatchObject({ kind: 'subject_dn', value: 'CN=Smith\\, John,O=Ex' });
+  });
+
+  it('refuses a tls_client_auth_san_ip that is not an address', () => {
+    const entry = (ip: string) => `clients:\n  - client_id: edge\n    auth_methods: [tls_client_auth]\n    tls_client_auth_san_ip: "${ip}"\n    audiences: [x]\n`;
+    for (const ip of ['2001:db8::1::2', '10.0.0.256', 'fe80::1%eth0']) {
+      expect(problems(entry(ip))).toEqual(['F:4: clients[0].tls_client_auth_san_ip: must be an IPv4 or IPv6 address']);
+    }
+    expect(loadRegistryFile(registryFile(entry('2001:DB8:0:0:0:0:0:1')), options).get('edge')).toBeDefined();
+  });
+
   it('refuses a missing file with one line', () => {
     expect(() => loadRegistryFile('/nonexistent/clients.yaml', options)).toThrow('/nonexistent/clients.yaml: file not found');
   });

@@ -6,7 +6,7 @@ import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
 import { startServer, type RunningServer } from '../../src/main.js';
 import { buildTestApp, form, FORM, hashOf, tempDir, writeFixture } from '../helpers.js';
-import { makePki, type Pki } from '../tls-fixtures.js';
+import { makeCertificate, makePki, type Pki } from '../tls-fixtures.js';
 
 // Mutual TLS client authentication and certificate-bound tokens (RFC 8705), over real TLS.
 
@@ -30,6 +30,26 @@ async function registry(): Promise<string> {
     auth_methods: [self_signed_tls_client_auth]
     jwks: { keys: [${JSON.stringify(await exportJWK(selfSigned.publicKey))}] }
     audiences: [https://api.test]
+  - client_id: smith
+    auth_methods: [tls_client_auth]
+    tls_client_auth_subject_dn: 'CN=Smith\\, John,O=Ex'
+    audiences: [https://api.test]
+  - client_id: multi-rdn
+    auth_methods: [tls_client_auth]
+    tls_client_auth_subject_dn: OU=x+CN=multi,O=Ex
+    audiences: [https://api.test]
+  - client_id: by-ipv6
+    auth_methods: [tls_client_auth]
+    tls_client_auth_san_ip: "2001:db8::1"
+    audiences: [https://api.test]
+  - client_id: by-uri
+    auth_methods: [tls_client_auth]
+    tls_client_auth_san_uri: spiffe://example.org/ns/prod/sa/edge
+    audiences: [https://api.test]
+  - client_id: by-email
+    auth_methods: [tls_client_auth]
+    tls_client_auth_san_email: edge@EXAMPLE.org
+    audiences: [https://api.test]
   - client_id: rs
     secrets: [{ hash: "${await hashOf(RS_SECRET)}" }]
     audiences: [https://api.test]
@@ -39,6 +59,9 @@ async function registry(): Promise<string> {
 
 beforeAll(async () => {
   pki = makePki(tempDir());
+  makeCertificate(pki, 'smith', { subj: '/O=Ex/CN=Smith\\, John' });
+  makeCertificate(pki, 'multi', { subj: '/O=Ex/OU=x+CN=multi' });
+  makeCertificate(pki, 'sans', { subj: '/CN=sans', san: 'IP:2001:db8::1,URI:spiffe://example.org/ns/prod/sa/edge,email:edge@example.org' });
   const fixture = writeFixture({
     config: `issuer: https://127.0.0.1
 listen:
@@ -91,6 +114,19 @@ describe('mutual TLS', () => {
       const claims = JSON.parse(Buffer.from(String(res.json.access_token).split('.')[1]!, 'base64url').toString()) as Record<string, unknown>;
       expect(claims.cnf).toEqual({ 'x5t#S256': thumbprint('edge.pem') });
     }
+  });
+
+  it.each([
+    ['an escaped comma in the subject DN (it never matched)', 'smith', 'smith'],
+    ['a multi-valued RDN (it never matched)', 'multi-rdn', 'multi'],
+    ['an IPv6 SAN (it never matched Node’s 2001:DB8:0:0:0:0:0:1)', 'by-ipv6', 'sans'],
+    ['a URI SAN', 'by-uri', 'sans'],
+    ['an email SAN', 'by-email', 'sans'],
+  ])('authenticates a tls_client_auth client registered by %s', async (_what, clientId, cert) => {
+    const res = await post('/oauth2/token', grant(clientId), cert);
+    expect(res.status, JSON.stringify(res.json)).toBe(200);
+    // And not with a certificate from the same CA that shows another subject.
+    expect((await post('/oauth2/token', grant(clientId), 'edge')).status).toBe(401);
   });
 
   it('reports the binding in introspection', async () => {
