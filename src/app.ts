@@ -1,5 +1,5 @@
 import formbody from '@fastify/formbody';
-import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Clock } from './clock.js';
 import type { ClientRegistry } from './clients/registry.js';
@@ -14,6 +14,7 @@ import { discoveryRoutes } from './http/discovery-route.js';
 import { errorHandler, pathOf, sendError } from './http/errors.js';
 import { healthRoutes, type Readiness } from './http/health-route.js';
 import { introspectionRoute } from './http/introspection-route.js';
+import { clientErrorHandler, DEFAULT_DEADLINES, nodeServerOptions, requireHost, type HttpDeadlines } from './http/protocol-errors.js';
 import { lazyRequestLogger } from './http/request-logger.js';
 import { revocationRoute } from './http/revocation-route.js';
 import { tokenRoute } from './http/token-route.js';
@@ -47,6 +48,8 @@ export interface AppDeps {
   jwksFetcher?: JwksFetcher;
   /** Whether the server can serve tokens now; by default, whether the token store answers. */
   readiness?: () => Readiness | Promise<Readiness>;
+  /** How long a client has to send its request; the documented 10 s when omitted. */
+  deadlines?: Partial<HttpDeadlines>;
 }
 
 /** Which methods each path serves, for 405 answers with an Allow header. */
@@ -63,6 +66,15 @@ const ALLOWED: Readonly<Record<string, string>> = {
 
 /** Builds the HTTP application. Does no I/O: the caller listens, or calls inject() in tests. */
 export function buildApp(deps: AppDeps): FastifyInstance {
+  const metrics = deps.metrics ?? new Metrics({ processMetrics: false });
+  const onError = errorHandler(deps.registry, metrics);
+  /** The access line and the request metrics of one answer. */
+  const recordAnswer = (req: FastifyRequest, reply: FastifyReply): void => {
+    req.log.info({ method: req.method, path: pathOf(req), status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
+    // The route's pattern, never the raw URL: labels must stay few.
+    metrics.observeRequest(req.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
+  };
+  const deadlines = { ...DEFAULT_DEADLINES, ...deps.deadlines };
   const app = Fastify({
     loggerInstance: deps.logger,
     // One access line per request is written in onResponse, with the path only: Fastify's own
@@ -72,15 +84,25 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     childLoggerFactory: lazyRequestLogger,
     bodyLimit: BODY_LIMIT,
     // A client that trickles its request (slowloris) is cut off; a token request takes milliseconds.
-    requestTimeout: 10_000,
+    // Fastify copies this onto the server once made, so it must agree with nodeServerOptions.
+    requestTimeout: deadlines.requestMs,
+    // What Node's parser refuses, and a URL the router cannot decode, are answered like any bad
+    // request: an OAuth error body with no-store, logged, counted, and no echo of the input.
+    clientErrorHandler: clientErrorHandler(deps.logger, metrics),
+    frameworkErrors: (err, req, reply) => {
+      onError(err, req, reply);
+      // Fastify runs no onResponse hook for these.
+      recordAnswer(req, reply);
+    },
     return503OnClosing: true,
     routerOptions: { maxParamLength: 200 },
     // X-Forwarded-For is believed only from the listed proxies (proxy-addr semantics).
     trustProxy: deps.config.trust_proxy.length > 0 ? [...deps.config.trust_proxy] : false,
     ...(deps.tls === undefined
-      ? {}
+      ? { http: nodeServerOptions(deadlines) }
       : {
           https: {
+            ...nodeServerOptions(deadlines),
             cert: deps.tls.cert,
             key: deps.tls.key,
             // Ask for a certificate but do not require one: clients using other methods share the port.
@@ -93,8 +115,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   app.removeAllContentTypeParsers();
   app.register(formbody, { bodyLimit: BODY_LIMIT });
 
-  const metrics = deps.metrics ?? new Metrics({ processMetrics: false });
-  app.setErrorHandler(errorHandler(deps.registry, metrics));
+  app.setErrorHandler(onError);
+  app.addHook('onRequest', requireHost);
   app.setNotFoundHandler((req, reply) => {
     const allow = ALLOWED[pathOf(req)];
     if (allow !== undefined) return sendError(new MethodNotAllowed(allow), reply);
@@ -102,9 +124,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   });
   // A callback hook, not an async one: it runs on every request, and needs no promise.
   app.addHook('onResponse', (req, reply, done) => {
-    req.log.info({ method: req.method, path: pathOf(req), status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
-    // The route's pattern, never the raw URL: labels must stay few.
-    metrics.observeRequest(req.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
+    recordAnswer(req, reply);
     done();
   });
 

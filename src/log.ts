@@ -19,6 +19,11 @@ const REDACT = [
   '*.client_assertion',
   'req.headers.authorization',
   'req.headers.cookie',
+  // Node's HTTP parser errors carry the raw request bytes, credentials included, as a Buffer the
+  // paths above cannot see into. tollgate never logs one (see http/protocol-errors.ts); this
+  // catches the accident.
+  'rawPacket',
+  '*.rawPacket',
 ];
 
 export function loggerOptions(level: string): LoggerOptions {

@@ -2,7 +2,7 @@ import { get } from 'node:https';
 import type { JWK } from 'jose';
 
 export interface JwksFetcherOptions {
-  /** Give up on a fetch after this long, ms. */
+  /** Give up on a fetch that has not been answered in full (body included) after this long, ms. */
   timeoutMs?: number;
   /** A JWKS larger than this is refused, bytes. */
   maxBytes?: number;
@@ -72,13 +72,22 @@ export class JwksFetcher {
     return running;
   }
 
+  /**
+   * One GET of uri. The deadline covers the whole exchange, body included: a server that sends
+   * a valid set one byte at a time must not hold token requests for minutes (an idle timeout
+   * alone would let it).
+   */
   #fetch(uri: string): Promise<readonly JWK[]> {
     const { timeoutMs, maxBytes, ca } = this.#options;
     return new Promise((resolve, reject) => {
-      const req = get(uri, { timeout: timeoutMs, ...(ca ? { ca } : {}), headers: { accept: 'application/json, application/jwk-set+json' } }, (res) => {
+      const req = get(uri, { ...(ca ? { ca } : {}), headers: { accept: 'application/json, application/jwk-set+json' } }, (res) => {
         if (res.statusCode !== 200) {
           res.resume();
-          reject(new Error(`jwks_uri answered ${res.statusCode}`));
+          req.destroy(new Error(`jwks_uri answered ${res.statusCode}`));
+          return;
+        }
+        if (Number(res.headers['content-length'] ?? 0) > maxBytes) {
+          req.destroy(new Error(`jwks_uri answered more than ${maxBytes} bytes`));
           return;
         }
         const chunks: Buffer[] = [];
@@ -92,23 +101,35 @@ export class JwksFetcher {
           chunks.push(chunk);
         });
         res.on('end', () => {
+          clearTimeout(deadline);
           try {
             resolve(parseJwks(Buffer.concat(chunks).toString('utf8')));
           } catch (err) {
             reject(err);
           }
         });
-        res.on('error', reject);
+        res.on('error', fail);
       });
-      req.on('timeout', () => req.destroy(new Error(`jwks_uri did not answer within ${timeoutMs} ms`)));
-      req.on('error', reject);
+      const deadline = setTimeout(() => req.destroy(new Error(`jwks_uri did not answer in full within ${timeoutMs} ms`)), timeoutMs);
+      deadline.unref();
+      function fail(err: Error): void {
+        clearTimeout(deadline);
+        reject(err);
+      }
+      req.on('error', fail);
     });
   }
 }
 
 /** A JWK Set with public keys only; anything else is an error. */
 export function parseJwks(text: string): readonly JWK[] {
-  const value = JSON.parse(text) as { keys?: unknown };
+  let value: { keys?: unknown };
+  try {
+    value = JSON.parse(text) as { keys?: unknown };
+  } catch {
+    // JSON.parse quotes the text it failed on; what a client's server sent stays out of the log.
+    throw new Error('jwks_uri did not answer JSON');
+  }
   if (value === null || typeof value !== 'object' || !Array.isArray(value.keys)) throw new Error('jwks_uri did not answer a JWK Set');
   return value.keys.filter((k): k is JWK => k !== null && typeof k === 'object' && typeof (k as JWK).kty === 'string' && (k as JWK).d === undefined);
 }

@@ -62,7 +62,8 @@ export async function verifyClientAssertion(assertion: string, client: Assertion
   if (claims.exp > now + MAX_ASSERTION_LIFETIME + CLOCK_SKEW) return fail('exp_too_far');
   if (typeof claims.jti !== 'string' || claims.jti === '' || claims.jti.length > 256) return fail('no_jti');
 
-  const keys = await assertionKeys(client, header.kid, deps).catch(() => fail('jwks_unavailable'));
+  // The fetch's error names no secret (the URL and what went wrong), and tells the operator why.
+  const keys = await assertionKeys(client, header.kid, deps).catch((err: unknown) => fail(`jwks_unavailable:${(err as Error).message}`));
   try {
     await jwtVerify(assertion, createLocalJWKSet({ keys: keys as JWK[] }), {
       algorithms: [header.alg],
