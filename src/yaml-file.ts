@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { isNode, LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError, type Problem } from './config-error.js';
+import { permissionProblem } from './file-access.js';
 
 export type DocPath = readonly (string | number)[];
 
@@ -21,7 +22,10 @@ export function readYamlFile(file: string, shownAs = file): YamlFile {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : `cannot read: ${(err as Error).message}`;
+    const reason =
+      (err as NodeJS.ErrnoException).code === 'ENOENT'
+        ? 'file not found'
+        : (permissionProblem(err, 'read') ?? `cannot read: ${(err as Error).message}`);
     throw ConfigError.single(shownAs, reason);
   }
   return parseYamlText(text, shownAs);
