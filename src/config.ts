@@ -6,7 +6,7 @@ import { parseCidr } from './address-list.js';
 import { parseDuration } from './duration.js';
 import { isAudience } from './oauth/syntax.js';
 import { parseRedisUrl, REDIS_URL_FORM } from './store/redis-url.js';
-import { formatPath, readYamlFile, zodProblems, type DocPath } from './yaml-file.js';
+import { formatPath, plainMessages, readYamlFile, zodProblems, type DocPath } from './yaml-file.js';
 
 export const MIN_TTL = 60;
 export const MAX_TTL = 86_400;
@@ -217,9 +217,9 @@ export function loadConfig(file: string, options: LoadConfigOptions = {}): Confi
   const raw = source.value as Record<string, unknown>;
   const overrides = applyEnvOverrides(raw, env);
 
-  const result = configSchema.safeParse(raw);
+  const result = configSchema.safeParse(raw, { error: plainMessages });
   if (!result.success) {
-    const problems: Problem[] = zodProblems(result.error, source).map((p) => {
+    const problems: Problem[] = zodProblems(result.error, source, configSchema).map((p) => {
       const fromEnv = overrides.find((o) => p.path === o.path || p.path.startsWith(`${o.path}.`));
       return fromEnv ? { file: `environment ${fromEnv.name}`, path: p.path, message: p.message } : p;
     });
