@@ -2,8 +2,9 @@
 #
 # tollgate container image.
 #   docker build -t tollgate .
+#   docker run --rm -v tollgate-registry:/etc/tollgate/registry tollgate client add ID …
 #   docker run -p 8080:8080 -e TOLLGATE_ISSUER=https://auth.example.com \
-#     -v "$PWD/registry:/etc/tollgate/registry:ro" -v tollgate-data:/var/lib/tollgate tollgate
+#     -v tollgate-registry:/etc/tollgate/registry:ro -v tollgate-data:/var/lib/tollgate tollgate
 # The image holds no client registry: the operator mounts one (see the README, "Docker").
 
 # ---- build: compile TypeScript, then keep only the production dependencies ----
@@ -46,10 +47,12 @@ COPY --from=build /src/dist ./dist
 # Only the container config; the registry (clients_file) is mounted by the operator.
 COPY deploy/docker/tollgate.yaml /etc/tollgate/tollgate.yaml
 
-# State: signing keys (generated on first start) and the token store. Created owned by the
-# unprivileged user so that a fresh named volume inherits that ownership.
-RUN mkdir -p /var/lib/tollgate/keys \
-    && chown -R node:node /var/lib/tollgate \
+# State: signing keys (generated on first start) and the token store; and the folder of the
+# client registry. Created owned by the unprivileged user so that a fresh named volume mounted
+# on either inherits that ownership: the CLI (run from this image, as this user) writes the
+# registry there, and the server, as the same user, can read it whatever the host's uids are.
+RUN mkdir -p /var/lib/tollgate/keys /etc/tollgate/registry \
+    && chown -R node:node /var/lib/tollgate /etc/tollgate/registry \
     && chmod -R 0700 /var/lib/tollgate
 VOLUME ["/var/lib/tollgate"]
 

@@ -6,33 +6,37 @@ import { parseCidr } from './address-list.js';
 import { parseDuration } from './duration.js';
 import { isAudience } from './oauth/syntax.js';
 import { parseRedisUrl, REDIS_URL_FORM } from './store/redis-url.js';
-import { formatPath, readYamlFile, zodProblems, type DocPath } from './yaml-file.js';
+import { formatPath, plainMessages, readYamlFile, zodProblems, type DocPath } from './yaml-file.js';
 
 export const MIN_TTL = 60;
 export const MAX_TTL = 86_400;
 
-export const ttlSchema = z
-  .number({ error: 'must be a whole number of seconds' })
-  .int({ error: 'must be a whole number of seconds' })
-  .min(MIN_TTL, { error: `must be at least ${MIN_TTL} seconds` })
-  .max(MAX_TTL, { error: `must be at most ${MAX_TTL} seconds` });
-
 /**
  * A duration written `30s`, `15m`, `24h`, `7d` or as a number of seconds, between min and max
- * seconds; parsed to whole seconds.
+ * seconds; parsed to whole seconds. `messages` words the out-of-range cases where a field has
+ * something plainer to say than the range.
  */
-export function durationSchema(minSeconds: number, maxSeconds: number) {
+export function durationSchema(minSeconds: number, maxSeconds: number, messages: { tooSmall?: string; tooBig?: string } = {}) {
+  const range = `must be a duration from ${minSeconds}s to ${maxSeconds}s, such as 30s, 15m, 24h or 7d`;
   return z
     .union([z.number(), z.string()], { error: 'must be a duration such as 30s, 15m, 24h or 7d' })
     .transform((v, ctx) => {
       const seconds = typeof v === 'number' ? (Number.isInteger(v) ? v : undefined) : parseDuration(v);
-      if (seconds === undefined || seconds < minSeconds || seconds > maxSeconds) {
-        ctx.addIssue({ code: 'custom', message: `must be a duration from ${minSeconds}s to ${maxSeconds}s, such as 30s, 15m, 24h or 7d` });
+      const message =
+        seconds === undefined ? range : seconds < minSeconds ? (messages.tooSmall ?? range) : seconds > maxSeconds ? (messages.tooBig ?? range) : undefined;
+      if (message !== undefined) {
+        ctx.addIssue({ code: 'custom', message });
         return z.NEVER;
       }
-      return seconds;
+      return seconds!;
     });
 }
+
+/** An access-token lifetime: `15m`, `1h` or whole seconds, like every other duration. */
+export const ttlSchema = durationSchema(MIN_TTL, MAX_TTL, {
+  tooSmall: `must be at least ${MIN_TTL} seconds`,
+  tooBig: `must be at most ${MAX_TTL} seconds (24h)`,
+});
 
 export const audienceSchema = z.string().refine(isAudience, {
   error: 'must be a non-empty string of visible ASCII characters (an absolute URI is usual)',
@@ -213,9 +217,9 @@ export function loadConfig(file: string, options: LoadConfigOptions = {}): Confi
   const raw = source.value as Record<string, unknown>;
   const overrides = applyEnvOverrides(raw, env);
 
-  const result = configSchema.safeParse(raw);
+  const result = configSchema.safeParse(raw, { error: plainMessages });
   if (!result.success) {
-    const problems: Problem[] = zodProblems(result.error, source).map((p) => {
+    const problems: Problem[] = zodProblems(result.error, source, configSchema).map((p) => {
       const fromEnv = overrides.find((o) => p.path === o.path || p.path.startsWith(`${o.path}.`));
       return fromEnv ? { file: `environment ${fromEnv.name}`, path: p.path, message: p.message } : p;
     });

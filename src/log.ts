@@ -31,6 +31,8 @@ export function loggerOptions(level: string): LoggerOptions {
     level,
     base: { service: 'tollgate', pid: process.pid },
     timestamp: pino.stdTimeFunctions.isoTime,
+    // "level":"warn" rather than pino's 40: read by people and by log tools without a table.
+    formatters: { level: (label) => ({ level: label }) },
     redact: { paths: REDACT, censor: '[redacted]' },
   };
 }

@@ -14,6 +14,7 @@ import { getDummyHash } from './crypto/secrets.js';
 import { DiskKeySet } from './keys/disk-key-set.js';
 import { createLogger } from './log.js';
 import { createTokenStore } from './store/create-token-store.js';
+import { demoClients, demoClientWarning, issuerWarnings, startedLine } from './startup-report.js';
 import type { TokenStore } from './store/token-store.js';
 
 /**
@@ -113,19 +114,25 @@ export async function startServer(config: Config, logger: Logger = createLogger(
   }, PURGE_INTERVAL_MS);
   purge.unref();
 
-  logger.info(
-    {
-      event: 'server.started',
-      url,
-      issuer: config.issuer,
-      clients: registry.all().length,
-      store: config.store.kind,
-      signing_kid: keys.signingKey().kid,
-      // Set by the tollgate command (see cli/thread-pool.cts) unless the operator set it.
-      thread_pool: threadPoolInUse(process.env.UV_THREADPOOL_SIZE),
-    },
-    'tollgate listening',
-  );
+  const started = startedLine(config, {
+    url,
+    clients: registry.all().length,
+    kids: keys.jwks().keys.map((k) => k.kid),
+    signingKid: keys.signingKey().kid,
+    threadPool: threadPoolInUse(process.env.UV_THREADPOOL_SIZE),
+  });
+  logger.info(started.fields, started.message);
+  for (const w of issuerWarnings(config, url)) logger.warn(w.fields, w.message);
+  // Checked again on every accepted reload: the demo client may be pasted in later.
+  const warnOfDemoClients = async (): Promise<void> => {
+    const ids = await demoClients(registry.all());
+    if (ids.length > 0) {
+      const w = demoClientWarning(config.clients_file, ids);
+      logger.warn(w.fields, w.message);
+    }
+  };
+  await warnOfDemoClients();
+  registry.onReload(() => void warnOfDemoClients());
   if (tls === undefined && !isLoopback(config.listen.host)) {
     logger.warn({ host: config.listen.host }, 'listening beyond loopback without TLS: put a TLS-terminating proxy in front');
   }

@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { isNode, LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError, type Problem } from './config-error.js';
+import { didYouMean } from './did-you-mean.js';
+import { permissionProblem } from './file-access.js';
 
 export type DocPath = readonly (string | number)[];
 
@@ -21,7 +23,10 @@ export function readYamlFile(file: string, shownAs = file): YamlFile {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : `cannot read: ${(err as Error).message}`;
+    const reason =
+      (err as NodeJS.ErrnoException).code === 'ENOENT'
+        ? 'file not found'
+        : (permissionProblem(err, 'read') ?? `cannot read: ${(err as Error).message}`);
     throw ConfigError.single(shownAs, reason);
   }
   return parseYamlText(text, shownAs);
@@ -63,16 +68,108 @@ export function formatPath(path: readonly PropertyKey[]): string {
   return out;
 }
 
-/** Turns zod's issues into problems that name the file, the path and the line. */
-export function zodProblems(error: z.ZodError, source: Pick<YamlFile, 'file' | 'lineOf'>): Problem[] {
+/**
+ * Turns zod's issues into problems that name the file, the path and the line. With the schema,
+ * an unknown field is told the known one it was most likely meant to be.
+ */
+export function zodProblems(error: z.ZodError, source: Pick<YamlFile, 'file' | 'lineOf'>, schema?: z.core.$ZodType): Problem[] {
   const problem = (path: PropertyKey[], message: string): Problem => {
     const docPath = path.filter((p): p is string | number => typeof p !== 'symbol');
     return { file: source.file, path: formatPath(path), line: source.lineOf(docPath), message };
   };
-  return error.issues.flatMap((issue) =>
-    issue.code === 'unrecognized_keys'
-      ? // One problem per unknown key, pointing at the key itself: "clients[0].secret: unknown field".
-        issue.keys.map((key) => problem([...issue.path, key], 'unknown field'))
-      : [problem(issue.path as PropertyKey[], issue.message)],
-  );
+  return error.issues.flatMap((issue) => {
+    if (issue.code !== 'unrecognized_keys') return [problem(issue.path as PropertyKey[], issue.message)];
+    // One problem per unknown key, pointing at the key itself: "clients[0].secret: unknown field".
+    const known = schema === undefined ? [] : fieldsAt(schema, issue.path as PropertyKey[]);
+    return issue.keys.map((key) => {
+      const meant = didYouMean(key, known);
+      return problem([...issue.path, key], meant === undefined ? 'unknown field' : `unknown field (did you mean ${meant}?)`);
+    });
+  });
 }
+
+/** The fields of the mapping(s) at `path` in a schema: what an unknown field could have meant. */
+function fieldsAt(schema: z.core.$ZodType, path: readonly PropertyKey[]): string[] {
+  const def = schema._zod.def as unknown as Record<string, unknown> & { type: string };
+  switch (def.type) {
+    case 'optional':
+    case 'nullable':
+    case 'default':
+    case 'prefault':
+    case 'catch':
+    case 'readonly':
+    case 'nonoptional':
+      return fieldsAt(def.innerType as z.core.$ZodType, path);
+    case 'pipe':
+      return fieldsAt(def.in as z.core.$ZodType, path);
+    case 'union':
+      return (def.options as z.core.$ZodType[]).flatMap((o) => fieldsAt(o, path));
+    case 'array':
+      return typeof path[0] === 'number' ? fieldsAt(def.element as z.core.$ZodType, path.slice(1)) : [];
+    case 'object': {
+      const shape = def.shape as Record<string, z.core.$ZodType>;
+      if (path.length === 0) return Object.keys(shape);
+      const next = shape[String(path[0])];
+      return next === undefined ? [] : fieldsAt(next, path.slice(1));
+    }
+    default:
+      return [];
+  }
+}
+
+/**
+ * Plain words for zod's own messages ("Invalid input: expected string, received number" becomes
+ * "must be a string"). Passed to safeParse as its error map: a message a schema gives itself wins.
+ */
+export const plainMessages: z.core.$ZodErrorMap = (issue) => {
+  switch (issue.code) {
+    case 'invalid_type':
+      if (issue.input === undefined) return 'is required';
+      return `${issue.input === null ? 'is empty: it ' : ''}must be ${KINDS[issue.expected] ?? `a ${issue.expected}`}`;
+    case 'too_small': {
+      const n = Number(issue.minimum);
+      if (issue.origin === 'number' || issue.origin === 'bigint') return issue.inclusive === false ? `must be more than ${n}` : `must be at least ${n}`;
+      if (n <= 1) return 'must not be empty';
+      return issue.origin === 'string' ? `must be at least ${n} characters long` : `must have at least ${n} items`;
+    }
+    case 'too_big': {
+      const n = Number(issue.maximum);
+      if (issue.origin === 'number' || issue.origin === 'bigint') return issue.inclusive === false ? `must be less than ${n}` : `must be at most ${n}`;
+      return issue.origin === 'string' ? `must be at most ${n} characters long` : `must have at most ${n} items`;
+    }
+    case 'invalid_value':
+      return issue.values.length === 1 ? `must be ${String(issue.values[0])}` : `must be one of ${issue.values.map(String).join(', ')}`;
+    case 'invalid_format':
+      return issue.format === 'regex' ? 'is not in the expected form' : `must be ${FORMATS[issue.format] ?? `a valid ${issue.format}`}`;
+    case 'not_multiple_of':
+      return `must be a multiple of ${String(issue.divisor)}`;
+    case 'invalid_union':
+      return 'is not any of the accepted forms';
+    case 'invalid_key':
+      return 'has a key that is not allowed';
+    case 'invalid_element':
+      return 'has an element that is not allowed';
+    default:
+      return undefined;
+  }
+};
+
+const KINDS: Record<string, string> = {
+  string: 'a string',
+  number: 'a number',
+  int: 'a whole number',
+  boolean: 'true or false',
+  array: 'a list',
+  object: 'a mapping of fields',
+  date: 'a date',
+  null: 'empty (null)',
+};
+
+const FORMATS: Record<string, string> = {
+  url: 'a URL',
+  email: 'an email address',
+  uuid: 'a UUID',
+  datetime: 'a date and time (2027-01-01T00:00:00Z)',
+  ipv4: 'an IPv4 address',
+  ipv6: 'an IPv6 address',
+};

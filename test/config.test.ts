@@ -1,6 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { loadRegistryFile } from '../src/clients/yaml-registry.js';
 import { ConfigError } from '../src/config-error.js';
 import { loadConfig } from '../src/config.js';
 import { tempDir } from './helpers.js';
@@ -162,5 +163,38 @@ describe('keys.publish_before_use', () => {
   ])('refuses %s with the file, the line and the path', (_what, value) => {
     const file = configFile(`issuer: https://a.test\nkeys:\n  dir: ./keys\n  publish_before_use: ${value}\n`);
     expect(problems(() => loadConfig(file))).toEqual([expect.stringMatching(new RegExp(`^${file}:4: keys\\.publish_before_use: must be a duration`))]);
+  });
+});
+
+describe('tokens.ttl', () => {
+  // It took only a number of seconds while every other duration took "5m": `ttl: 5m` was refused.
+  it.each([
+    ['5m', 300],
+    ['1h', 3600],
+    ['24h', 86_400],
+    ['60s', 60],
+    ['900', 900],
+  ])('reads %s as %i seconds', (value, seconds) => {
+    expect(loadConfig(configFile(`issuer: https://a.test\ntokens: { ttl: ${value} }\n`)).tokens.ttl).toBe(seconds);
+  });
+
+  it('takes a duration from the environment', () => {
+    expect(loadConfig(configFile('issuer: https://a.test\n'), { env: { TOLLGATE_TOKENS__TTL: '10m' } }).tokens.ttl).toBe(600);
+  });
+
+  it.each([
+    ['30s', /tokens\.ttl: must be at least 60 seconds$/],
+    ['25h', /tokens\.ttl: must be at most 86400 seconds \(24h\)$/],
+    ['soon', /tokens\.ttl: must be a duration from 60s to 86400s/],
+    ['1.5', /tokens\.ttl: must be a duration/],
+    ['[5m]', /tokens\.ttl: must be a duration/],
+  ])('refuses %s', (value, expected) => {
+    expect(problems(() => loadConfig(configFile(`issuer: https://a.test\ntokens: { ttl: ${value} }\n`)))).toEqual([expect.stringMatching(expected)]);
+  });
+
+  it('is also how a client’s token_ttl is read in the registry', () => {
+    const file = join(tempDir(), 'clients.yaml');
+    writeFileSync(file, 'clients:\n  - client_id: k\n    auth_methods: [tls_client_auth]\n    tls_client_auth_san_dns: k.test\n    audiences: [https://api.test]\n    token_ttl: 10m\n');
+    expect(loadRegistryFile(file, { defaultAudience: [] }).get('k')?.tokenTtl).toBe(600);
   });
 });

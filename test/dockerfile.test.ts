@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { isAbsolute, join, posix } from 'node:path';
+import { dirname, isAbsolute, join, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
@@ -265,5 +265,64 @@ describe('deploy/docker/tollgate.yaml', () => {
     });
     expect(config.issuer).toBe('https://auth.example.com');
     expect(config.keys.dir).toBe('/run/secrets/tollgate-keys');
+  });
+});
+
+/** Shell commands of a ```sh block: comments dropped, continuation lines joined. */
+function shellCommands(block: string): string[] {
+  return block
+    .replace(/\\\n\s*/g, ' ')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'));
+}
+
+/** `-v SOURCE:TARGET[:ro]` mounts of a docker run command, and its --user, if any. */
+function dockerRun(command: string): { mounts: { source: string; target: string }[]; user: string | undefined } {
+  const words = command.match(/"[^"]*"|\S+/g)!.map((w) => w.replace(/^"|"$/g, ''));
+  const mounts: { source: string; target: string }[] = [];
+  let user: string | undefined;
+  words.forEach((w, i) => {
+    const next = words[i + 1] ?? '';
+    if (w === '-v' || w === '--volume') {
+      const [source, target] = next.split(':');
+      mounts.push({ source: source!, target: target! });
+    }
+    if (w === '--user' || w === '-u') user = next;
+    if (w.startsWith('--user=')) user = w.slice('--user='.length);
+  });
+  return { mounts, user };
+}
+
+describe('the registry in the image and in the README Docker flow', () => {
+  const registryDir = dirname(loadConfig(join(ROOT, 'deploy/docker/tollgate.yaml'), { env: {} }).clients_file);
+  const imageUser = finalOf('USER').at(-1)!.args.split(':')[0]!;
+  const runs = finalOf('RUN').map((i) => i.args);
+
+  it('creates the registry folder owned by the user the server runs as, so a new named volume there is that user\'s', () => {
+    expect(runs.some((r) => new RegExp(`\\bmkdir -p\\b[^&;]*\\s${registryDir}(\\s|$)`).test(r)), `mkdir -p ${registryDir}`).toBe(true);
+    expect(
+      runs.some((r) => new RegExp(`\\bchown (-R )?${imageUser}(:${imageUser})?\\b[^&;]*\\s${registryDir}(\\s|$)`).test(r)),
+      `chown ${imageUser} ${registryDir}`,
+    ).toBe(true);
+    // Not a VOLUME: a one-off `client add` without a mount would write into an anonymous volume and lose the file.
+    expect(finalOf('VOLUME').flatMap((i) => argList(i.args))).not.toContain(registryDir);
+  });
+
+  it('writes the registry in the README flow as the user the server reads it as, whatever the caller\'s uid (no EACCES)', () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('\n## Docker\n'));
+    const block = /```sh\n([\s\S]*?)```/.exec(section)![1]!;
+    const dockerRuns = shellCommands(block).filter((c) => c.startsWith('docker run '));
+    const withRegistry = dockerRuns.map(dockerRun).filter((r) => r.mounts.some((m) => m.target === registryDir));
+    // One that writes it (the CLI) and the server that reads it.
+    expect(withRegistry.length).toBeGreaterThanOrEqual(2);
+    const sources = new Set(withRegistry.map((r) => r.mounts.find((m) => m.target === registryDir)!.source));
+    expect(sources.size).toBe(1);
+    const [source] = sources;
+    // A named volume, which takes its ownership from the image: a host folder belongs to the caller's uid.
+    expect(source, 'the registry is a named volume').toMatch(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/);
+    // Every container that touches it runs as the image's user: a caller's uid would write a file the server cannot read.
+    for (const r of withRegistry) expect(r.user ?? imageUser).toBe(imageUser);
   });
 });

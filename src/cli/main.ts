@@ -22,6 +22,10 @@ Commands:
                         list, add and retire signing keys
   token revoke          revoke issued tokens, by client or by jti
 
+Options:
+  -h, --help            this text
+  -v, --version         print the version of tollgate
+
 Run tollgate <command> --help for a command's options. Exit status: 0 success, 1 a usage or
 configuration error (one line on stderr), 2 an unexpected failure.`;
 

@@ -9,6 +9,7 @@ import { loadConfig } from '../config.js';
 import { hashSecret, MAX_SECRET_LENGTH } from '../crypto/secrets.js';
 import { DiskKeySet } from '../keys/disk-key-set.js';
 import { createLogger } from '../log.js';
+import { checkTokenStore } from '../store/check-token-store.js';
 import { closeOnSignals, startServer } from '../main.js';
 import type { Io } from './io.js';
 import { configPath, parseCommand, positionals, UsageError } from './usage.js';
@@ -35,8 +36,9 @@ secrets[].hash in the client registry.
 
 export const CONFIG_HELP = `Usage: tollgate config check [--config FILE]
 
-Validates the config, the client registry it names and the key directory. Exit 0 when sound;
-exit 1 with every problem listed (file:line: path: reason), one per line on stderr.
+Validates the config, the client registry it names and the key directory, and tries the token
+store (opens an existing SQLite file read-only, pings Redis) without changing anything. Exit 0
+when sound; exit 1 with every problem listed (file:line: path: reason), one per line on stderr.
 
 ${COMMON}`;
 
@@ -123,6 +125,11 @@ export async function configCommand(args: string[], io: Io): Promise<number> {
       // An empty key directory is fine: serve generates the first key.
       if (!(err instanceof ConfigError && /holds no keys/.test(err.message))) collect(err);
       else summary += `no signing key yet in ${config.keys.dir} (serve generates one)`;
+    }
+    try {
+      summary += `; ${await checkTokenStore(config.store, config.file)}`;
+    } catch (err) {
+      collect(err);
     }
   } catch (err) {
     collect(err);

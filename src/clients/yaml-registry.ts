@@ -1,5 +1,5 @@
 import { ConfigError, type Problem } from '../config-error.js';
-import { formatPath, readYamlFile, zodProblems, type YamlFile } from '../yaml-file.js';
+import { formatPath, plainMessages, readYamlFile, zodProblems, type YamlFile } from '../yaml-file.js';
 import { PLAINTEXT_FIELDS, registrySchema, TLS_SUBJECT_FIELDS, toClient } from './client-schema.js';
 import { SECRET_AUTH_METHODS, StaticClientRegistry, type Client } from './registry.js';
 
@@ -19,11 +19,11 @@ export function loadRegistryFile(file: string, options: RegistryOptions, shownAs
  * fields or entries, even where some fields are broken.
  */
 export function validateRegistry(source: YamlFile, options: RegistryOptions): Client[] {
-  const result = registrySchema.safeParse(source.value ?? {});
+  const result = registrySchema.safeParse(source.value ?? {}, { error: plainMessages });
   const problems: Problem[] = result.success
     ? []
-    : zodProblems(result.error, source).map((p) =>
-        p.message === 'unknown field' && PLAINTEXT_FIELDS.has(p.path.split('.').pop() ?? '')
+    : zodProblems(result.error, source, registrySchema).map((p) =>
+        p.message.startsWith('unknown field') && PLAINTEXT_FIELDS.has(p.path.split('.').pop() ?? '')
           ? { ...p, message: 'plaintext secrets are refused: store an argon2id hash under secrets[].hash (tollgate hash-secret)' }
           : p,
       );

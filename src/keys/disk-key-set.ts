@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { calculateJwkThumbprint, exportJWK, exportPKCS8, generateKeyPair, importPKCS8 } from 'jose';
 import { systemClock, type Clock } from '../clock.js';
 import { ConfigError } from '../config-error.js';
+import { permissionProblem } from '../file-access.js';
 import type { KeySet, PublicJwk, SigningKey } from './key-set.js';
 
 /** JWS algorithms tollgate signs with, each tied to one kind of key. */
@@ -193,7 +194,7 @@ function listKeyFiles(dir: string): string[] {
       .sort();
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw ConfigError.single(dir, `cannot read the key directory: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw ConfigError.single(dir, `cannot read the key directory: ${permissionProblem(err, 'read') ?? (err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
 }
 
@@ -213,7 +214,8 @@ export async function generateKeyFile(dir: string, algorithm: SigningAlgorithm =
     renameSync(tmp, file);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-    throw ConfigError.single(dir, `cannot write a new key into the key directory (${code})`);
+    const denied = permissionProblem(err, 'write');
+    throw ConfigError.single(dir, denied === undefined ? `cannot write a new key into the key directory (${code})` : `cannot write a new key into the key directory: ${denied}`);
   }
   return kid;
 }
@@ -226,7 +228,7 @@ async function loadKeyFile(file: string): Promise<LoadedKey> {
     keyObject = createPrivateKey({ key: pem, format: 'pem' });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw ConfigError.single(file, code?.startsWith('E') && !code.startsWith('ERR_') ? `cannot read: ${code}` : 'is not a PEM private key');
+    throw ConfigError.single(file, code?.startsWith('E') && !code.startsWith('ERR_') ? `cannot read: ${permissionProblem(err, 'read') ?? code}` : 'is not a PEM private key');
   }
   if (!pem.includes('-----BEGIN PRIVATE KEY-----')) {
     throw ConfigError.single(file, 'must be a PKCS#8 PEM key (-----BEGIN PRIVATE KEY-----); convert with `openssl pkcs8 -topk8 -nocrypt`');

@@ -37,6 +37,9 @@ const MIGRATIONS: readonly string[] = [
   `ALTER TABLE tokens ADD COLUMN cnf TEXT;  -- x5t#S256 of a bound certificate (RFC 8705)`,
 ];
 
+/** The schema version (PRAGMA user_version) this tollgate writes and reads. */
+export const SQLITE_SCHEMA_VERSION = MIGRATIONS.length;
+
 /** Rows deleted per purge statement, so a large purge never blocks requests for long. */
 const PURGE_BATCH = 1000;
 

@@ -1,7 +1,11 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { hashOf, tempDir, writeFixture, type Fixture } from '../helpers.js';
+import { SQLITE_SCHEMA_VERSION, SqliteTokenStore } from '../../src/store/sqlite-token-store.js';
+import { REDIS_URL } from '../store/redis-helpers.js';
 import { makePki } from '../tls-fixtures.js';
 import { lines, tollgate, type CliRun } from './run-cli.js';
 
@@ -179,5 +183,63 @@ colour: blue
     const byDefault = await tollgate(['config', 'check'], { cwd: elsewhere });
     expect(byDefault.stdout).toMatch(/^ok: config\/tollgate\.yaml: 1 client in .*config\/clients\.yaml/);
     expect(byDefault.code).toBe(0);
+  });
+});
+
+// config check said "ok" for a store serve could not open: a Redis server that does not answer,
+// a SQLite file that is not a database. It now tries the store, and changes nothing in it.
+describe.concurrent('config check and the token store', () => {
+  const withStore = (store: string) => CONFIG.replace('store: { kind: memory }', `store: ${store}`);
+
+  it('pings a Redis store: ok when it answers, one line naming it (without its password) when not', async () => {
+    const up = writeFixture({ config: withStore(`{ kind: redis, url: "${REDIS_URL}", prefix: "check-${randomUUID()}:" }`), clients: sound() });
+    const ok = await check(up);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toContain(`redis token store ${REDIS_URL.replace(/\/\/[^@]*@/, '//')}`);
+
+    const down = writeFixture({ config: withStore('{ kind: redis, url: "redis://:s3cret-pw@127.0.0.1:1/0" }'), clients: sound() });
+    const run = await check(down);
+    expect(problems(run)).toEqual([
+      expect.stringMatching(new RegExp(`^${esc(down.configFile)}: store\\.url: cannot reach the token store: redis://127\\.0\\.0\\.1:1/0: .*ECONNREFUSED`)),
+    ]);
+    expect(run.stderr).not.toContain('s3cret-pw');
+  });
+
+  it('opens an existing SQLite store read-only, and refuses one serve could not use', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'tokens.db');
+    await new SqliteTokenStore(path).close();
+    const good = writeFixture({ config: withStore(`{ kind: sqlite, path: ${path} }`), clients: sound() });
+    const before = statSync(path).mtimeMs;
+    const ok = await check(good);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toContain(`sqlite token store ${path}`);
+    expect(statSync(path).mtimeMs).toBe(before);
+
+    const junk = join(dir, 'junk.db');
+    writeFileSync(junk, 'not a database, but long enough to be read as one by SQLite: '.repeat(20));
+    const bad = writeFixture({ config: withStore(`{ kind: sqlite, path: ${junk} }`), clients: sound() });
+    expect(problems(await check(bad))).toEqual([`${junk}: cannot open the token store: file is not a database`]);
+
+    const newer = join(dir, 'newer.db');
+    const db = new Database(newer);
+    db.pragma(`user_version = ${SQLITE_SCHEMA_VERSION + 1}`);
+    db.close();
+    const future = writeFixture({ config: withStore(`{ kind: sqlite, path: ${newer} }`), clients: sound() });
+    expect(problems(await check(future))).toEqual([expect.stringMatching(new RegExp(`^${esc(newer)}: the token store has schema version ${SQLITE_SCHEMA_VERSION + 1}, newer than`))]);
+  });
+
+  it('does not create a missing SQLite store, and says serve will', async () => {
+    const path = join(tempDir(), 'state', 'tokens.db');
+    const f = writeFixture({ config: withStore(`{ kind: sqlite, path: ${path} }`), clients: sound() });
+    const run = await check(f);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain(`sqlite token store ${path} (not created yet: serve creates it)`);
+    expect(existsSync(join(path, '..'))).toBe(false);
+  });
+
+  it('names the memory store as what it is', async () => {
+    const run = await check(writeFixture({ config: CONFIG, clients: sound() }));
+    expect(run.stdout).toContain('memory token store');
   });
 });

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers.js';
 import { expectUserError, tollgate } from './run-cli.js';
@@ -38,6 +39,17 @@ describe.concurrent('tollgate --help', () => {
     expect(run.stdout).toMatch(new RegExp(`^Usage: ${usage}\\b`));
     expect(run.stdout).toContain('--help');
     expect(run.code).toBe(0);
+  });
+
+  // --version worked but the help did not mention it.
+  it('lists --version, which prints the package version alone on stdout', async () => {
+    const help = await tollgate(['--help'], { cwd });
+    expect(help.stdout).toMatch(/^\s+-v, --version\s+\S/m);
+    const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    for (const flag of ['--version', '-v']) {
+      const run = await tollgate([flag], { cwd });
+      expect(run).toEqual({ code: 0, stdout: `${version}\n`, stderr: '' });
+    }
   });
 
   it('documents the options of client add', async () => {

@@ -34,7 +34,7 @@ describe('request loggers', () => {
     expect(access).toHaveLength(2);
     expect(issued.map((l) => l.reqId)).toEqual(access.map((l) => l.reqId));
     expect(issued[0]!.reqId).not.toBe(issued[1]!.reqId);
-    expect(issued[0]).toMatchObject({ service: 'tollgate', level: 30 });
+    expect(issued[0]).toMatchObject({ service: 'tollgate', level: 'info' });
   });
 
   it('write nothing below the configured level, and still write what is above it with the reqId', async () => {
@@ -44,7 +44,7 @@ describe('request loggers', () => {
     expect((await token(t, 'wrong-secret')).statusCode).toBe(401);
     const failures = t.logs.events('client.auth_failed');
     expect(failures).toHaveLength(1);
-    expect(failures[0]).toMatchObject({ level: 40, reason: 'wrong_secret', reqId: expect.any(String) });
+    expect(failures[0]).toMatchObject({ level: 'warn', reason: 'wrong_secret', reqId: expect.any(String) });
     expect(t.logs.text).not.toContain(SECRET);
     expect(t.logs.text).not.toContain('wrong-secret');
   });

@@ -62,6 +62,6 @@ store: { kind: memory }
     const logs = new LogCapture();
     const server = await startServer(loadConfig(f.configFile), createLogger('info', logs));
     await server.close();
-    expect(logs.text).toMatch(/"level":40.*listening beyond loopback without TLS/);
+    expect(logs.text).toMatch(/"level":"warn".*listening beyond loopback without TLS/);
   });
 });

@@ -1,0 +1,69 @@
+import { accessSync, constants, existsSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import type { Config } from '../config.js';
+import { ConfigError } from '../config-error.js';
+import { permissionProblem } from '../file-access.js';
+import { RedisTokenStore } from './redis-token-store.js';
+import { SQLITE_SCHEMA_VERSION } from './sqlite-token-store.js';
+
+/**
+ * Tries the token store the config names, as `serve` would reach it, without changing it: an
+ * existing SQLite file is opened read-only and its schema version read (a missing one must be
+ * creatable), a Redis server is pinged. Resolves what was found, for `config check` to print;
+ * throws a one-line ConfigError when serve could not use it. Never names a password.
+ */
+export async function checkTokenStore(store: Config['store'], configFile: string): Promise<string> {
+  switch (store.kind) {
+    case 'memory':
+      return 'memory token store (nothing to open; tokens last as long as the process)';
+    case 'sqlite':
+      return checkSqlite(store.path);
+    case 'redis': {
+      if (store.url === undefined) throw new TypeError('store.url is required when store.kind is redis');
+      const redis = new RedisTokenStore({ url: store.url, prefix: store.prefix });
+      try {
+        await redis.ping();
+      } catch (err) {
+        // A RedisStoreError names the server without its credentials.
+        throw ConfigError.single(configFile, `cannot reach the token store: ${(err as Error).message}`, 'store.url');
+      } finally {
+        await redis.close();
+      }
+      return `redis token store ${redis.target.display}`;
+    }
+  }
+}
+
+function checkSqlite(path: string): string {
+  if (!existsSync(path)) {
+    // serve creates the file and the folders above it: the nearest folder that exists must be writable.
+    let dir = dirname(path);
+    while (!existsSync(dir) && dirname(dir) !== dir) dir = dirname(dir);
+    try {
+      accessSync(dir, constants.W_OK | constants.X_OK);
+    } catch (err) {
+      throw ConfigError.single(dir, `cannot create the token store ${path} here: ${permissionProblem(err, 'write') ?? (err as NodeJS.ErrnoException).code}`);
+    }
+    return `sqlite token store ${path} (not created yet: serve creates it)`;
+  }
+  let db: Database.Database | undefined;
+  let version: number;
+  try {
+    db = new Database(path, { readonly: true, fileMustExist: true });
+    version = db.pragma('user_version', { simple: true }) as number;
+  } catch (err) {
+    throw ConfigError.single(path, `cannot open the token store: ${permissionProblem(err, 'read') ?? (err as Error).message}`);
+  } finally {
+    db?.close();
+  }
+  if (version > SQLITE_SCHEMA_VERSION) {
+    throw ConfigError.single(path, `the token store has schema version ${version}, newer than this tollgate knows (${SQLITE_SCHEMA_VERSION}); upgrade tollgate`);
+  }
+  try {
+    accessSync(path, constants.W_OK);
+  } catch (err) {
+    throw ConfigError.single(path, `the token store cannot be written: ${permissionProblem(err, 'write') ?? (err as NodeJS.ErrnoException).code}`);
+  }
+  return `sqlite token store ${path}`;
+}
