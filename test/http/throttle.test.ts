@@ -75,3 +75,66 @@ describe('throttling failed client authentication', () => {
     expect((await ask('svc-b', B, '10.0.0.5')).statusCode).toBe(200);
   });
 });
+
+/** argon2 verifications run so far, from the app's own histogram. */
+async function verifications(app: TestApp['app']): Promise<number> {
+  const body = (await app.inject({ method: 'GET', url: '/metrics' })).body;
+  return Number(body.match(/^tollgate_argon2_verify_duration_seconds_count (\d+)$/m)![1]);
+}
+
+function count(statuses: number[]): Record<number, number> {
+  const out: Record<number, number> = {};
+  for (const s of statuses) out[s] = (out[s] ?? 0) + 1;
+  return out;
+}
+
+describe('concurrent failed authentications (counted as they start)', () => {
+  let c: TestApp;
+  beforeAll(async () => {
+    c = await buildTestApp({
+      config: `issuer: https://auth.test
+keys: { dir: ./keys }
+store: { kind: memory }
+throttle: { window: 1m, client_failures: 10, address_failures: 100 }
+`,
+      clients: `clients:
+  - client_id: svc-a
+    secrets: [{ hash: "${await hashOf(A)}" }]
+    audiences: [https://api.test]
+`,
+    });
+  });
+  const post = (clientId: string, secret: string, ip: string) =>
+    c.app.inject({ method: 'POST', url: '/oauth2/token', headers: { ...FORM, authorization: basic(clientId, secret) }, payload: form({ grant_type: 'client_credentials' }), remoteAddress: ip });
+
+  it('lets at most client_failures of 200 concurrent wrong secrets for one client reach argon2; the rest get 429', async () => {
+    const before = await verifications(c.app);
+    const answers = await Promise.all(Array.from({ length: 200 }, (_, i) => post('svc-a', `wrong-secret-${i}`, '10.1.0.1')));
+    expect(await verifications(c.app)).toBe(before + 10);
+    expect(count(answers.map((r) => r.statusCode))).toEqual({ 401: 10, 429: 190 });
+  });
+
+  it('lets at most address_failures of 250 concurrent unknown client_ids from one address reach argon2; the rest get 429', async () => {
+    const before = await verifications(c.app);
+    const answers = await Promise.all(Array.from({ length: 250 }, (_, i) => post(`nobody-${i}`, 'guess', '10.1.0.2')));
+    expect(await verifications(c.app)).toBe(before + 100);
+    expect(count(answers.map((r) => r.statusCode))).toEqual({ 401: 100, 429: 150 });
+  });
+
+  it('refuses 200 concurrent copies of one wrong secret beyond the limit, with one argon2 verification', async () => {
+    const before = await verifications(c.app);
+    const answers = await Promise.all(Array.from({ length: 200 }, () => post('svc-a', 'the-same-wrong-secret', '10.1.0.3')));
+    expect(await verifications(c.app)).toBe(before + 1);
+    expect(count(answers.map((r) => r.statusCode))).toEqual({ 401: 10, 429: 190 });
+  });
+
+  it('still lets a burst of the right secret through, beyond the limit, and counts none of it', async () => {
+    const before = await verifications(c.app);
+    const answers = await Promise.all(Array.from({ length: 30 }, () => post('svc-a', A, '10.1.0.4')));
+    expect(answers.map((r) => r.statusCode)).toEqual(Array(30).fill(200));
+    expect(await verifications(c.app)).toBe(before + 1);
+    // Every count was given back: the client still has all its failures left from there.
+    const wrong = await Promise.all(Array.from({ length: 12 }, (_, i) => post('svc-a', `late-wrong-${i}`, '10.1.0.4')));
+    expect(count(wrong.map((r) => r.statusCode))).toEqual({ 401: 10, 429: 2 });
+  });
+});
