@@ -13,11 +13,14 @@ export interface Argon2Parameters {
   parallelism: number;
 }
 
-/** The parameters of an argon2 PHC string, or undefined when it is not one. */
+/** The parameters of an argon2 PHC string, in whatever order it gives them, or undefined when it is not one. */
 export function argon2Parameters(hash: string): Argon2Parameters | undefined {
-  const m = /^\$argon2(?:id|i|d)\$(?:v=\d+\$)?m=(\d+),t=(\d+),p=(\d+)\$/.exec(hash);
+  const m = /^\$argon2(?:id|i|d)\$(?:v=\d+\$)?([a-z]=\d+(?:,[a-z]=\d+)*)\$/.exec(hash);
   if (m === null) return undefined;
-  return { memoryCost: Number(m[1]), timeCost: Number(m[2]), parallelism: Number(m[3]) };
+  const params = new Map(m[1]!.split(',').map((kv) => [kv[0]!, Number(kv.slice(2))]));
+  const [memoryCost, timeCost, parallelism] = [params.get('m'), params.get('t'), params.get('p')];
+  if (memoryCost === undefined || timeCost === undefined || parallelism === undefined) return undefined;
+  return { memoryCost, timeCost, parallelism };
 }
 
 /**
