@@ -1,8 +1,13 @@
 import { randomUUID, X509Certificate } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PresentedCertificate } from '../../src/oauth/client-auth.js';
+import { RedisTokenStore } from '../../src/store/redis-token-store.js';
+import { SqliteTokenStore } from '../../src/store/sqlite-token-store.js';
+import type { TokenStore } from '../../src/store/token-store.js';
+import { deleteKeys, REDIS_URL, redisAnswers, requireOrSkip } from '../store/redis-helpers.js';
 import { basic, buildTestApp, form, FORM, hashOf, tempDir, TestClock, type TestApp } from '../helpers.js';
 import { makePki } from '../tls-fixtures.js';
 
@@ -240,4 +245,58 @@ throttle: { window: 1m, client_failures: 10, address_failures: 20 }
     await spendAddress('10.2.0.7');
     expect((await withCertificate('own', '10.2.0.7')).statusCode).toBe(429);
   });
+});
+
+const redisUp = requireOrSkip(await redisAnswers(), 'Redis for the shared-store throttle test');
+
+describe('concurrent failed authentications across instances sharing a store', () => {
+  const prefix = `tollgate-test:${randomUUID()}:`;
+  const stores: TokenStore[] = [];
+  afterAll(async () => {
+    for (const store of stores) await store.close();
+    if (redisUp) await deleteKeys(prefix);
+  });
+
+  const shared: Record<string, () => TokenStore> = {
+    sqlite: (() => {
+      const path = join(tempDir(), 'shared.db');
+      return () => new SqliteTokenStore(path);
+    })(),
+    redis: () => new RedisTokenStore({ url: REDIS_URL, prefix }),
+  };
+
+  for (const [kind, open] of Object.entries(shared)) {
+    it.skipIf(kind === 'redis' && !redisUp)(`lets at most client_failures of 200 wrong secrets sent at once to two instances on one ${kind} store reach argon2`, async () => {
+      const clients = `clients:
+  - client_id: svc-a
+    secrets: [{ hash: "${await hashOf(A)}" }]
+    audiences: [https://api.test]
+`;
+      const config = `issuer: https://auth.test
+keys: { dir: ./keys }
+store: { kind: memory }
+throttle: { window: 1m, client_failures: 10, address_failures: 100 }
+`;
+      const instances = await Promise.all([0, 1].map(async () => {
+        const store = open();
+        stores.push(store);
+        return buildTestApp({ config, clients, store, clock: new TestClock(Date.now()) });
+      }));
+      const before = (await verifications(instances[0]!.app)) + (await verifications(instances[1]!.app));
+      const answers = await Promise.all(
+        Array.from({ length: 200 }, (_, i) =>
+          instances[i % 2]!.app.inject({
+            method: 'POST',
+            url: '/oauth2/token',
+            headers: { ...FORM, authorization: basic('svc-a', `shared-wrong-${i}`) },
+            payload: form({ grant_type: 'client_credentials' }),
+            remoteAddress: '10.3.0.1',
+          }),
+        ),
+      );
+      const after = (await verifications(instances[0]!.app)) + (await verifications(instances[1]!.app));
+      expect(after - before).toBe(10);
+      expect(count(answers.map((r) => r.statusCode))).toEqual({ 401: 10, 429: 190 });
+    });
+  }
 });
