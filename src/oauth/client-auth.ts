@@ -190,7 +190,11 @@ async function authenticateSecret(
   // a failure before argon2 runs, and given back if the secret matches.
   let attempt: ThrottledAttempt | undefined;
   const throttle = deps.throttle;
-  const begin = throttle && (async () => void (attempt = await throttle.begin(creds.clientId, req.ip)));
+  const begin =
+    throttle &&
+    (async () => {
+      attempt = await throttle.begin(creds.clientId, req.ip);
+    });
   let matched: boolean;
   try {
     matched = (await deps.verifier.check(creds.clientId, creds.secret, live, now, begin)) !== undefined;
