@@ -29,7 +29,8 @@ export const BODY_LIMIT = 16 * 1024;
 
 export interface AppDeps {
   config: Pick<Config, 'issuer' | 'tokens' | 'metadata' | 'throttle' | 'trust_proxy' | 'client_auth' | 'listen'>;
-  registry: ClientRegistry;
+  /** The clients; a registry that reloads (onReload) keeps the dummy hash in step with it. */
+  registry: ClientRegistry & { onReload?(listener: () => void): void };
   keys: KeySet;
   clock: Clock;
   store: TokenStore;
@@ -130,7 +131,10 @@ export function buildApp(deps: AppDeps): FastifyInstance {
 
   const { config, registry, clock, keys } = deps;
   const store = new InstrumentedTokenStore(deps.store, metrics);
-  const verifier = deps.verifier ?? new SecretVerifier({ observe: (s) => metrics.argon2Seconds.observe(s) });
+  const verifier = deps.verifier ?? new SecretVerifier({ observe: (s) => metrics.argon2Seconds.observe(s), queueFull: () => metrics.argon2QueueFull.inc() });
+  // An unknown client_id costs what the costliest registered hash costs, after every reload too.
+  void verifier.dummy.follow(registry.all());
+  registry.onReload?.(() => void verifier.dummy.follow(registry.all()));
   const throttle = new FailureThrottle(
     store,
     { windowMs: config.throttle.window * 1000, clientFailures: config.throttle.client_failures, addressFailures: config.throttle.address_failures },

@@ -10,7 +10,6 @@ import type { Config } from './config.js';
 import { SecretVerifier } from './crypto/secret-verifier.js';
 import { workerMetrics } from './cluster-metrics.js';
 import { Metrics } from './metrics.js';
-import { getDummyHash } from './crypto/secrets.js';
 import { DiskKeySet } from './keys/disk-key-set.js';
 import { createLogger } from './log.js';
 import { createTokenStore } from './store/create-token-store.js';
@@ -57,12 +56,10 @@ export async function startServer(config: Config, logger: Logger = createLogger(
     algorithm: config.keys.algorithm,
     publishBeforeUseMs: config.keys.publish_before_use * 1000,
   });
-  // Computed now so that the first request for an unknown client is not slower than later ones.
-  await getDummyHash();
   const store = createTokenStore(config.store, logger);
 
   const metrics = new Metrics();
-  const verifier = new SecretVerifier({ observe: (s) => metrics.argon2Seconds.observe(s) });
+  const verifier = new SecretVerifier({ observe: (s) => metrics.argon2Seconds.observe(s), queueFull: () => metrics.argon2QueueFull.inc() });
   // Verified credentials are re-checked against the live hashes anyway; clearing them on a
   // registry change also drops entries of clients that are gone.
   registry.onReload(() => verifier.cache.clear());
@@ -93,6 +90,9 @@ export async function startServer(config: Config, logger: Logger = createLogger(
     await store.close();
     throw err;
   }
+  // Made now (buildApp set its parameters) so that the first request for an unknown client is
+  // not slower than later ones.
+  await verifier.dummy.get();
   let url: string;
   try {
     url = await app.listen({ host: config.listen.host, port: config.listen.port });

@@ -2,7 +2,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { ClientRegistry } from './clients/registry.js';
 import { CounterFamily, HistogramFamily, type CounterChild, type HistogramChild } from './metric-families.js';
 import type { KeySet } from './keys/key-set.js';
-import type { Counter as StoreCounter, TokenRecord, TokenStore } from './store/token-store.js';
+import type { CounterLimit, Reservation, ReservedHit, TokenRecord, TokenStore } from './store/token-store.js';
 
 /**
  * The Prometheus metrics of one server, in a registry of its own (not prom-client's global
@@ -30,6 +30,11 @@ export class Metrics {
     name: 'tollgate_argon2_verify_duration_seconds',
     help: 'Time of one argon2 verification, queueing included',
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+  readonly argon2QueueFull = new Counter({
+    name: 'tollgate_argon2_queue_full_total',
+    help: 'argon2 verifications refused (503) because the queue was full; not in the verification histogram',
     registers: [this.registry],
   });
   readonly storeSeconds = new HistogramFamily(
@@ -135,11 +140,11 @@ export class InstrumentedTokenStore implements TokenStore {
   claimOnce(key: string, expiresAt: number, now: number): Promise<boolean> {
     return this.metrics.timeStore('claim_once', () => this.inner.claimOnce(key, expiresAt, now));
   }
-  countHit(key: string, windowMs: number, now: number): Promise<StoreCounter> {
-    return this.metrics.timeStore('count_hit', () => this.inner.countHit(key, windowMs, now));
+  reserveHits(limits: readonly CounterLimit[], windowMs: number, now: number): Promise<Reservation> {
+    return this.metrics.timeStore('reserve_hits', () => this.inner.reserveHits(limits, windowMs, now));
   }
-  peekCounts(keys: readonly string[], now: number): Promise<StoreCounter[]> {
-    return this.metrics.timeStore('peek_counts', () => this.inner.peekCounts(keys, now));
+  releaseHits(hits: readonly ReservedHit[], windowMs: number, now: number): Promise<void> {
+    return this.metrics.timeStore('release_hits', () => this.inner.releaseHits(hits, windowMs, now));
   }
   ping(): Promise<void> {
     return this.metrics.timeStore('ping', () => this.inner.ping());

@@ -36,15 +36,3 @@ export async function verifySecret(hash: string, secret: string): Promise<boolea
     return false;
   }
 }
-
-let dummyHash: Promise<string> | undefined;
-
-/**
- * A hash of a random value no one knows, with the same parameters as real hashes. Verifying a
- * presented secret against it when the client is unknown makes that path take as long as a
- * wrong secret for a known client, so response time does not reveal which client_ids exist.
- */
-export function getDummyHash(): Promise<string> {
-  dummyHash ??= hashSecret(randomBytes(32).toString('base64url'));
-  return dummyHash;
-}

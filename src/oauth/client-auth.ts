@@ -10,7 +10,7 @@ import { MAX_SECRET_LENGTH } from '../crypto/secrets.js';
 import { JWT_BEARER_ASSERTION, verifyClientAssertion, type ClientAssertionDeps } from './client-assertion.js';
 import { InvalidClient, InvalidRequest, TemporarilyUnavailable } from './errors.js';
 import type { Params } from './params.js';
-import type { FailureThrottle } from './throttle.js';
+import type { FailureThrottle, ThrottledAttempt } from './throttle.js';
 import { isClientId } from './syntax.js';
 
 /** A client certificate from the TLS connection or from a trusted proxy. */
@@ -147,15 +147,34 @@ export async function authenticateClient(req: ClientAuthRequest, deps: ClientAut
     case 'client_secret_basic':
     case 'client_secret_post':
       return { client: await authenticateSecret(creds, req, deps), method: creds.method };
-    case 'private_key_jwt': {
-      const client = registeredClient(creds.clientId, 'private_key_jwt', req, deps);
-      if (deps.assertions === undefined) throw new InvalidClient('private_key_jwt_unavailable', creds.clientId);
-      await verifyClientAssertion(creds.assertion, client, { ...deps.assertions, clock: deps.clock });
-      return { client, method: 'private_key_jwt' };
-    }
+    case 'private_key_jwt':
+      return throttled(creds.clientId, req, deps, async () => {
+        const client = registeredClient(creds.clientId, 'private_key_jwt', req, deps);
+        if (deps.assertions === undefined) throw new InvalidClient('private_key_jwt_unavailable', creds.clientId);
+        await verifyClientAssertion(creds.assertion, client, { ...deps.assertions, clock: deps.clock });
+        return { client, method: 'private_key_jwt' };
+      });
     case 'mtls':
-      return authenticateCertificate(creds.clientId, creds.certificate, req, deps);
+      return throttled(creds.clientId, req, deps, () => authenticateCertificate(creds.clientId, creds.certificate, req, deps));
   }
+}
+
+/**
+ * Runs a check of a client assertion or certificate as a throttled attempt: refused with 429
+ * when this client_id or address has no failures left, counted as a failure from its start,
+ * and given back when it authenticates or fails for a reason that is not the client's (503).
+ */
+async function throttled<T>(clientId: string, req: ClientAuthRequest, deps: ClientAuthDeps, authenticate: () => Promise<T>): Promise<T> {
+  const attempt = await deps.throttle?.begin(clientId, req.ip);
+  let result: T;
+  try {
+    result = await authenticate();
+  } catch (err) {
+    if (!(err instanceof InvalidClient)) await attempt?.release();
+    throw err;
+  }
+  await attempt?.release();
+  return result;
 }
 
 async function authenticateSecret(
@@ -167,17 +186,27 @@ async function authenticateSecret(
   const client = isClientId(creds.clientId) ? deps.registry.get(creds.clientId) : undefined;
   const now = deps.clock.now();
   const live = client?.secrets.filter((s) => s.expiresAt === undefined || s.expiresAt > now) ?? [];
+  // A recently verified secret passes without being counted; any other attempt is counted as
+  // a failure before argon2 runs, and given back if the secret matches.
+  let attempt: ThrottledAttempt | undefined;
+  const throttle = deps.throttle;
+  const begin =
+    throttle &&
+    (async () => {
+      attempt = await throttle.begin(creds.clientId, req.ip);
+    });
   let matched: boolean;
   try {
-    const throttle = deps.throttle;
-    matched = (await deps.verifier.check(creds.clientId, creds.secret, live, now, throttle && (() => throttle.check(creds.clientId, req.ip)))) !== undefined;
+    matched = (await deps.verifier.check(creds.clientId, creds.secret, live, now, begin)) !== undefined;
   } catch (err) {
+    // Not checked, so not a failure: the count is given back.
+    await attempt?.release();
     if (err instanceof QueueFull) throw new TemporarilyUnavailable('too many authentication requests; retry later', 1, 'argon2 queue full');
     throw err;
   }
+  if (matched) await attempt?.release();
 
   const id = creds.clientId;
-  if (!matched) await deps.throttle?.recordFailure(creds.clientId, req.ip);
   if (client === undefined) throw new InvalidClient('unknown_client', id);
   if (!matched) throw new InvalidClient(live.length < client.secrets.length ? 'wrong_or_expired_secret' : 'wrong_secret', id);
   checkClientMay(client, creds.method, req);

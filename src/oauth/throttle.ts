@@ -14,9 +14,15 @@ export interface ThrottlePolicy {
 
 /**
  * Limits failed client authentication (RFC 6749 §2.3.1, RFC 9700 §4.x brute force): counted in
- * the token store, so every instance sharing it shares the counts, and checked before any
- * argon2 work is spent. A client_id is counted per source address: a flood aimed at one client
- * from one place does not lock that client out of its other addresses.
+ * the token store, so every instance sharing it shares the counts. A client_id is counted per
+ * source address: a flood aimed at one client from one place does not lock that client out of
+ * its other addresses.
+ *
+ * An attempt counts as a failure from the moment it starts, before any argon2 or signature
+ * work is spent on it, and gives its count back only once it has succeeded. Counting failures
+ * only once they were known let every attempt of a concurrent burst through: 200 wrong secrets
+ * sent at once all reached argon2 against a limit of 10. Now at most the limit of attempts per
+ * window gets past, across every instance, whatever their timing.
  */
 export class FailureThrottle {
   constructor(
@@ -25,20 +31,41 @@ export class FailureThrottle {
     private readonly clock: Clock,
   ) {}
 
-  /** Throws TooManyRequests when either count is spent. */
-  async check(clientId: string, ip: string): Promise<void> {
+  /**
+   * Counts one attempt of this client_id from this address as a failure until it is released;
+   * throws TooManyRequests, counting nothing, when either count is spent.
+   */
+  async begin(clientId: string, ip: string): Promise<ThrottledAttempt> {
     const now = this.clock.now();
-    const [client, address] = await guardStore('throttle', () => this.store.peekCounts([clientKey(clientId, ip), addressKey(ip)], now));
-    if (client!.count >= this.policy.clientFailures) throw tooMany(client!.resetAt, now, 'client');
-    if (address!.count >= this.policy.addressFailures) throw tooMany(address!.resetAt, now, 'address');
+    const limits = [
+      { key: clientKey(clientId, ip), limit: this.policy.clientFailures },
+      { key: addressKey(ip), limit: this.policy.addressFailures },
+    ];
+    const reservation = await guardStore('throttle', () => this.store.reserveHits(limits, this.policy.windowMs, now));
+    if (!reservation.granted) throw tooMany(reservation.counter.resetAt, now, reservation.full === 0 ? 'client' : 'address');
+    const hits = limits.map(({ key }, i) => ({ key, resetAt: reservation.counters[i]!.resetAt }));
+    return new ThrottledAttempt(() => this.store.releaseHits(hits, this.policy.windowMs, this.clock.now()));
+  }
+}
+
+/** An attempt counted as a failure: it stays counted unless released. */
+export class ThrottledAttempt {
+  #release: (() => Promise<void>) | undefined;
+
+  constructor(release: () => Promise<void>) {
+    this.#release = release;
   }
 
-  /** Counts one failed authentication. */
-  async recordFailure(clientId: string, ip: string): Promise<void> {
-    const now = this.clock.now();
-    await guardStore('throttle', () =>
-      Promise.all([this.store.countHit(clientKey(clientId, ip), this.policy.windowMs, now), this.store.countHit(addressKey(ip), this.policy.windowMs, now)]),
-    );
+  /**
+   * Gives the count back: the attempt succeeded, or never reached the check it was counted for
+   * (the argon2 queue was full, the store failed). Releasing twice gives back once. A release
+   * the store fails leaves one failure counted too many until the window ends, which must not
+   * fail a request that has authenticated.
+   */
+  async release(): Promise<void> {
+    const release = this.#release;
+    this.#release = undefined;
+    await release?.().catch(() => {});
   }
 }
 

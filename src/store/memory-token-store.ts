@@ -1,5 +1,5 @@
 import { MAX_TTL } from '../config.js';
-import { withClientRevocation, type Counter, type TokenRecord, type TokenStore } from './token-store.js';
+import { withClientRevocation, type Counter, type CounterLimit, type Reservation, type ReservedHit, type TokenRecord, type TokenStore } from './token-store.js';
 
 /** Token state in this process only: the reference adapter, for tests and throwaway runs. */
 export class MemoryTokenStore implements TokenStore {
@@ -53,18 +53,29 @@ export class MemoryTokenStore implements TokenStore {
     return true;
   }
 
-  async countHit(key: string, windowMs: number, now: number): Promise<Counter> {
-    const current = this.#counters.get(key);
-    const next = current !== undefined && current.resetAt > now ? { count: current.count + 1, resetAt: current.resetAt } : { count: 1, resetAt: now + windowMs };
-    this.#counters.set(key, next);
-    return { ...next };
+  async reserveHits(limits: readonly CounterLimit[], windowMs: number, now: number): Promise<Reservation> {
+    const current = limits.map(({ key }) => this.#live(key, now));
+    const full = limits.findIndex(({ limit }, i) => current[i]!.count >= limit);
+    if (full >= 0) return { granted: false, full, counter: { ...current[full]! } };
+    const counters = limits.map(({ key }, i) => {
+      const c = current[i]!;
+      const next = c.count > 0 ? { count: c.count + 1, resetAt: c.resetAt } : { count: 1, resetAt: now + windowMs };
+      this.#counters.set(key, next);
+      return { ...next };
+    });
+    return { granted: true, counters };
   }
 
-  async peekCounts(keys: readonly string[], now: number): Promise<Counter[]> {
-    return keys.map((key) => {
+  async releaseHits(hits: readonly ReservedHit[]): Promise<void> {
+    for (const { key, resetAt } of hits) {
       const c = this.#counters.get(key);
-      return c !== undefined && c.resetAt > now ? { ...c } : { count: 0, resetAt: 0 };
-    });
+      if (c !== undefined && c.resetAt === resetAt && c.count > 0) this.#counters.set(key, { count: c.count - 1, resetAt });
+    }
+  }
+
+  #live(key: string, now: number): Counter {
+    const c = this.#counters.get(key);
+    return c !== undefined && c.resetAt > now ? c : { count: 0, resetAt: 0 };
   }
 
   async ping(): Promise<void> {}

@@ -40,15 +40,42 @@ redis.call('SET', KEYS[1], ARGV[1])
 redis.call('PEXPIREAT', KEYS[1], ARGV[2])
 return 1`,
   },
-  // KEYS[1]: the counter. ARGV[1]: the window in ms. A fixed window from the first hit: the
-  // expiry is set only when the counter is created.
-  tollgateCountHit: {
-    numberOfKeys: 1,
-    lua: `local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
-return {n, ttl}`,
+  // KEYS: the counters. ARGV[1]: the window in ms; ARGV[1 + i]: the limit of KEYS[i]. Adds one
+  // to every counter if each is below its limit, else to none and names the first that is not.
+  // A fixed window from the first hit: the expiry is set only when a counter is created.
+  // Replies {1, count1, ttl1, count2, ttl2, …} or {0, i, count, ttl}.
+  tollgateReserveHits: {
+    lua: `for i, key in ipairs(KEYS) do
+  local n = tonumber(redis.call('GET', key) or '0') or 0
+  if n >= tonumber(ARGV[i + 1]) then
+    local ttl = redis.call('PTTL', key)
+    if ttl < 0 then redis.call('PEXPIRE', key, ARGV[1]); ttl = tonumber(ARGV[1]) end
+    return {0, i - 1, n, ttl}
+  end
+end
+local out = {1}
+for _, key in ipairs(KEYS) do
+  local n = redis.call('INCR', key)
+  if n == 1 then redis.call('PEXPIRE', key, ARGV[1]) end
+  local ttl = redis.call('PTTL', key)
+  if ttl < 0 then redis.call('PEXPIRE', key, ARGV[1]); ttl = tonumber(ARGV[1]) end
+  out[#out + 1] = n
+  out[#out + 1] = ttl
+end
+return out`,
+  },
+  // KEYS: the counters. ARGV[1]: the window in ms; ARGV[1 + i]: how long KEYS[i]'s window had
+  // left, by the caller's clock, when its hit was reserved, as of now. A window begun after
+  // that one ended lasts at least a whole window longer, which tells the two apart whatever
+  // the difference between the caller's clock and Redis's. DECR keeps the counter's expiry.
+  tollgateReleaseHits: {
+    lua: `for i, key in ipairs(KEYS) do
+  local ttl = redis.call('PTTL', key)
+  if ttl > 0 and ttl < tonumber(ARGV[i + 1]) + tonumber(ARGV[1]) / 2 and (tonumber(redis.call('GET', key) or '0') or 0) > 0 then
+    redis.call('DECR', key)
+  end
+end
+return 1`,
   },
 } as const;
 
@@ -58,5 +85,7 @@ export interface TokenScripts {
   tollgateFind(key: string, clientKeyPrefix: string): Promise<(string | null)[] | null>;
   tollgateRevoke(key: string, at: string): Promise<number>;
   tollgateRevokeClient(key: string, at: string, expireAt: string): Promise<number>;
-  tollgateCountHit(key: string, windowMs: string): Promise<[number, number]>;
+  /** Without a fixed number of keys: the first argument says how many keys follow. */
+  tollgateReserveHits(numberOfKeys: number, ...keysThenArgs: string[]): Promise<number[]>;
+  tollgateReleaseHits(numberOfKeys: number, ...keysThenArgs: string[]): Promise<number>;
 }

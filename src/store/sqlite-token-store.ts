@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { ConfigError } from '../config-error.js';
 import { MAX_TTL } from '../config.js';
-import { withClientRevocation, type Counter, type TokenRecord, type TokenStore } from './token-store.js';
+import { withClientRevocation, type Counter, type CounterLimit, type Reservation, type ReservedHit, type TokenRecord, type TokenStore } from './token-store.js';
 
 /**
  * Schema migrations, applied in order on open; PRAGMA user_version holds how many ran. Append
@@ -71,8 +71,8 @@ export class SqliteTokenStore implements TokenStore {
   readonly #purgeRevocations: Database.Statement;
   readonly #insertMany: (records: readonly TokenRecord[]) => void;
   readonly #claim: (key: string, expiresAt: number, now: number) => boolean;
-  readonly #hit: Database.Statement<[{ key: string; now: number; window: number }], Counter>;
-  readonly #peek: Database.Statement<[string], { count: number; reset_at: number }>;
+  readonly #reserve: Database.Transaction<(limits: readonly CounterLimit[], windowMs: number, now: number) => Reservation>;
+  readonly #release: Database.Transaction<(hits: readonly ReservedHit[]) => void>;
   readonly #purgeClaims: Database.Statement<[number]>;
   readonly #purgeCounters: Database.Statement<[number]>;
   /** Records waiting for the next group commit, with their callers' promises. */
@@ -106,15 +106,28 @@ export class SqliteTokenStore implements TokenStore {
        ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at WHERE claims.expires_at <= ?`,
     );
     this.#claim = (key, expiresAt, now) => claimInsert.run(key, expiresAt, now).changes > 0;
-    // One statement, so two processes counting at once cannot both start a new window.
-    this.#hit = this.#db.prepare<[{ key: string; now: number; window: number }], Counter>(
+    const hit = this.#db.prepare<[{ key: string; now: number; window: number }], Counter>(
       `INSERT INTO counters (key, count, reset_at) VALUES (@key, 1, @now + @window)
        ON CONFLICT (key) DO UPDATE SET
          count = CASE WHEN counters.reset_at > @now THEN counters.count + 1 ELSE 1 END,
          reset_at = CASE WHEN counters.reset_at > @now THEN counters.reset_at ELSE @now + @window END
        RETURNING count, reset_at AS resetAt`,
     );
-    this.#peek = this.#db.prepare<[string], { count: number; reset_at: number }>('SELECT count, reset_at FROM counters WHERE key = ?');
+    const peek = this.#db.prepare<[string], { count: number; reset_at: number }>('SELECT count, reset_at FROM counters WHERE key = ?');
+    // Run with .immediate(): the write lock is taken before the counts are read, so another
+    // process cannot read the same counts between this check and this add.
+    this.#reserve = this.#db.transaction((limits: readonly CounterLimit[], windowMs: number, now: number): Reservation => {
+      for (const [i, { key, limit }] of limits.entries()) {
+        const row = peek.get(key);
+        const counter = row !== undefined && row.reset_at > now ? { count: row.count, resetAt: row.reset_at } : { count: 0, resetAt: 0 };
+        if (counter.count >= limit) return { granted: false, full: i, counter };
+      }
+      return { granted: true, counters: limits.map(({ key }) => hit.get({ key, now, window: windowMs })!) };
+    });
+    const unhit = this.#db.prepare<[string, number]>('UPDATE counters SET count = count - 1 WHERE key = ? AND reset_at = ? AND count > 0');
+    this.#release = this.#db.transaction((hits: readonly ReservedHit[]) => {
+      for (const { key, resetAt } of hits) unhit.run(key, resetAt);
+    });
     this.#purgeClaims = this.#db.prepare<[number]>('DELETE FROM claims WHERE expires_at < ?');
     this.#purgeCounters = this.#db.prepare<[number]>('DELETE FROM counters WHERE reset_at <= ?');
   }
@@ -215,15 +228,12 @@ export class SqliteTokenStore implements TokenStore {
     return this.#durably(() => this.#claim(key, expiresAt, now));
   }
 
-  async countHit(key: string, windowMs: number, now: number): Promise<Counter> {
-    return this.#hit.get({ key, now, window: windowMs })!;
+  async reserveHits(limits: readonly CounterLimit[], windowMs: number, now: number): Promise<Reservation> {
+    return this.#reserve.immediate(limits, windowMs, now);
   }
 
-  async peekCounts(keys: readonly string[], now: number): Promise<Counter[]> {
-    return keys.map((key) => {
-      const row = this.#peek.get(key);
-      return row !== undefined && row.reset_at > now ? { count: row.count, resetAt: row.reset_at } : { count: 0, resetAt: 0 };
-    });
+  async releaseHits(hits: readonly ReservedHit[]): Promise<void> {
+    this.#release.immediate(hits);
   }
 
   async ping(): Promise<void> {

@@ -44,12 +44,19 @@ export interface TokenStore {
    */
   claimOnce(key: string, expiresAt: number, now: number): Promise<boolean>;
   /**
-   * Adds one to the counter `key`, which lives `windowMs` from its first hit (a fixed window),
-   * and resolves its count and when it resets (ms). Used to count failed authentications.
+   * Adds one to every counter of `limits` if each is below its limit, or to none: atomically,
+   * so that no caller on any instance sharing the store comes between the check and the add.
+   * A counter lives `windowMs` from its first hit (a fixed window). Resolves the counters after
+   * the hit, or, when one is at its limit, which one (its index) and its current value. Used to
+   * count failed authentications as they start, so that concurrent attempts cannot all pass.
    */
-  countHit(key: string, windowMs: number, now: number): Promise<Counter>;
-  /** The counters' current values (count 0 for a counter that is absent or over). */
-  peekCounts(keys: readonly string[], now: number): Promise<Counter[]>;
+  reserveHits(limits: readonly CounterLimit[], windowMs: number, now: number): Promise<Reservation>;
+  /**
+   * Takes back one hit from each counter, when it is still in the window that ends at the
+   * `resetAt` its reservation returned: a hit made in a window that has ended is never taken
+   * from the next one. Used when an attempt counted as it started turns out to have succeeded.
+   */
+  releaseHits(hits: readonly ReservedHit[], windowMs: number, now: number): Promise<void>;
   /** Rejects when the store cannot serve requests. */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -58,6 +65,21 @@ export interface TokenStore {
 /** A failure counter: how many hits in its window, and when the window ends (ms). */
 export interface Counter {
   count: number;
+  resetAt: number;
+}
+
+/** A counter and the most hits its window may hold. */
+export interface CounterLimit {
+  key: string;
+  limit: number;
+}
+
+/** What reserveHits did: every counter after its hit, or the first one found at its limit. */
+export type Reservation = { granted: true; counters: Counter[] } | { granted: false; full: number; counter: Counter };
+
+/** One hit that reserveHits made, to take back: the counter's key and its window's end (ms). */
+export interface ReservedHit {
+  key: string;
   resetAt: number;
 }
 

@@ -1,4 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { Limiter } from '../../src/crypto/limiter.js';
+import { SecretVerifier } from '../../src/crypto/secret-verifier.js';
+import { Metrics } from '../../src/metrics.js';
 import { basic, buildTestApp, form, FORM, hashOf } from '../helpers.js';
 
 const SECRET = 'metrics-secret-0123456789abcdefghijklmnop';
@@ -38,5 +41,39 @@ describe('GET /metrics', () => {
     expect(text).toMatch(/^tollgate_signing_key_created_timestamp_seconds \d+/m);
     expect(text).not.toContain(SECRET);
     expect(text).not.toContain('secret=x');
+  });
+});
+
+describe('argon2 queue-full refusals in /metrics', () => {
+  it('are counted apart, not recorded as verifications in the fastest bucket', async () => {
+    const metrics = new Metrics({ processMetrics: false });
+    // One verification at a time and no queue, as main.ts wires the verifier to the metrics.
+    const verifier = new SecretVerifier({
+      limiter: new Limiter(1, 0),
+      observe: (s) => metrics.argon2Seconds.observe(s),
+      queueFull: () => metrics.argon2QueueFull.inc(),
+    });
+    const t = await buildTestApp({
+      clients: `clients:
+  - client_id: svc
+    secrets: [{ hash: "${await hashOf(SECRET)}" }]
+    audiences: [https://api.test]
+`,
+      deps: { metrics, verifier },
+    });
+    const answers = await Promise.all(
+      Array.from({ length: 5 }, (_, i) =>
+        t.app.inject({ method: 'POST', url: '/oauth2/token', headers: { ...FORM, authorization: basic('svc', `wrong-${i}`) }, payload: form({ grant_type: 'client_credentials' }) }),
+      ),
+    );
+    const refused = answers.filter((r) => r.statusCode === 503).length;
+    const verified = answers.filter((r) => r.statusCode === 401).length;
+    expect(refused).toBeGreaterThan(0);
+    expect(refused + verified).toBe(5);
+    const text = (await t.app.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(text).toMatch(new RegExp(`^tollgate_argon2_verify_duration_seconds_count ${verified}$`, 'm'));
+    expect(text).toMatch(new RegExp(`^tollgate_argon2_queue_full_total ${refused}$`, 'm'));
+    // A real verification takes longer than 5 ms: nothing is in the fastest bucket.
+    expect(text).toMatch(/^tollgate_argon2_verify_duration_seconds_bucket\{le="0.005"\} 0$/m);
   });
 });

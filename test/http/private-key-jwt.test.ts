@@ -41,6 +41,8 @@ beforeAll(async () => {
     config: `issuer: ${ISSUER}
 keys: { dir: ./keys }
 store: { kind: memory }
+# These tests send many refused assertions from one address; throttling has its own tests.
+throttle: { client_failures: 1000, address_failures: 1000 }
 `,
     clients: `clients:
   - client_id: ledger-sync
