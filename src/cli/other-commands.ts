@@ -24,7 +24,8 @@ Runs the authorization server: loads the config, the client registry and the sig
 SIGTERM or SIGINT stops it after requests in flight finish; SIGHUP re-reads the registry.
 
   --workers N     run N processes sharing the port (auto: one per core; default 1). A worker
-                  that dies is replaced. Needs the sqlite or redis store.
+                  that dies is replaced; one that cannot start is tried again while another
+                  serves, and when none can, serve exits 1. Needs the sqlite or redis store.
 ${COMMON}`;
 
 export const HASH_SECRET_HELP = `Usage: tollgate hash-secret < secret.txt
