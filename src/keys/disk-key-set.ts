@@ -84,7 +84,10 @@ export class DiskKeySet implements KeySet {
       if (!options.generateIfEmpty) throw ConfigError.single(dir, 'the key directory holds no keys (*.pem)');
       await generateKeyFile(dir, options.algorithm);
     }
-    return new DiskKeySet(dir, await loadKeys(dir), options);
+    const loaded = await loadKeys(dir);
+    // Every file removed while it was being read: no key to sign with.
+    if (loaded.keys.length === 0) throw ConfigError.single(dir, 'the key directory holds no keys (*.pem)');
+    return new DiskKeySet(dir, loaded, options);
   }
 
   signingKey(): SigningKey {
@@ -206,20 +209,21 @@ function asConfigError(dir: string, err: unknown): ConfigError {
 async function loadKeys(dir: string): Promise<Loaded> {
   const signature = directorySignature(dir);
   const keys: LoadedKey[] = [];
-  const skipped: string[] = [];
   const dangling: { file: string; target: string }[] = [];
   for (const name of listKeyFiles(dir)) {
     const file = join(dir, name);
-    const target = danglingLinkTarget(file);
-    if (target === undefined) keys.push(await loadKeyFile(file));
-    else dangling.push({ file, target });
+    const found = lookUp(file);
+    // A file removed since the folder was listed is a removed key, as at the next check.
+    if (found === 'gone') continue;
+    if (found === 'file') keys.push(await loadKeyFile(file));
+    else dangling.push({ file, target: found.danglingTo });
   }
-  for (const { file, target } of dangling) skipped.push(`${file}: skipped: a symbolic link to a missing file (${target})`);
   if (keys.length === 0 && dangling.length > 0) {
     // Not an empty folder to generate a key into: the key it should hold is missing.
     const [{ file, target }] = dangling as [{ file: string; target: string }];
     throw ConfigError.single(file, `is a symbolic link to a missing file (${target}), and no other key in the folder loads`);
   }
+  const skipped = dangling.map(({ file, target }) => `${file}: skipped: a symbolic link to a missing file (${target})`);
   const kids = new Set<string>();
   for (const k of keys) {
     if (kids.has(k.kid)) throw ConfigError.single(k.file, `holds the same key as another file (kid ${k.kid})`);
@@ -229,18 +233,20 @@ async function loadKeys(dir: string): Promise<Loaded> {
   return { keys, skipped, signature };
 }
 
-/** Where file points when it is a symbolic link to nothing; undefined for anything else. */
-function danglingLinkTarget(file: string): string | undefined {
+/**
+ * What is at file: something to read ('file', whose errors loadKeyFile reports), a symbolic link
+ * to a missing file (and where it points), or nothing any more ('gone').
+ */
+function lookUp(file: string): 'file' | 'gone' | { danglingTo: string } {
   try {
     statSync(file);
-    return undefined;
+    return 'file';
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return undefined;
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return 'file';
     try {
-      return lstatSync(file).isSymbolicLink() ? readlinkSync(file) : undefined;
+      return lstatSync(file).isSymbolicLink() ? { danglingTo: readlinkSync(file) } : 'gone';
     } catch {
-      // Gone altogether (removed since the folder was listed): loadKeyFile says so.
-      return undefined;
+      return 'gone';
     }
   }
 }
