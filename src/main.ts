@@ -63,6 +63,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
   // Verified credentials are re-checked against the live hashes anyway; clearing them on a
   // registry change also drops entries of clients that are gone.
   registry.onReload(() => verifier.cache.clear());
+  registry.onReject(() => metrics.reloadsRejected.inc({ source: 'registry' }));
   const tls = readTlsFiles(config);
   const certificates = certificateSource({
     clientCaFile: config.listen.tls?.client_ca,
@@ -101,10 +102,15 @@ export async function startServer(config: Config, logger: Logger = createLogger(
     throw err;
   }
   registry.watch();
+  logSkippedKeys(logger, keys.skipped());
   keys.watch((e) => {
-    if (e.type === 'reloaded') logger.info({ event: 'keys.reloaded', kids: e.kids, signing_kid: keys.signingKey().kid }, 'signing keys reloaded');
-    else if (e.type === 'rejected') logger.error({ event: 'keys.rejected', problem: e.problem.message }, 'key directory change refused; the keys in use stay');
-    else logger.info({ event: 'key.rotated', from_kid: e.from, to_kid: e.to }, 'a new key signs tokens now');
+    if (e.type === 'reloaded') {
+      logger.info({ event: 'keys.reloaded', kids: e.kids, signing_kid: keys.signingKey().kid }, 'signing keys reloaded');
+      logSkippedKeys(logger, e.skipped);
+    } else if (e.type === 'rejected') {
+      metrics.reloadsRejected.inc({ source: 'keys' });
+      logger.error({ event: 'keys.rejected', problem: e.problem.message }, 'key directory change refused; the keys in use stay');
+    } else logger.info({ event: 'key.rotated', from_kid: e.from, to_kid: e.to }, 'a new key signs tokens now');
   });
   const purge = setInterval(() => {
     store.purgeExpired(systemClock.now()).then(
@@ -160,6 +166,10 @@ export async function startServer(config: Config, logger: Logger = createLogger(
       await store.close();
     },
   };
+}
+
+function logSkippedKeys(logger: Logger, skipped: readonly string[]): void {
+  for (const problem of skipped) logger.warn({ event: 'keys.skipped', problem }, 'a key file was left out');
 }
 
 function isLoopback(host: string): boolean {

@@ -44,6 +44,15 @@ export class Metrics {
     [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2],
     this.registry,
   );
+  // Every worker of `serve --workers N` reloads the same files and refuses the same change, so the
+  // cluster sum takes the largest count rather than counting one refused edit N times.
+  readonly reloadsRejected = new Counter({
+    name: 'tollgate_reloads_rejected_total',
+    help: 'Changes to the client registry or the key folder that were refused (the last good version stays in use), by source',
+    labelNames: ['source'] as const,
+    registers: [this.registry],
+    aggregator: 'max',
+  });
   // These three are read from their sources whenever the registry is collected (a scrape, or the
   // primary collecting the workers' registries), so they are never stale. Every worker shows the
   // same values: summed over workers they would be wrong, so the cluster sum takes the largest.
@@ -98,6 +107,8 @@ export class Metrics {
   }
 
   constructor(options: { processMetrics?: boolean } = {}) {
+    // Both series exist from the start, so that an alert on their increase sees the first refusal.
+    for (const source of ['registry', 'keys']) this.reloadsRejected.inc({ source }, 0);
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'tollgate_' });
   }
 

@@ -49,7 +49,7 @@ async function listKeys(args: string[], io: Io): Promise<number> {
   if (values.help) return help(io);
   positionals(pos, [], 'tollgate keys list [--config FILE]');
   const config = loadConfig(configPath(values.config, io.env), { env: io.env, cwd: io.cwd });
-  const keySet = await loadKeySet(config);
+  const keySet = await loadKeySet(config, io);
   if (keySet === undefined) {
     io.err(`no keys in ${config.keys.dir}; serve generates one on first start`);
     return 0;
@@ -79,7 +79,7 @@ async function rotateKey(args: string[], io: Io): Promise<number> {
   const config = loadConfig(configPath(values.config, io.env), { env: io.env, cwd: io.cwd });
   // A folder the servers would refuse to reload (a broken file) would never publish the new
   // key, so it is refused here first.
-  const before = await loadKeySet(config);
+  const before = await loadKeySet(config, io);
   const kid = await generateKeyFile(config.keys.dir, config.keys.algorithm);
   const file = join(config.keys.dir, `${kid}.pem`);
   // The servers count from the file's mtime, so the times told here do too.
@@ -106,7 +106,7 @@ async function pruneKeys(args: string[], io: Io): Promise<number> {
   positionals(pos, [], 'tollgate keys prune [--dry-run] [--config FILE]');
   const dryRun = values['dry-run'] === true;
   const config = loadConfig(configPath(values.config, io.env), { env: io.env, cwd: io.cwd });
-  const keySet = await loadKeySet(config);
+  const keySet = await loadKeySet(config, io);
   if (keySet === undefined) {
     io.err(`no keys in ${config.keys.dir}; nothing to remove`);
     return 0;
@@ -134,10 +134,15 @@ async function pruneKeys(args: string[], io: Io): Promise<number> {
   return 0;
 }
 
-/** The keys in keys.dir, undefined when there are none yet. Throws ConfigError for a broken folder. */
-async function loadKeySet(config: Config): Promise<DiskKeySet | undefined> {
+/**
+ * The keys in keys.dir, undefined when there are none yet; warns of key files left out. Throws
+ * ConfigError for a broken folder.
+ */
+async function loadKeySet(config: Config, io: Io): Promise<DiskKeySet | undefined> {
   try {
-    return await DiskKeySet.load(config.keys.dir, { generateIfEmpty: false, publishBeforeUseMs: publishBeforeUseMs(config) });
+    const keySet = await DiskKeySet.load(config.keys.dir, { generateIfEmpty: false, publishBeforeUseMs: publishBeforeUseMs(config) });
+    for (const line of keySet.skipped()) io.err(`warning: ${line}`);
+    return keySet;
   } catch (err) {
     if (err instanceof ConfigError && /holds no keys/.test(err.message)) return undefined;
     throw err;

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
-import { ConfigError } from '../config-error.js';
 import { clientCommand } from './client-command.js';
+import { describeFailure } from './failure.js';
 import { processIo, type Io } from './io.js';
 import { keysCommand } from './keys-command.js';
 import { configCommand, hashSecretCommand, serveCommand } from './other-commands.js';
@@ -57,19 +57,9 @@ export async function run(argv: string[], io: Io): Promise<number> {
     if (handler === undefined) throw new UsageError(`unknown command "${command}" (see tollgate --help)`);
     return await handler(args, io);
   } catch (err) {
-    if (err instanceof UsageError) {
-      io.err(`tollgate: ${err.message}`);
-      return 1;
-    }
-    if (err instanceof ConfigError) {
-      const [first] = err.problems;
-      const more = err.problems.length > 1 ? ` (and ${err.problems.length - 1} more: run tollgate config check)` : '';
-      io.err(`tollgate: ${err.message.split('\n')[0]}${first ? more : ''}`);
-      return 1;
-    }
-    io.err(`tollgate: unexpected error: ${(err as Error).message ?? String(err)}`);
-    if (io.env.TOLLGATE_DEBUG) io.err(String((err as Error).stack));
-    return 2;
+    const { lines, code } = describeFailure(err, io.env);
+    for (const line of lines) io.err(line);
+    return code;
   }
 }
 

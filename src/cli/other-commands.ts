@@ -1,7 +1,7 @@
 import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import { loadRegistryFile } from '../clients/yaml-registry.js';
-import { runPrimary } from '../cluster.js';
+import { runPrimary, workerCannotStart } from '../cluster.js';
 import { readCas } from '../http/client-certificate.js';
 import { readTlsFiles } from '../http/tls-files.js';
 import { ConfigError } from '../config-error.js';
@@ -11,6 +11,7 @@ import { DiskKeySet } from '../keys/disk-key-set.js';
 import { createLogger } from '../log.js';
 import { checkTokenStore } from '../store/check-token-store.js';
 import { closeOnSignals, startServer } from '../main.js';
+import { describeFailure } from './failure.js';
 import type { Io } from './io.js';
 import { configPath, parseCommand, positionals, UsageError } from './usage.js';
 
@@ -24,7 +25,8 @@ Runs the authorization server: loads the config, the client registry and the sig
 SIGTERM or SIGINT stops it after requests in flight finish; SIGHUP re-reads the registry.
 
   --workers N     run N processes sharing the port (auto: one per core; default 1). A worker
-                  that dies is replaced. Needs the sqlite or redis store.
+                  that dies is replaced; one that cannot start is tried again while another
+                  serves, and when none can, serve exits 1. Needs the sqlite or redis store.
 ${COMMON}`;
 
 export const HASH_SECRET_HELP = `Usage: tollgate hash-secret < secret.txt
@@ -47,7 +49,20 @@ export async function serveCommand(args: string[], io: Io): Promise<number> {
   if (values.help) return print(io, SERVE_HELP);
   positionals(pos, [], 'tollgate serve [--config FILE] [--workers N|auto]');
   const workers = parseWorkers(values.workers ?? '1');
-  const config = loadConfig(configPath(values.config, io.env), { env: io.env, cwd: io.cwd });
+  if (cluster.isWorker) {
+    // A worker of `serve --workers N`: why it cannot start goes to the primary, which says it
+    // once for all workers and decides whether to try again (see cluster.ts).
+    try {
+      return await serve(values.config, io, 1);
+    } catch (err) {
+      return workerCannotStart(describeFailure(err, io.env).lines[0]!);
+    }
+  }
+  return serve(values.config, io, workers);
+}
+
+async function serve(configOption: string | undefined, io: Io, workers: number): Promise<number> {
+  const config = loadConfig(configPath(configOption, io.env), { env: io.env, cwd: io.cwd });
   const logger = createLogger(config.log.level);
   if (workers > 1 && cluster.isPrimary) {
     await runPrimary(config, workers, logger);
@@ -119,7 +134,9 @@ export async function configCommand(args: string[], io: Io): Promise<number> {
       collect(err);
     }
     try {
-      const keys = (await DiskKeySet.load(config.keys.dir, { generateIfEmpty: false })).list();
+      const keySet = await DiskKeySet.load(config.keys.dir, { generateIfEmpty: false });
+      for (const line of keySet.skipped()) io.err(`warning: ${line}`);
+      const keys = keySet.list();
       summary += `${keys.length} signing key${keys.length === 1 ? '' : 's'} in ${config.keys.dir}`;
     } catch (err) {
       // An empty key directory is fine: serve generates the first key.

@@ -15,6 +15,7 @@ export class ReloadingClientRegistry implements ClientRegistry {
   #current: ClientRegistry;
   #watching = false;
   readonly #listeners: (() => void)[] = [];
+  readonly #rejectListeners: (() => void)[] = [];
 
   constructor(
     readonly file: string,
@@ -44,6 +45,7 @@ export class ReloadingClientRegistry implements ClientRegistry {
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
       this.logger.error({ event: 'registry.rejected', file: this.file, problems: err.message.split('\n') }, 'registry change refused; the last good registry stays in use');
+      for (const listener of this.#rejectListeners) listener();
       return false;
     }
     const summary = diff(this.#current, next);
@@ -56,6 +58,11 @@ export class ReloadingClientRegistry implements ClientRegistry {
   /** Calls `listener` after every accepted reload. */
   onReload(listener: () => void): void {
     this.#listeners.push(listener);
+  }
+
+  /** Calls `listener` after every refused reload (counted in tollgate_reloads_rejected_total). */
+  onReject(listener: () => void): void {
+    this.#rejectListeners.push(listener);
   }
 
   /**

@@ -1,7 +1,7 @@
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
-import { chmodSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { calculateJwkThumbprint, exportJWK, exportPKCS8, generateKeyPair, importPKCS8 } from 'jose';
+import { calculateJwkThumbprint, exportJWK, exportPKCS8, generateKeyPair, importPKCS8, type CryptoKey } from 'jose';
 import { systemClock, type Clock } from '../clock.js';
 import { ConfigError } from '../config-error.js';
 import { permissionProblem } from '../file-access.js';
@@ -42,7 +42,8 @@ export interface DiskKeySetOptions {
 }
 
 export type KeySetEvent =
-  | { type: 'reloaded'; kids: string[] }
+  /** skipped: a line per key file left out (a symbolic link to a missing file), as skipped() says. */
+  | { type: 'reloaded'; kids: string[]; skipped: string[] }
   | { type: 'rejected'; problem: ConfigError }
   | { type: 'rotated'; from: string; to: string };
 
@@ -57,18 +58,21 @@ export type KeyUse = 'signing' | 'published' | 'pending';
  */
 export class DiskKeySet implements KeySet {
   #keys: readonly LoadedKey[];
+  #skipped: readonly string[];
   #jwks: { keys: readonly PublicJwk[] };
   #signature: string;
   #timer: NodeJS.Timeout | undefined;
+  #checking = false;
   readonly #delay: number;
   readonly #clock: Clock;
 
   private constructor(
     readonly dir: string,
-    loaded: { keys: readonly LoadedKey[]; signature: string },
+    loaded: Loaded,
     options: DiskKeySetOptions,
   ) {
     this.#keys = loaded.keys;
+    this.#skipped = loaded.skipped;
     this.#signature = loaded.signature;
     this.#jwks = publish(loaded.keys);
     this.#delay = options.publishBeforeUseMs ?? 0;
@@ -81,7 +85,10 @@ export class DiskKeySet implements KeySet {
       if (!options.generateIfEmpty) throw ConfigError.single(dir, 'the key directory holds no keys (*.pem)');
       await generateKeyFile(dir, options.algorithm);
     }
-    return new DiskKeySet(dir, await loadKeys(dir), options);
+    const loaded = await loadKeys(dir);
+    // Every file removed while it was being read: no key to sign with.
+    if (loaded.keys.length === 0) throw ConfigError.single(dir, 'the key directory holds no keys (*.pem)');
+    return new DiskKeySet(dir, loaded, options);
   }
 
   signingKey(): SigningKey {
@@ -92,6 +99,16 @@ export class DiskKeySet implements KeySet {
 
   jwks(): { keys: readonly PublicJwk[] } {
     return this.#jwks;
+  }
+
+  /**
+   * The key files left out, one line each (`file: reason`): symbolic links to a missing file. A
+   * Kubernetes Secret volume has such a link for a moment while the kubelet swaps in a version
+   * of the Secret without that key, so a missing target counts as a removed key, not as a broken
+   * folder. A folder where nothing else loads is refused all the same (see loadKeys).
+   */
+  skipped(): readonly string[] {
+    return this.#skipped;
   }
 
   /** The keys, newest first, with what each is doing now. */
@@ -108,20 +125,21 @@ export class DiskKeySet implements KeySet {
   }
 
   /**
-   * Re-reads the directory. A directory that no longer loads (no keys, a broken file) is
-   * refused and the keys in use stay; returns the problem, or undefined when the new set is in use.
+   * Re-reads the directory. A directory that no longer loads (no keys, a broken file, a folder
+   * that cannot be read) is refused and the keys in use stay; returns the problem, or undefined
+   * when the new set is in use. Never throws: whatever goes wrong is a refused reload.
    */
   async reload(): Promise<ConfigError | undefined> {
     try {
       const loaded = await loadKeys(this.dir);
       if (loaded.keys.length === 0) return ConfigError.single(this.dir, 'the key directory holds no keys (*.pem)');
       this.#keys = loaded.keys;
+      this.#skipped = loaded.skipped;
       this.#jwks = publish(loaded.keys);
       this.#signature = loaded.signature;
       return undefined;
     } catch (err) {
-      if (err instanceof ConfigError) return err;
-      throw err;
+      return asConfigError(this.dir, err);
     }
   }
 
@@ -133,11 +151,19 @@ export class DiskKeySet implements KeySet {
     if (this.#timer !== undefined) return;
     let signing = this.signingKey().kid;
     this.#timer = setInterval(() => {
-      void this.#check(onEvent).then(() => {
-        const now = this.signingKey().kid;
-        if (now !== signing) onEvent({ type: 'rotated', from: signing, to: now });
-        signing = now;
-      });
+      // One check at a time: a slow disk must not stack reloads up.
+      if (this.#checking) return;
+      this.#checking = true;
+      // Nothing a check meets may end the process (the running server keeps its keys): a
+      // failure of the listener itself is dropped here rather than left unhandled.
+      this.#check(onEvent)
+        .then(() => {
+          const now = this.signingKey().kid;
+          if (now !== signing) onEvent({ type: 'rotated', from: signing, to: now });
+          signing = now;
+        })
+        .catch(() => undefined)
+        .finally(() => (this.#checking = false));
     }, intervalMs);
     this.#timer.unref();
   }
@@ -146,13 +172,20 @@ export class DiskKeySet implements KeySet {
     let signature: string;
     try {
       signature = directorySignature(this.dir);
-    } catch {
+    } catch (err) {
+      // A folder that cannot be read (permissions, replaced by a file) is reported once, not at
+      // every check, and reloaded as soon as it can be read again.
+      const problem = asConfigError(this.dir, err);
+      signature = `unreadable: ${problem.message}`;
+      if (signature === this.#signature) return;
+      this.#signature = signature;
+      onEvent({ type: 'rejected', problem });
       return;
     }
     if (signature === this.#signature) return;
     this.#signature = signature;
     const problem = await this.reload();
-    onEvent(problem ? { type: 'rejected', problem } : { type: 'reloaded', kids: this.#keys.map((k) => k.kid) });
+    onEvent(problem ? { type: 'rejected', problem } : { type: 'reloaded', kids: this.#keys.map((k) => k.kid), skipped: [...this.#skipped] });
   }
 
   close(): void {
@@ -161,28 +194,82 @@ export class DiskKeySet implements KeySet {
   }
 }
 
-async function loadKeys(dir: string): Promise<{ keys: LoadedKey[]; signature: string }> {
+interface Loaded {
+  keys: LoadedKey[];
+  skipped: string[];
+  signature: string;
+}
+
+/** Anything thrown while loading keys, as the ConfigError a refused load reports. */
+function asConfigError(dir: string, err: unknown): ConfigError {
+  if (err instanceof ConfigError) return err;
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return ConfigError.single(dir, `cannot load the key directory: ${code ?? (err as Error | undefined)?.message ?? String(err)}`);
+}
+
+async function loadKeys(dir: string): Promise<Loaded> {
   const signature = directorySignature(dir);
-  const keys = await Promise.all(listKeyFiles(dir).map((file) => loadKeyFile(join(dir, file))));
+  const keys: LoadedKey[] = [];
+  const dangling: { file: string; target: string }[] = [];
+  for (const name of listKeyFiles(dir)) {
+    const file = join(dir, name);
+    const found = lookUp(file);
+    // A file removed since the folder was listed is a removed key, as at the next check.
+    if (found === 'gone') continue;
+    if (found === 'file') keys.push(await loadKeyFile(file));
+    else dangling.push({ file, target: found.danglingTo });
+  }
+  if (keys.length === 0 && dangling.length > 0) {
+    // Not an empty folder to generate a key into: the key it should hold is missing.
+    const [{ file, target }] = dangling as [{ file: string; target: string }];
+    throw ConfigError.single(file, `is a symbolic link to a missing file (${target}), and no other key in the folder loads`);
+  }
+  const skipped = dangling.map(({ file, target }) => `${file}: skipped: a symbolic link to a missing file (${target})`);
   const kids = new Set<string>();
   for (const k of keys) {
     if (kids.has(k.kid)) throw ConfigError.single(k.file, `holds the same key as another file (kid ${k.kid})`);
     kids.add(k.kid);
   }
   keys.sort((a, b) => b.createdAt - a.createdAt || a.kid.localeCompare(b.kid));
-  return { keys, signature };
+  return { keys, skipped, signature };
+}
+
+/**
+ * What is at file: something to read ('file', whose errors loadKeyFile reports), a symbolic link
+ * to a missing file (and where it points), or nothing any more ('gone').
+ */
+function lookUp(file: string): 'file' | 'gone' | { danglingTo: string } {
+  try {
+    statSync(file);
+    return 'file';
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return 'file';
+    try {
+      return lstatSync(file).isSymbolicLink() ? { danglingTo: readlinkSync(file) } : 'gone';
+    } catch {
+      return 'gone';
+    }
+  }
 }
 
 function publish(keys: readonly LoadedKey[]): { keys: readonly PublicJwk[] } {
   return Object.freeze({ keys: Object.freeze(keys.map((k) => k.publicJwk)) });
 }
 
-/** Names, sizes and mtimes of the key files: changes when a key is added, removed or replaced. */
+/**
+ * Names, sizes and mtimes of the key files: changes when a key is added, removed or replaced.
+ * A link to a missing file, or a file removed since the listing, is marked as such.
+ */
 function directorySignature(dir: string): string {
   return listKeyFiles(dir)
     .map((f) => {
-      const st = statSync(join(dir, f));
-      return `${f}:${st.size}:${st.mtimeMs}`;
+      try {
+        const st = statSync(join(dir, f));
+        return `${f}:${st.size}:${st.mtimeMs}`;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return `${f}:missing`;
+        throw ConfigError.single(join(dir, f), `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      }
     })
     .join('|');
 }
@@ -223,8 +310,10 @@ export async function generateKeyFile(dir: string, algorithm: SigningAlgorithm =
 async function loadKeyFile(file: string): Promise<LoadedKey> {
   let pem: string;
   let keyObject: KeyObject;
+  let createdAt: number;
   try {
     pem = readFileSync(file, 'utf8');
+    createdAt = statSync(file).mtimeMs;
     keyObject = createPrivateKey({ key: pem, format: 'pem' });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
@@ -241,8 +330,15 @@ async function loadKeyFile(file: string): Promise<LoadedKey> {
   // Only the public members: a JWK export of the public key never carries private parts.
   const jwk = await exportJWK(createPublicKey(keyObject));
   const kid = await calculateJwkThumbprint(jwk, 'sha256');
-  const key = await importPKCS8(pem, alg);
-  const createdAt = statSync(file).mtimeMs;
+  // Node reads PEM that jose's importer does not (a leading blank line, a byte-order mark, the
+  // "Bag Attributes" lines `openssl pkcs12 -nodes` writes before the key): jose is given the key
+  // as Node read it, exported again as bare PKCS#8, so both agree on what the file holds.
+  let key: CryptoKey;
+  try {
+    key = await importPKCS8(keyObject.export({ type: 'pkcs8', format: 'pem' }) as string, alg);
+  } catch {
+    throw ConfigError.single(file, `cannot be used to sign ${alg}`);
+  }
   return {
     kid,
     file,

@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { hashOf, tempDir, writeFixture, type Fixture } from '../helpers.js';
 import { SQLITE_SCHEMA_VERSION, SqliteTokenStore } from '../../src/store/sqlite-token-store.js';
 import { REDIS_URL } from '../store/redis-helpers.js';
+import { ecPem, ODD_PEM_FORMS } from '../keys/odd-pem.js';
 import { makePki } from '../tls-fixtures.js';
 import { lines, tollgate, type CliRun } from './run-cli.js';
 
@@ -129,6 +130,30 @@ colour: blue
     mkdirSync(f.keysDir);
     writeFileSync(join(f.keysDir, 'junk.pem'), 'not a key\n');
     expect(problems(await check(f))).toEqual([`${join(f.keysDir, 'junk.pem')}: is not a PEM private key`]);
+  });
+
+  it.each(ODD_PEM_FORMS)('accepts a key file with %s, exit 0 rather than 2 (unexpected error)', async (_what, odd) => {
+    const f = writeFixture({ config: CONFIG, clients: sound() });
+    mkdirSync(f.keysDir);
+    writeFileSync(join(f.keysDir, 'odd.pem'), odd(ecPem()));
+    const run = await check(f);
+    expect(run.stderr).toBe('');
+    expect(run.stdout).toMatch(/^ok: .*1 signing key in /);
+    expect(run.code).toBe(0);
+  });
+
+  it('refuses a key folder whose only key is a symbolic link to a missing file, and warns of one beside other keys', async () => {
+    const f = writeFixture({ config: CONFIG, clients: sound() });
+    mkdirSync(f.keysDir);
+    symlinkSync('/nonexistent/gone.pem', join(f.keysDir, 'gone.pem'));
+    expect(problems(await check(f))).toEqual([
+      `${join(f.keysDir, 'gone.pem')}: is a symbolic link to a missing file (/nonexistent/gone.pem), and no other key in the folder loads`,
+    ]);
+    writeFileSync(join(f.keysDir, 'a.pem'), ecPem());
+    const run = await check(f);
+    expect(run.stderr).toBe(`warning: ${join(f.keysDir, 'gone.pem')}: skipped: a symbolic link to a missing file (/nonexistent/gone.pem)\n`);
+    expect(run.stdout).toMatch(/^ok: .*1 signing key in /);
+    expect(run.code).toBe(0);
   });
 
   it('names TLS files it cannot use: missing, a key that is not the certificate’s, a CA file without certificates', async () => {

@@ -1,9 +1,10 @@
 import { generateKeyPairSync, createPublicKey } from 'node:crypto';
-import { readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, exportJWK } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { hashOf, writeFixture, type Fixture } from '../helpers.js';
+import { ecPem, ODD_PEM_FORMS } from '../keys/odd-pem.js';
 import { startServerProcess } from '../server-process.js';
 import { lines, tollgate } from './run-cli.js';
 
@@ -71,5 +72,35 @@ describe('keys list', () => {
       [await thumbprint(newer), 'signing', '-'],
       [kid, 'published', new Date(twentyMinutesAgo.getTime() + 600_000 + 900_000).toISOString()],
     ]);
+  });
+});
+
+describe('keys list and odd key files', () => {
+  it.each(ODD_PEM_FORMS)('lists a key file with %s, exit 0 rather than 2 (unexpected error)', async (_what, odd) => {
+    const f = writeFixture({ config: CONFIG, clients });
+    mkdirSync(f.keysDir);
+    const pem = ecPem();
+    writeFileSync(join(f.keysDir, 'odd.pem'), odd(pem), { mode: 0o600 });
+    const run = await keysList(f);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    const { kty, crv, x, y } = await exportJWK(createPublicKey(pem));
+    const kid = await calculateJwkThumbprint({ kty: kty!, crv: crv!, x: x!, y: y! }, 'sha256');
+    expect(lines(run.stdout)[1]!.split(/\s+/).slice(0, 4)).toEqual([kid, expect.any(String), 'EC-P256', 'signing']);
+  });
+
+  it('warns of a symbolic link to a missing file and lists the other keys; refuses it in one line when it is the only key', async () => {
+    const f = writeFixture({ config: CONFIG, clients });
+    mkdirSync(f.keysDir);
+    symlinkSync('/nonexistent/gone.pem', join(f.keysDir, 'gone.pem'));
+    const alone = await keysList(f);
+    expect(alone.stderr).toBe(`tollgate: ${join(f.keysDir, 'gone.pem')}: is a symbolic link to a missing file (/nonexistent/gone.pem), and no other key in the folder loads\n`);
+    expect(alone.code).toBe(1);
+
+    writeFileSync(join(f.keysDir, 'a.pem'), ecPem(), { mode: 0o600 });
+    const run = await keysList(f);
+    expect(run.stderr).toBe(`warning: ${join(f.keysDir, 'gone.pem')}: skipped: a symbolic link to a missing file (/nonexistent/gone.pem)\n`);
+    expect(lines(run.stdout)).toHaveLength(2);
+    expect(run.code).toBe(0);
   });
 });

@@ -1,8 +1,10 @@
+import { mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { basic, FORM, hashOf, tempDir, writeFixture } from '../helpers.js';
+import { ecPem, ODD_PEM_FORMS } from '../keys/odd-pem.js';
 import { startServerProcess } from '../server-process.js';
 import { expectUserError, tollgate } from './run-cli.js';
 
@@ -70,6 +72,26 @@ describe('tollgate serve', () => {
   it('refuses a broken config: exit 1, one line', async () => {
     const f = writeFixture({ config: config(0, '{ kind: memory }').replace(ISSUER, `${ISSUER}/`), clients: 'clients: []\n' });
     expectUserError(await tollgate(['serve', '--config', f.configFile], { cwd: f.dir }), /tollgate\.yaml:1: issuer: /);
+  });
+
+  it('refuses a key folder whose only key is a symbolic link to a missing file: exit 1, one line, not ENOENT as an unexpected error', async () => {
+    const f = writeFixture({ config: config(0, '{ kind: memory }'), clients: 'clients: []\n' });
+    mkdirSync(f.keysDir);
+    symlinkSync('../secret/signing.pem', join(f.keysDir, 'signing.pem'));
+    const run = await tollgate(['serve', '--config', f.configFile], { cwd: f.dir });
+    expectUserError(run, /keys\/signing\.pem: is a symbolic link to a missing file \(\.\.\/secret\/signing\.pem\), and no other key in the folder loads$/m);
+    // No key was generated beside it.
+    expect(readdirSync(f.keysDir)).toEqual(['signing.pem']);
+  });
+
+  it.each(ODD_PEM_FORMS)('starts with a key file with %s, rather than exiting 2 (unexpected error)', async (_what, odd) => {
+    const f = writeFixture({ config: config(0, '{ kind: memory }'), clients: 'clients: []\n' });
+    mkdirSync(f.keysDir);
+    writeFileSync(join(f.keysDir, 'odd.pem'), odd(ecPem()), { mode: 0o600 });
+    const server = await startServerProcess(f.configFile);
+    const { keys } = (await (await fetch(`${server.url}/.well-known/jwks.json`)).json()) as { keys: { kty: string }[] };
+    expect(keys.map((k) => k.kty)).toEqual(['EC']);
+    expect(await server.stop('SIGTERM')).toBe(0);
   });
 
   describe('on a port already taken', () => {

@@ -1,16 +1,17 @@
 import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { hashOf, writeFixture } from '../helpers.js';
+import { ecPem, ODD_PEM_FORMS } from '../keys/odd-pem.js';
 import { CLI, startServerProcess } from '../server-process.js';
 
 const SECRET = 'workers-secret-0123456789abcdefghijklmnopq';
 
 async function fixture(store: string) {
   const state = writeFixture({ clients: '' });
-  return writeFixture({
+  const f = writeFixture({
     config: `issuer: http://127.0.0.1
 listen: { host: 127.0.0.1, port: 0 }
 keys: { dir: ${join(state.dir, 'keys')} }
@@ -23,6 +24,18 @@ log: { level: info }
     audiences: [https://api.test]
 `,
   });
+  return { ...f, keysDir: join(state.dir, 'keys') };
+}
+
+/** How many log lines of this event the process has written. */
+const count = (out: string, event: string) => out.split('\n').filter((l) => l.includes(`"event":"${event}"`)).length;
+
+async function waitUntil(done: () => boolean, what: string, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 /** Both workers have logged that they listen. */
@@ -145,6 +158,61 @@ describe('tollgate serve --workers', () => {
     expect(err!.stderr).toMatch(/junk\.db: cannot (open|prepare) the token store/);
     // Refused by the primary: no worker was started to die on it.
     expect(err!.stdout).not.toMatch(/worker/);
+  });
+
+  it('keeps both workers when a key file jose alone could not read is dropped into keys.dir', async () => {
+    const f = await fixture('{ kind: sqlite, path: STATE/tokens.db }');
+    const server = await startServerProcess(f.configFile, {}, ['--workers', '2']);
+    await server.waitForOutput(BOTH_STARTED);
+    for (const [i, [, odd]] of ODD_PEM_FORMS.entries()) writeFileSync(join(f.keysDir, `odd-${i}.pem`), odd(ecPem()), { mode: 0o600 });
+    await waitUntil(() => /"kids":\["[^"]+","[^"]+","[^"]+","[^"]+"\][\s\S]*"kids":\["[^"]+","[^"]+","[^"]+","[^"]+"\]/.test(server.stdout()), 'both workers reload four keys');
+    const statuses = await Promise.all(Array.from({ length: 10 }, () => token(server.url)));
+    expect(statuses.every((s) => s === 200)).toBe(true);
+    expect(server.stdout()).not.toMatch(/worker\.died|keys\.rejected/);
+    expect(server.stderr()).toBe('');
+    expect(pidsIn(server.stdout()).size).toBe(2);
+    expect(await server.stop('SIGTERM')).toBe(0);
+  });
+
+  it('tries again a worker that cannot start while another serves, and has it back once the key folder is fixed', async () => {
+    const f = await fixture('{ kind: sqlite, path: STATE/tokens.db }');
+    const server = await startServerProcess(f.configFile, {}, ['--workers', '2']);
+    await server.waitForOutput(BOTH_STARTED);
+    const broken = join(f.keysDir, 'broken.pem');
+    writeFileSync(broken, 'not a key\n');
+    await waitUntil(() => count(server.stdout(), 'keys.rejected') === 2, 'both workers refuse the broken key');
+    // Refused by both workers, counted once: the sum over workers takes the largest count.
+    const metrics = await (await fetch(`${server.url}/metrics`, { headers: { connection: 'close' } })).text();
+    expect(metrics).toMatch(/^tollgate_reloads_rejected_total\{source="keys"\} 1$/m);
+    expect(metrics).toMatch(/^tollgate_reloads_rejected_total\{source="registry"\} 0$/m);
+
+    const [victim] = pidsIn(server.stdout());
+    process.kill(victim!, 'SIGKILL');
+    const [line] = await server.waitForOutput(/.*"event":"worker.start_failed".*/);
+    expect(JSON.parse(line) as unknown).toMatchObject({ reason: `${broken}: is not a PEM private key` });
+    // The other worker serves on, with the keys it had.
+    expect(await token(server.url)).toBe(200);
+
+    unlinkSync(broken);
+    await waitUntil(() => pidsIn(server.stdout()).size === 3, 'a replacement worker starts');
+    const statuses = await Promise.all(Array.from({ length: 10 }, () => token(server.url)));
+    expect(statuses.every((s) => s === 200)).toBe(true);
+    expect(server.stderr()).toBe('');
+    expect(await server.stop('SIGTERM')).toBe(0);
+  });
+
+  it('stops with exit 1 and one line, rather than sitting with nothing listening, when no worker can start', async () => {
+    const f = await fixture('{ kind: sqlite, path: STATE/tokens.db }');
+    const server = await startServerProcess(f.configFile, {}, ['--workers', '2']);
+    await server.waitForOutput(BOTH_STARTED);
+    const broken = join(f.keysDir, 'broken.pem');
+    writeFileSync(broken, 'not a key\n');
+    await waitUntil(() => count(server.stdout(), 'keys.rejected') === 2, 'both workers refuse the broken key');
+
+    for (const pid of pidsIn(server.stdout())) process.kill(pid, 'SIGKILL');
+    await waitUntil(() => server.proc.exitCode !== null, 'the primary exits');
+    expect(server.proc.exitCode).toBe(1);
+    expect(server.stderr()).toBe(`tollgate: no worker can start: ${broken}: is not a PEM private key\n`);
   });
 
   it('refuses a bad --workers value', async () => {

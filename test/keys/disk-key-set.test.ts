@@ -1,10 +1,11 @@
-import { generateKeyPairSync } from 'node:crypto';
-import { readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, compactVerify, createLocalJWKSet, exportJWK, importSPKI, SignJWT } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { DiskKeySet } from '../../src/keys/disk-key-set.js';
+import { DiskKeySet, type KeySetEvent } from '../../src/keys/disk-key-set.js';
 import { tempDir } from '../helpers.js';
+import { ecPem, ODD_PEM_FORMS } from './odd-pem.js';
 
 function rsaPem(bits = 2048): { pem: string; spki: string } {
   const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: bits });
@@ -152,5 +153,145 @@ describe('DiskKeySet algorithms', () => {
     const signing = keys.signingKey();
     const jwt = await new SignJWT({ sub: 'x' }).setProtectedHeader({ alg, kid: signing.kid }).sign(signing.key);
     await expect(compactVerify(jwt, createLocalJWKSet(keys.jwks() as never))).resolves.toBeDefined();
+  });
+});
+
+const kidOfPem = async (pem: string) => calculateJwkThumbprint(await exportJWK(createPublicKey(pem)), 'sha256');
+
+/** Watches keys every 10 ms, collecting its events; until() waits for one that matches. */
+function watchEvents(keys: DiskKeySet) {
+  const events: KeySetEvent[] = [];
+  keys.watch((e) => events.push(e), 10);
+  return {
+    events,
+    async until(match: (e: KeySetEvent) => boolean): Promise<KeySetEvent> {
+      for (let i = 0; i < 500; i++) {
+        const found = events.find(match);
+        if (found) return found;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      throw new Error(`no such event in ${JSON.stringify(events)}`);
+    },
+  };
+}
+
+describe('DiskKeySet and key files jose alone could not read', () => {
+  it.each(ODD_PEM_FORMS)('loads a key file with %s, and signs tokens that verify against the JWKS', async (_what, odd) => {
+    const dir = tempDir();
+    const pem = ecPem();
+    writeFileSync(join(dir, 'odd.pem'), odd(pem), { mode: 0o600 });
+    const keys = await DiskKeySet.load(dir, { generateIfEmpty: false });
+    const signing = keys.signingKey();
+    expect(signing.kid).toBe(await kidOfPem(pem));
+    const jwt = await new SignJWT({}).setProtectedHeader({ alg: 'ES256', kid: signing.kid }).sign(signing.key);
+    await expect(compactVerify(jwt, createLocalJWKSet(keys.jwks() as never))).resolves.toBeDefined();
+  });
+
+  it.each(ODD_PEM_FORMS)('takes a key file with %s dropped into a watched folder, instead of ending the process', async (_what, odd) => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'a.pem'), ecPem());
+    const keys = await DiskKeySet.load(dir, { generateIfEmpty: false });
+    const watched = watchEvents(keys);
+    const pem = ecPem();
+    writeFileSync(join(dir, 'odd.pem'), odd(pem));
+    const event = await watched.until((e) => e.type !== 'rotated');
+    keys.close();
+    expect(event).toMatchObject({ type: 'reloaded' });
+    expect(keys.jwks().keys.map((k) => k.kid)).toContain(await kidOfPem(pem));
+  });
+
+  it('keeps watching when the listener itself throws: no error of a reload is left unhandled', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'a.pem'), ecPem());
+    const keys = await DiskKeySet.load(dir, { generateIfEmpty: false });
+    const seen: string[] = [];
+    keys.watch((e) => {
+      seen.push(e.type);
+      throw new Error('a listener that fails');
+    }, 10);
+    writeFileSync(join(dir, 'b.pem'), ecPem());
+    for (let i = 0; i < 500 && !seen.includes('reloaded'); i++) await new Promise((r) => setTimeout(r, 10));
+    writeFileSync(join(dir, 'c.pem'), 'broken');
+    for (let i = 0; i < 500 && !seen.includes('rejected'); i++) await new Promise((r) => setTimeout(r, 10));
+    keys.close();
+    expect(seen.filter((t) => t !== 'rotated')).toEqual(['reloaded', 'rejected']);
+    expect(keys.jwks().keys).toHaveLength(2);
+  });
+});
+
+describe('DiskKeySet and a folder it cannot read', () => {
+  it('reports a key folder that can no longer be read, once, keeps its keys, and reloads once it can be read again', async () => {
+    const dir = join(tempDir(), 'keys');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'a.pem'), ecPem());
+    const keys = await DiskKeySet.load(dir, { generateIfEmpty: false });
+    const kids = keys.jwks().keys.map((k) => k.kid);
+    const watched = watchEvents(keys);
+
+    // Replaced by a file: unreadable as a folder for root too (unlike a chmod).
+    renameSync(dir, `${dir}.away`);
+    writeFileSync(dir, '');
+    const rejected = await watched.until((e) => e.type === 'rejected');
+    expect(rejected.type === 'rejected' && rejected.problem.message).toBe(`${dir}: cannot read the key directory: ENOTDIR`);
+    expect(keys.jwks().keys.map((k) => k.kid)).toEqual(kids);
+    // Said once, not at every check.
+    await new Promise((r) => setTimeout(r, 100));
+    expect(watched.events.filter((e) => e.type === 'rejected')).toHaveLength(1);
+
+    unlinkSync(dir);
+    renameSync(`${dir}.away`, dir);
+    writeFileSync(join(dir, 'b.pem'), ecPem());
+    await watched.until((e) => e.type === 'reloaded');
+    keys.close();
+    expect(keys.jwks().keys).toHaveLength(2);
+  });
+});
+
+describe('DiskKeySet and symbolic links', () => {
+  it('reads keys through the symbolic links of a Kubernetes Secret volume, ignoring its ..data entries', async () => {
+    const dir = tempDir();
+    const pem = ecPem();
+    mkdirSync(join(dir, '..2026_03_01_12_00_00.000000001'));
+    writeFileSync(join(dir, '..2026_03_01_12_00_00.000000001', 'signing.pem'), pem);
+    symlinkSync('..2026_03_01_12_00_00.000000001', join(dir, '..data'));
+    symlinkSync('..data/signing.pem', join(dir, 'signing.pem'));
+    const keys = await DiskKeySet.load(dir, { generateIfEmpty: false });
+    expect(keys.jwks().keys.map((k) => k.kid)).toEqual([await kidOfPem(pem)]);
+    expect(keys.skipped()).toEqual([]);
+  });
+
+  it('skips a symbolic link to a missing file at start, saying so, when other keys load', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'a.pem'), ecPem());
+    symlinkSync('..data/gone.pem', join(dir, 'gone.pem'));
+    const keys = await DiskKeySet.load(dir, { generateIfEmpty: true });
+    expect(keys.jwks().keys).toHaveLength(1);
+    expect(keys.skipped()).toEqual([`${join(dir, 'gone.pem')}: skipped: a symbolic link to a missing file (..data/gone.pem)`]);
+  });
+
+  it('refuses a folder whose only key is a symbolic link to a missing file, rather than generating another key', async () => {
+    const dir = tempDir();
+    symlinkSync('/nonexistent/signing.pem', join(dir, 'signing.pem'));
+    await expect(DiskKeySet.load(dir, { generateIfEmpty: true })).rejects.toThrow(
+      `${join(dir, 'signing.pem')}: is a symbolic link to a missing file (/nonexistent/signing.pem), and no other key in the folder loads`,
+    );
+    expect(readdirSync(dir)).toEqual(['signing.pem']);
+  });
+
+  it('takes a key removed from a Kubernetes Secret while its link dangles for a moment, as a removed key', async () => {
+    const dir = tempDir();
+    const [a, b] = [ecPem(), ecPem()];
+    writeFileSync(join(dir, 'a.pem'), a);
+    mkdirSync(join(dir, '..v1'));
+    writeFileSync(join(dir, '..v1', 'b.pem'), b);
+    symlinkSync('..v1', join(dir, '..data'));
+    symlinkSync('..data/b.pem', join(dir, 'b.pem'));
+    const keys = await DiskKeySet.load(dir, { generateIfEmpty: false });
+    expect(keys.jwks().keys).toHaveLength(2);
+    const watched = watchEvents(keys);
+    rmSync(join(dir, '..v1'), { recursive: true });
+    const event = await watched.until((e) => e.type !== 'rotated');
+    keys.close();
+    expect(event).toEqual({ type: 'reloaded', kids: [await kidOfPem(a)], skipped: [expect.stringMatching(/b\.pem: skipped: a symbolic link to a missing file/)] });
   });
 });
