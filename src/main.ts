@@ -138,7 +138,8 @@ export async function startServer(config: Config, logger: Logger = createLogger(
     }
   };
   await warnOfDemoClients();
-  registry.onReload(() => void warnOfDemoClients());
+  // A warning that fails to be made must not end the process.
+  registry.onReload(() => void warnOfDemoClients().catch((err: unknown) => logger.warn({ err }, 'could not check the registry for the demo client')));
   if (tls === undefined && !isLoopback(config.listen.host)) {
     logger.warn({ host: config.listen.host }, 'listening beyond loopback without TLS: put a TLS-terminating proxy in front');
   }

@@ -2,7 +2,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { ClientRegistry } from './clients/registry.js';
 import { CounterFamily, HistogramFamily, type CounterChild, type HistogramChild } from './metric-families.js';
 import type { KeySet } from './keys/key-set.js';
-import type { CounterLimit, Reservation, ReservedHit, TokenRecord, TokenStore } from './store/token-store.js';
+import type { Counter as FailureCounter, CounterLimit, Reservation, ReservedHit, TokenRecord, TokenStore } from './store/token-store.js';
 
 /**
  * The Prometheus metrics of one server, in a registry of its own (not prom-client's global
@@ -156,6 +156,9 @@ export class InstrumentedTokenStore implements TokenStore {
   }
   releaseHits(hits: readonly ReservedHit[], windowMs: number, now: number): Promise<void> {
     return this.metrics.timeStore('release_hits', () => this.inner.releaseHits(hits, windowMs, now));
+  }
+  peekCounts(keys: readonly string[], now: number): Promise<FailureCounter[]> {
+    return this.metrics.timeStore('peek_counts', () => this.inner.peekCounts(keys, now));
   }
   ping(): Promise<void> {
     return this.metrics.timeStore('ping', () => this.inner.ping());

@@ -160,21 +160,19 @@ export async function authenticateClient(req: ClientAuthRequest, deps: ClientAut
 }
 
 /**
- * Runs a check of a client assertion or certificate as a throttled attempt: refused with 429
- * when this client_id or address has no failures left, counted as a failure from its start,
- * and given back when it authenticates or fails for a reason that is not the client's (503).
+ * Runs a check of a client assertion or certificate under the failure throttle: refused with
+ * 429 when this client_id or address has no failures left, and counted when it fails as the
+ * client's fault (401; a 503 is not counted). Unlike a secret's argon2, these checks cost too
+ * little to be worth a hit held while they run (see FailureThrottle.check).
  */
 async function throttled<T>(clientId: string, req: ClientAuthRequest, deps: ClientAuthDeps, authenticate: () => Promise<T>): Promise<T> {
-  const attempt = await deps.throttle?.begin(clientId, req.ip);
-  let result: T;
+  await deps.throttle?.check(clientId, req.ip);
   try {
-    result = await authenticate();
+    return await authenticate();
   } catch (err) {
-    if (!(err instanceof InvalidClient)) await attempt?.release();
+    if (err instanceof InvalidClient) await deps.throttle?.recordFailure(clientId, req.ip);
     throw err;
   }
-  await attempt?.release();
-  return result;
 }
 
 async function authenticateSecret(

@@ -18,11 +18,13 @@ export interface ThrottlePolicy {
  * source address: a flood aimed at one client from one place does not lock that client out of
  * its other addresses.
  *
- * An attempt counts as a failure from the moment it starts, before any argon2 or signature
- * work is spent on it, and gives its count back only once it has succeeded. Counting failures
+ * A secret's attempt counts as a failure from the moment it starts, before any argon2 work is
+ * spent on it, and gives its count back only once it has succeeded (begin). Counting failures
  * only once they were known let every attempt of a concurrent burst through: 200 wrong secrets
  * sent at once all reached argon2 against a limit of 10. Now at most the limit of attempts per
- * window gets past, across every instance, whatever their timing.
+ * window reaches argon2, across every instance, whatever their timing. Checks that cost little
+ * (client assertions, certificates) are refused once a count is spent and counted when they
+ * fail (check, recordFailure).
  */
 export class FailureThrottle {
   constructor(
@@ -45,6 +47,35 @@ export class FailureThrottle {
     if (!reservation.granted) throw tooMany(reservation.counter.resetAt, now, reservation.full === 0 ? 'client' : 'address');
     const hits = limits.map(({ key }, i) => ({ key, resetAt: reservation.counters[i]!.resetAt }));
     return new ThrottledAttempt(() => this.store.releaseHits(hits, this.policy.windowMs, this.clock.now()));
+  }
+
+
+  /**
+   * For attempts whose check costs little (a signature, a certificate match): throws
+   * TooManyRequests when either count is spent, and counts nothing. Such an attempt is counted
+   * only once it has failed (recordFailure), so that a fleet of instances of one client behind
+   * one address, all authenticating at the same moment, is not refused for attempts that were
+   * merely under way: holding a hit for each would let only `clientFailures` of them through.
+   */
+  async check(clientId: string, ip: string): Promise<void> {
+    const now = this.clock.now();
+    const [client, address] = await guardStore('throttle', () => this.store.peekCounts([clientKey(clientId, ip), addressKey(ip)], now));
+    if (client!.count >= this.policy.clientFailures) throw tooMany(client!.resetAt, now, 'client');
+    if (address!.count >= this.policy.addressFailures) throw tooMany(address!.resetAt, now, 'address');
+  }
+
+  /**
+   * Counts one failed attempt of a cheap check. A counter already at its limit is not raised
+   * further (a burst that passed check() together may fail together); the failure is answered
+   * as it is either way.
+   */
+  async recordFailure(clientId: string, ip: string): Promise<void> {
+    const now = this.clock.now();
+    const limits = [
+      { key: clientKey(clientId, ip), limit: this.policy.clientFailures },
+      { key: addressKey(ip), limit: this.policy.addressFailures },
+    ];
+    await guardStore('throttle', () => this.store.reserveHits(limits, this.policy.windowMs, now));
   }
 }
 

@@ -66,6 +66,10 @@ export class MemoryTokenStore implements TokenStore {
     return { granted: true, counters };
   }
 
+  async peekCounts(keys: readonly string[], now: number): Promise<Counter[]> {
+    return keys.map((key) => ({ ...this.#live(key, now) }));
+  }
+
   async releaseHits(hits: readonly ReservedHit[]): Promise<void> {
     for (const { key, resetAt } of hits) {
       const c = this.#counters.get(key);

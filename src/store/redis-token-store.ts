@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { MAX_TTL } from '../config.js';
 import { TOKEN_SCRIPTS, type TokenScripts } from './redis-scripts.js';
 import { parseRedisUrl, type RedisTarget } from './redis-url.js';
-import { withClientRevocation, type CounterLimit, type Reservation, type ReservedHit, type TokenRecord, type TokenStore } from './token-store.js';
+import { withClientRevocation, type Counter, type CounterLimit, type Reservation, type ReservedHit, type TokenRecord, type TokenStore } from './token-store.js';
 
 /** How long one command may take before the request gets a 503 instead of waiting on. */
 const COMMAND_TIMEOUT_MS = 2000;
@@ -156,6 +156,19 @@ export class RedisTokenStore implements TokenStore {
     // Redis keeps the windows by its own clock; resetAt is their end by the caller's.
     if (reply[0] !== 1) return { granted: false, full: reply[1]!, counter: { count: reply[2]!, resetAt: now + reply[3]! } };
     return { granted: true, counters: limits.map((_, i) => ({ count: reply[1 + 2 * i]!, resetAt: now + reply[2 + 2 * i]! })) };
+  }
+
+  async peekCounts(keys: readonly string[], now: number): Promise<Counter[]> {
+    if (keys.length === 0) return [];
+    const pipeline = this.#client.pipeline();
+    for (const key of keys) pipeline.get(this.#counterKey(key)).pttl(this.#counterKey(key));
+    const replies = await this.#run(() => pipeline.exec());
+    // Redis keeps the windows by its own clock; resetAt is their end by the caller's.
+    return keys.map((_, i) => {
+      const count = Number(replies?.[2 * i]?.[1] ?? 0);
+      const ttl = Number(replies?.[2 * i + 1]?.[1] ?? -2);
+      return count > 0 && ttl > 0 ? { count, resetAt: now + ttl } : { count: 0, resetAt: 0 };
+    });
   }
 
   async releaseHits(hits: readonly ReservedHit[], windowMs: number, now: number): Promise<void> {

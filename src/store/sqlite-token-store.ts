@@ -73,6 +73,7 @@ export class SqliteTokenStore implements TokenStore {
   readonly #claim: (key: string, expiresAt: number, now: number) => boolean;
   readonly #reserve: Database.Transaction<(limits: readonly CounterLimit[], windowMs: number, now: number) => Reservation>;
   readonly #release: Database.Transaction<(hits: readonly ReservedHit[]) => void>;
+  readonly #peek: Database.Statement<[string], { count: number; reset_at: number }>;
   readonly #purgeClaims: Database.Statement<[number]>;
   readonly #purgeCounters: Database.Statement<[number]>;
   /** Records waiting for the next group commit, with their callers' promises. */
@@ -114,6 +115,7 @@ export class SqliteTokenStore implements TokenStore {
        RETURNING count, reset_at AS resetAt`,
     );
     const peek = this.#db.prepare<[string], { count: number; reset_at: number }>('SELECT count, reset_at FROM counters WHERE key = ?');
+    this.#peek = peek;
     // Run with .immediate(): the write lock is taken before the counts are read, so another
     // process cannot read the same counts between this check and this add.
     this.#reserve = this.#db.transaction((limits: readonly CounterLimit[], windowMs: number, now: number): Reservation => {
@@ -230,6 +232,13 @@ export class SqliteTokenStore implements TokenStore {
 
   async reserveHits(limits: readonly CounterLimit[], windowMs: number, now: number): Promise<Reservation> {
     return this.#reserve.immediate(limits, windowMs, now);
+  }
+
+  async peekCounts(keys: readonly string[], now: number): Promise<Counter[]> {
+    return keys.map((key) => {
+      const row = this.#peek.get(key);
+      return row !== undefined && row.reset_at > now ? { count: row.count, resetAt: row.reset_at } : { count: 0, resetAt: 0 };
+    });
   }
 
   async releaseHits(hits: readonly ReservedHit[]): Promise<void> {

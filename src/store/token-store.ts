@@ -57,6 +57,12 @@ export interface TokenStore {
    * from the next one. Used when an attempt counted as it started turns out to have succeeded.
    */
   releaseHits(hits: readonly ReservedHit[], windowMs: number, now: number): Promise<void>;
+  /**
+   * The counters' current values, adding nothing (count 0 for a counter that is absent or
+   * whose window has ended). Used to refuse an attempt whose check costs little before it is
+   * made, without holding a hit while it runs.
+   */
+  peekCounts(keys: readonly string[], now: number): Promise<Counter[]>;
   /** Rejects when the store cannot serve requests. */
   ping(): Promise<void>;
   close(): Promise<void>;

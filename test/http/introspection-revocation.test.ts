@@ -282,6 +282,7 @@ describe('store failure', () => {
       claimOnce: async () => Promise.reject(new Error('disk on fire')),
       reserveHits: async () => Promise.reject(new Error('disk on fire')),
       releaseHits: async () => Promise.reject(new Error('disk on fire')),
+      peekCounts: async () => Promise.reject(new Error('disk on fire')),
       purgeExpired: async () => 0,
       ping: async () => Promise.reject(new Error('disk on fire')),
       close: async () => {},

