@@ -68,9 +68,10 @@ store: { path: }
     const found = problems(() => loadRegistryFile(registry, { defaultAudience: [] }));
     expect(found).toEqual(
       expect.arrayContaining([
+        `${registry}:2: clients[0].client_id: must be a string`,
         `${registry}:3: clients[0].scopes: must be a list`,
         `${registry}:4: clients[0].introspect: must be true or false`,
-        `${registry}:7: clients[0].tls_client_auth_subject_dn: must not be empty`,
+        `${registry}:7: clients[0].tls_client_auth_subject_dn: is not an RFC 4514 distinguished name: is empty`,
       ]),
     );
     for (const p of found) expect(p).not.toMatch(ZOD_WORDING);

@@ -85,7 +85,7 @@ function uniqueList<T extends z.ZodType<string>>(item: T, what: string) {
 
 export const clientSchema = z
   .strictObject({
-    client_id: z.string({ error: 'is required' }).refine(isClientId, {
+    client_id: z.string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string') }).refine(isClientId, {
       error: `must be 1 to ${MAX_CLIENT_ID_LENGTH} visible ASCII characters or spaces (RFC 6749 VSCHAR)`,
     }),
     secrets: z.array(secretSchema, { error: 'must be a list of { hash, expires_at }' }).default([]),

@@ -66,7 +66,7 @@ describe.concurrent('a running server and changes it cannot take', () => {
     renameSync(f.keysDir, `${f.keysDir}.away`);
     writeFileSync(f.keysDir, '');
     const [line] = await server.waitForOutput(/.*"event":"keys.rejected".*/);
-    expect(JSON.parse(line) as unknown).toMatchObject({ level: 50, problem: `${f.keysDir}: cannot read the key directory: ENOTDIR` });
+    expect(JSON.parse(line) as unknown).toMatchObject({ level: 'error', problem: `${f.keysDir}: cannot read the key directory: ENOTDIR` });
     expect(await jwksKids(server)).toEqual(kids);
     await client.issue('svc', SECRET);
     expect(await rejectedReloads(server)).toEqual({ registry: 0, keys: 1 });
