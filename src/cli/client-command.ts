@@ -6,7 +6,7 @@ import { generateSecret, hashSecret } from '../crypto/secrets.js';
 import { parseDuration } from '../duration.js';
 import { isAudience, isClientId, isScopeToken } from '../oauth/syntax.js';
 import type { Io } from './io.js';
-import { openStoreForCli, storeWriteError } from './token-command.js';
+import { openStoreForCli, revokedClientTokens, storeWriteError } from './token-command.js';
 import { formatTable } from './table.js';
 import { configPath, parseCommand, positionals, UsageError } from './usage.js';
 
@@ -208,21 +208,27 @@ function isoSeconds(ms: number): string {
 }
 
 async function changeClient(action: 'disable' | 'enable' | 'remove', args: string[], io: Io): Promise<number> {
-  const { values, positionals: pos } = parseCommand(args, {});
+  const revokes = action !== 'enable';
+  const { values, positionals: pos } = parseCommand(args, revokes ? { 'registry-only': { type: 'boolean' } } : {});
   if (values.help) return help(io);
-  const [clientId] = positionals(pos, ['ID'], `tollgate client ${action} ID`);
+  const [clientId] = positionals(pos, ['ID'], `tollgate client ${action} ID${revokes ? ' [--registry-only]' : ''}`);
   const config = loadConfig(configPath(values.config, io.env), { env: io.env, cwd: io.cwd });
   const file = RegistryFile.open(config.clients_file, registryOptions(config));
   if (!file.has(clientId!)) throw new UsageError(`no client ${JSON.stringify(clientId)} in ${config.clients_file}`);
+  if (action === 'remove' && file.count() === 1 && !config.allow_empty_registry) {
+    // A running server would refuse the emptied registry and keep serving the client.
+    throw new UsageError(`"${clientId}" is the only client: a running server refuses a registry with no clients (allow_empty_registry is false); disable it instead`);
+  }
   if (action === 'remove') file.remove(clientId!);
   else file.setDisabled(clientId!, action === 'disable');
-  if (action !== 'enable' && config.store.kind !== 'memory') {
+  let revoked = '';
+  if (revokes && values['registry-only'] !== true) {
     // Revoked in the store too, so every server sharing it refuses the client's tokens at
     // once, before it has re-read the registry, and re-enabling or re-adding the client does
     // not revive them. The registry is saved only once that has worked.
-    const store = openStoreForCli(config);
+    const store = openStoreForCli(config, ' (--registry-only changes the registry alone)');
     try {
-      await store.revokeClient(clientId!, Date.now());
+      revoked = `; revoked ${revokedClientTokens(config, clientId!, await store.revokeClient(clientId!, Date.now()))}`;
     } catch (err) {
       throw storeWriteError(config, err);
     } finally {
@@ -230,7 +236,7 @@ async function changeClient(action: 'disable' | 'enable' | 'remove', args: strin
     }
   }
   file.save(registryOptions(config));
-  io.err(`${action === 'remove' ? 'removed' : `${action}d`} client "${clientId}" in ${config.clients_file}`);
+  io.err(`${action === 'remove' ? 'removed' : `${action}d`} client "${clientId}" in ${config.clients_file}${revoked}`);
   return 0;
 }
 

@@ -40,6 +40,11 @@ export class RegistryFile {
     return new RegistryFile(file, source.doc, mode, clients, registrySource(source.doc, source.text));
   }
 
+  /** How many clients the file held when opened. */
+  count(): number {
+    return this.opened.length;
+  }
+
   has(clientId: string): boolean {
     return this.indexOf(clientId) >= 0;
   }

@@ -1,8 +1,11 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import argon2 from 'argon2';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { hashOf, writeFixture, type Fixture } from '../helpers.js';
+import { SqliteTokenStore } from '../../src/store/sqlite-token-store.js';
+import { hashOf, tempDir, writeFixture, type Fixture } from '../helpers.js';
+import { makeRecord } from '../store/contract.js';
 import { expectUserError, lines, tollgate, type CliRun } from './run-cli.js';
 
 let HASH = '';
@@ -217,7 +220,7 @@ describe('client disable, enable, remove', () => {
   it('disable and enable flip the entry and keep every comment and every other line', async () => {
     const f = fixture();
     const before = read(f);
-    const disabled = await cli(f, ['client', 'disable', 'billing-service']);
+    const disabled = await cli(f, ['client', 'disable', 'billing-service', '--registry-only']);
     expect(disabled.code).toBe(0);
     expect(disabled.stdout).toBe('');
     expect(disabled.stderr).toMatch(/disabled client "billing-service"/);
@@ -239,7 +242,7 @@ describe('client disable, enable, remove', () => {
   it('remove deletes the entry and keeps the other entries and their comments', async () => {
     const f = fixture();
     const before = read(f);
-    const run = await cli(f, ['client', 'remove', 'reports']);
+    const run = await cli(f, ['client', 'remove', 'reports', '--registry-only']);
     expect(run.code).toBe(0);
     expect(run.stdout).toBe('');
     const after = read(f);
@@ -256,5 +259,68 @@ describe('client disable, enable, remove', () => {
     const before = read(f);
     expectUserError(await cli(f, ['client', action, 'nobody']), /no client "nobody"/);
     expect(read(f)).toBe(before);
+  });
+});
+
+describe('revoking in a store that is not the servers\'', () => {
+  const sqliteConfig = (path: string) => CONFIG.replace('store: { kind: memory }', `store: { kind: sqlite, path: ${path} }`);
+
+  it('refuses a SQLite path that does not exist (a one-off container): exit 1, one line, no file created, registry unchanged', async () => {
+    const db = join(tempDir(), 'nowhere', 'tollgate.db');
+    const f = fixture(sqliteConfig(db));
+    const before = read(f);
+    for (const args of [['client', 'disable', 'billing-service'], ['client', 'remove', 'reports'], ['token', 'revoke', '--client', 'billing-service'], ['token', 'revoke', '--jti', 'j']]) {
+      expectUserError(await cli(f, args), new RegExp(`${db.replace(/[.]/g, '\\.')}: no token store here: the file does not exist`));
+    }
+    expect(existsSync(db)).toBe(false);
+    expect(existsSync(dirname(db))).toBe(false);
+    expect(read(f)).toBe(before);
+  });
+
+  it('refuses a SQLite file no server has used, and leaves it as it was', async () => {
+    const db = join(tempDir(), 'empty.db');
+    writeFileSync(db, '');
+    const f = fixture(sqliteConfig(db));
+    expectUserError(await cli(f, ['client', 'disable', 'billing-service']), /empty\.db: not a token store: no tollgate server has used this file/);
+    expect(readFileSync(db)).toHaveLength(0);
+  });
+
+  it('refuses the memory store, whose tokens live in the server process, unless --registry-only', async () => {
+    const f = fixture();
+    const before = read(f);
+    expectUserError(await cli(f, ['client', 'disable', 'billing-service']), /store\.kind is memory: .* cannot be revoked from here \(--registry-only changes the registry alone\)/);
+    expectUserError(await cli(f, ['client', 'remove', 'reports']), /store\.kind is memory/);
+    expect(read(f)).toBe(before);
+    const run = await cli(f, ['client', 'disable', 'billing-service', '--registry-only']);
+    expect(run.code).toBe(0);
+    expect(lines(run.stderr)).toEqual([`disabled client "billing-service" in ${f.clientsFile}`]);
+  });
+
+  it('says how many tokens it revoked and in which store', async () => {
+    const db = join(tempDir(), 'tollgate.db');
+    const store = new SqliteTokenStore(db);
+    const now = Math.floor(Date.now() / 1000);
+    await store.record(makeRecord({ iat: now - 10, clientId: 'billing-service' }));
+    await store.record(makeRecord({ iat: now - 5, clientId: 'billing-service' }));
+    await store.record(makeRecord({ iat: now - 5, clientId: 'reports' }));
+    await store.close();
+    const f = fixture(sqliteConfig(db));
+    const disable = await cli(f, ['client', 'disable', 'billing-service']);
+    expect(disable.code).toBe(0);
+    expect(lines(disable.stderr)).toEqual([`disabled client "billing-service" in ${f.clientsFile}; revoked 2 live tokens of client "billing-service" in ${db}`]);
+    const again = await cli(f, ['token', 'revoke', '--client', 'billing-service']);
+    expect(lines(again.stderr)).toEqual([`revoked 0 live tokens of client "billing-service" in ${db}`]);
+    const remove = await cli(f, ['client', 'remove', 'reports']);
+    expect(lines(remove.stderr)).toEqual([`removed client "reports" in ${f.clientsFile}; revoked 1 live token of client "reports" in ${db}`]);
+  });
+
+  it('refuses to remove the only client, which a running server would keep serving, unless allow_empty_registry', async () => {
+    const only = `clients:\n  - client_id: solo\n    secrets: [{ hash: "${HASH}" }]\n    audiences: [https://api.test]\n`;
+    const f = writeFixture({ config: CONFIG, clients: only });
+    expectUserError(await cli(f, ['client', 'remove', 'solo', '--registry-only']), /"solo" is the only client: a running server refuses a registry with no clients \(allow_empty_registry is false\); disable it instead/);
+    expect(read(f)).toBe(only);
+    const allowed = writeFixture({ config: `${CONFIG}allow_empty_registry: true\n`, clients: only });
+    expect((await cli(allowed, ['client', 'remove', 'solo', '--registry-only'])).code).toBe(0);
+    expect(clientsIn(read(allowed))).toEqual([]);
   });
 });
