@@ -1,6 +1,6 @@
 import { renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { Document, isMap, isSeq, YAMLMap, YAMLSeq } from 'yaml';
+import { Document, isCollection, isMap, isNode, isSeq, YAMLMap, YAMLSeq } from 'yaml';
 import { ConfigError } from '../config-error.js';
 import { parseYamlText, readYamlFile } from '../yaml-file.js';
 import type { Client } from './registry.js';
@@ -64,6 +64,33 @@ export class RegistryFile {
     // `clients: []` is a flow sequence; entries read better as a block list.
     seq.flow = false;
     seq.items.push(this.doc.createNode(entry));
+  }
+
+  /** The client's entry as written in the file (no defaults filled in), before any edit. */
+  entryValue(clientId: string): Record<string, unknown> {
+    return this.entry(clientId).toJS(this.doc, { maxAliasCount: -1 }) as Record<string, unknown>;
+  }
+
+  /**
+   * Sets fields of the client's entry (`undefined` removes one). A replaced value keeps the
+   * comments around it and the style it was written in: `scopes: [a, b]` stays a flow list.
+   */
+  update(clientId: string, fields: Readonly<Record<string, unknown>>): void {
+    const entry = this.entry(clientId);
+    for (const [key, value] of Object.entries(fields)) {
+      if (value === undefined) {
+        entry.delete(key);
+        continue;
+      }
+      const old: unknown = entry.get(key, true);
+      const node = this.doc.createNode(value);
+      if (isCollection(node)) node.flow = isCollection(old) ? (old.flow ?? false) : true;
+      if (isNode(old) && isNode(node)) {
+        node.comment = old.comment;
+        node.commentBefore = old.commentBefore;
+      }
+      entry.set(key, node);
+    }
   }
 
   setDisabled(clientId: string, disabled: boolean): void {

@@ -324,3 +324,100 @@ describe('revoking in a store that is not the servers\'', () => {
     expect(clientsIn(read(allowed))).toEqual([]);
   });
 });
+
+describe('client add --allowed-ip', () => {
+  it('writes the addresses it may connect from, checked like the registry checks them', async () => {
+    const f = fixture();
+    const run = await cli(f, ['client', 'add', 'edge', '--audience', 'https://api.test', '--allowed-ip', '10.1.0.0/16', '--allowed-ip', '2001:db8::7']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(entry(read(f), 'edge')).toMatchObject({ allowed_ips: ['10.1.0.0/16', '2001:db8::7'] });
+    expectUserError(await cli(f, ['client', 'add', 'edge2', '--audience', 'https://api.test', '--allowed-ip', 'example.com']), /invalid --allowed-ip "example\.com"/);
+  });
+});
+
+describe('client show', () => {
+  it('prints the entry in registry field names, with what defaults give and hashes cut to their parameters', async () => {
+    const f = fixture();
+    const run = await cli(f, ['client', 'show', 'billing-service']);
+    expect(run.code).toBe(0);
+    expect(run.stderr).toBe('');
+    expect(run.stdout).not.toContain(HASH.split('$')[4]!);
+    const params = HASH.split('$').slice(0, 4).join('$');
+    expect(lines(run.stdout)).toEqual([
+      'client_id: billing-service',
+      'disabled: false',
+      'auth_methods: [client_secret_basic, client_secret_post]',
+      'scopes: [invoices:read, invoices:write]',
+      'default_scopes: [invoices:read]',
+      'audiences: [https://api.example.com]',
+      'token_ttl: 900 # seconds, from tokens.ttl',
+      'introspect: false',
+      'allowed_ips: [10.0.0.0/8, 192.0.2.7]',
+      'secrets:',
+      `  - hash: ${params}$…`,
+      '    expires_at: 2027-01-01T00:00:00Z',
+    ]);
+    const json = await cli(f, ['client', 'show', 'reports', '--json']);
+    expect(JSON.parse(json.stdout)).toMatchObject({ client_id: 'reports', disabled: true, secrets: [{ hash: `${params}$…` }] });
+  });
+
+  it('of an unknown client: exit 1, one line', async () => {
+    expectUserError(await cli(fixture(), ['client', 'show', 'nobody']), /no client "nobody" in /);
+  });
+});
+
+describe('client update', () => {
+  it('replaces only the fields given, keeping every comment, the other entries and the style of each list', async () => {
+    const f = fixture();
+    const before = read(f);
+    const run = await cli(f, ['client', 'update', 'billing-service', '--scope', 'invoices:read reports:read', '--ttl', '15m', '--allowed-ip', '192.0.2.0/24', '--allowed-ip', '2001:db8::/32', '--introspect']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toBe('');
+    expect(lines(run.stderr)).toEqual([`updated scopes, token_ttl, allowed_ips, introspect of client "billing-service" in ${f.clientsFile}`]);
+    const after = read(f);
+    expect(entry(after, 'billing-service')).toEqual({
+      ...entry(before, 'billing-service'),
+      scopes: ['invoices:read', 'reports:read'],
+      token_ttl: 900,
+      allowed_ips: ['192.0.2.0/24', '2001:db8::/32'],
+      introspect: true,
+    });
+    expect(after).toContain('    scopes: [invoices:read, reports:read]\n');
+    expect(comments(after)).toEqual(comments(before));
+    expect(entry(after, 'reports')).toEqual(entry(before, 'reports'));
+
+    // A replaced value keeps the comment on its line.
+    expect((await cli(f, ['client', 'update', 'reports', '--audience', 'https://b.test', '--audience', 'https://c.test'])).code).toBe(0);
+    expect(read(f)).toContain('    audiences: [https://b.test, https://c.test] # its only resource server\n');
+    expect(comments(read(f))).toEqual(comments(before));
+  });
+
+  it('keeps default_scopes within the new scopes, and removes allowed addresses and introspection on request', async () => {
+    const f = fixture();
+    await cli(f, ['client', 'update', 'billing-service', '--introspect']);
+    const run = await cli(f, ['client', 'update', 'billing-service', '--scope', 'invoices:write', '--any-ip', '--no-introspect']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).toMatch(/default_scopes removed: it now grants every scope/);
+    const billing = entry(read(f), 'billing-service')!;
+    expect(billing).toMatchObject({ scopes: ['invoices:write'], introspect: false });
+    expect(billing).not.toHaveProperty('default_scopes');
+    expect(billing).not.toHaveProperty('allowed_ips');
+  });
+
+  it.each([
+    [['client', 'update', 'nobody', '--ttl', '5m'], /no client "nobody" in /],
+    [['client', 'update', 'billing-service'], /nothing to change/],
+    [['client', 'update', 'billing-service', '--ttl', '59'], /--ttl must be 60 to 86400/],
+    [['client', 'update', 'billing-service', '--scope', 'a "b"'], /invalid scope/],
+    [['client', 'update', 'billing-service', '--audience', 'not a uri'], /invalid audience/],
+    [['client', 'update', 'billing-service', '--auth-method', 'client_secret_jwt'], /unknown auth method "client_secret_jwt"/],
+    [['client', 'update', 'billing-service', '--allowed-ip', '10.0.0.0/33'], /invalid --allowed-ip "10\.0\.0\.0\/33"/],
+    [['client', 'update', 'billing-service', '--allowed-ip', '10.0.0.1', '--any-ip'], /not both/],
+    [['client', 'update', 'billing-service', '--auth-method', 'private_key_jwt'], /not changed: the client would be invalid: entry: private_key_jwt needs exactly one of jwks or jwks_uri/],
+  ])('refuses %j with one line and leaves the file byte for byte', async (args, message) => {
+    const f = fixture();
+    const before = read(f);
+    expectUserError(await cli(f, args), message);
+    expect(read(f)).toBe(before);
+  });
+});
