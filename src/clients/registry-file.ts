@@ -1,6 +1,6 @@
 import { renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { Document, isCollection, isMap, isNode, isSeq, YAMLMap, YAMLSeq } from 'yaml';
+import { Document, isAlias, isCollection, isMap, isNode, isSeq, visit, YAMLMap, YAMLSeq } from 'yaml';
 import { ConfigError } from '../config-error.js';
 import { parseYamlText, readYamlFile } from '../yaml-file.js';
 import type { Client } from './registry.js';
@@ -23,6 +23,9 @@ export class RegistryFile {
     private readonly opened: readonly Client[],
     private readonly source?: RegistrySource,
   ) {}
+
+  /** Entries `update` wrote to: rendered anew even where they mean what they meant. */
+  private readonly touched = new Set<YAMLMap>();
 
   /** Opens the file; with `createIfMissing`, a missing file starts as an empty registry. */
   static open(file: string, options: RegistryOptions & { createIfMissing?: boolean }): RegistryFile {
@@ -77,12 +80,14 @@ export class RegistryFile {
    */
   update(clientId: string, fields: Readonly<Record<string, unknown>>): void {
     const entry = this.entry(clientId);
+    this.touched.add(entry);
     for (const [key, value] of Object.entries(fields)) {
       if (value === undefined) {
         entry.delete(key);
         continue;
       }
       const old: unknown = entry.get(key, true);
+      this.refuseSharedAnchors(clientId, old);
       const node = this.doc.createNode(value);
       if (isCollection(node)) node.flow = isCollection(old) ? (old.flow ?? false) : true;
       if (isNode(old) && isNode(node)) {
@@ -123,7 +128,33 @@ export class RegistryFile {
   }
 
   remove(clientId: string): void {
+    this.refuseSharedAnchors(clientId, this.entry(clientId));
     (this.doc.get('clients', true) as YAMLSeq).items.splice(this.require(clientId), 1);
+  }
+
+  /**
+   * Refuses to drop a node whose anchor aliases elsewhere still use: they would be left
+   * pointing at nothing, or, if the anchor moved to the new value, change other clients too.
+   */
+  private refuseSharedAnchors(clientId: string, node: unknown): void {
+    if (!isNode(node)) return;
+    const anchors = new Set<string>();
+    visit(node, { Node: (_key, n) => void (n.anchor !== undefined && anchors.add(n.anchor)) });
+    if (anchors.size === 0) return;
+    let used: string | undefined;
+    visit(this.doc, {
+      Node: (_key, n) => {
+        if (n === node) return visit.SKIP;
+        if (isAlias(n) && anchors.has(n.source)) {
+          used = n.source;
+          return visit.BREAK;
+        }
+        return undefined;
+      },
+    });
+    if (used !== undefined) {
+      throw ConfigError.single(this.file, `client ${JSON.stringify(clientId)} holds the anchor &${used} that other entries use as *${used}: give them their own value first (client update)`);
+    }
   }
 
   /** Validates the edited registry and atomically replaces the file with it. */
@@ -131,10 +162,15 @@ export class RegistryFile {
     // yaml's defaults would refold every long string (an argon2id hash split by a backslash
     // line break) and pad every flow list (`[a, b]` -> `[ a, b ]`): entries the edit did not
     // touch would change. Keep long lines whole and flow collections as usually written.
-    const rendered = this.doc.toString({ lineWidth: 0, flowCollectionPadding: false });
+    let rendered: string;
+    try {
+      rendered = this.doc.toString({ lineWidth: 0, flowCollectionPadding: false });
+    } catch (err) {
+      throw ConfigError.single(this.file, `cannot write the edited registry: ${(err as Error).message}`);
+    }
     // Even so, yaml restyles what it renders (aligned comments, `{ a: b }`): entries the edit did
     // not change are kept from the file as it was, byte for byte.
-    const text = (this.source && keepUntouchedEntries(this.source, this.doc, rendered)) ?? rendered;
+    const text = (this.source && keepUntouchedEntries(this.source, this.doc, rendered, this.touched)) ?? rendered;
     const clients = validateRegistry(parseYamlText(text, this.file), options);
     const tmp = join(dirname(this.file), `.${basename(this.file)}.${process.pid}.tmp`);
     try {

@@ -38,8 +38,10 @@ export function registrySource(doc: Document, text: string): RegistrySource | un
  * original text instead. Entries that were removed go with the comments just above them, as
  * yaml itself does; added ones go after the last entry. Undefined when the edit does not fit
  * that shape, or the result would not mean exactly what `rendered` means: then `rendered` it is.
+ * Entries in `touched` are taken from `rendered` even when they mean what they meant (an alias
+ * replaced by its own copy of the same value).
  */
-export function keepUntouchedEntries(source: RegistrySource, doc: Document, rendered: string): string | undefined {
+export function keepUntouchedEntries(source: RegistrySource, doc: Document, rendered: string, touched: ReadonlySet<unknown> = new Set()): string | undefined {
   const seq = doc.get('clients', true);
   const renderedDoc = parseDocument(rendered);
   const renderedEntries = entrySpans(renderedDoc, rendered);
@@ -58,7 +60,7 @@ export function keepUntouchedEntries(source: RegistrySource, doc: Document, rend
     if (i < previous) return undefined;
     previous = i;
     const was = entries[i]!;
-    if (isDeepStrictEqual(was.node.toJS(doc, ALL_ALIASES), was.value)) continue;
+    if (!touched.has(was.node) && isDeepStrictEqual(was.node.toJS(doc, ALL_ALIASES), was.value)) continue;
     const now = renderedEntries[k]!;
     const entryText = reindent(rendered.slice(now.start, now.end), column(text, was.start) - column(rendered, now.start), false);
     if (entryText === undefined) return undefined;

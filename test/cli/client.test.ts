@@ -421,3 +421,25 @@ describe('client update', () => {
     expect(read(f)).toBe(before);
   });
 });
+
+describe('editing a registry with YAML aliases', () => {
+  it('refuses to remove or replace an anchor other entries use (exit 2, "Unresolved alias", before), and edits around it', async () => {
+    const shared = `clients:
+  - client_id: a
+    secrets: [{ hash: "${HASH}" }]
+    audiences: &aud [https://x.test]
+  - client_id: b
+    secrets: [{ hash: "${HASH}" }]
+    audiences: *aud
+`;
+    const f = writeFixture({ config: CONFIG, clients: shared });
+    const message = /client "a" holds the anchor &aud that other entries use as \*aud: give them their own value first/;
+    expectUserError(await cli(f, ['client', 'remove', 'a', '--registry-only']), message);
+    expectUserError(await cli(f, ['client', 'update', 'a', '--audience', 'https://y.test']), message);
+    expect(read(f)).toBe(shared);
+    expect((await cli(f, ['client', 'update', 'a', '--scope', 's'])).code).toBe(0);
+    expect((await cli(f, ['client', 'update', 'b', '--audience', 'https://x.test'])).code).toBe(0);
+    expect((await cli(f, ['client', 'remove', 'a', '--registry-only'])).code).toBe(0);
+    expect(clientsIn(read(f))).toEqual([expect.objectContaining({ client_id: 'b', audiences: ['https://x.test'] })]);
+  });
+});
