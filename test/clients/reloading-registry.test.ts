@@ -5,7 +5,7 @@ import { ConfigError } from '../../src/config-error.js';
 import { ReloadingClientRegistry } from '../../src/clients/reloading-registry.js';
 import { loadRegistryFile } from '../../src/clients/yaml-registry.js';
 import { createLogger } from '../../src/log.js';
-import { hashOf, LogCapture, tempDir } from '../helpers.js';
+import { basic, buildTestApp, FORM, hashOf, LogCapture, tempDir } from '../helpers.js';
 
 let hash: string;
 beforeAll(async () => {
@@ -100,6 +100,25 @@ describe('an emptied registry', () => {
     // A registry that keeps one client, disabled or not, is an ordinary edit.
     expect(t.edit(sharedAudiences(1))).toBe(true);
     expect(t.registry.all()).toHaveLength(1);
+  });
+
+  it('keeps answering 200 to a client after `: > clients.yaml` (every client got 401 before)', async () => {
+    const secret = 'reload-secret-0123456789abcdefghijklmn';
+    const t = await buildTestApp({ clients: sharedAudiences(1) });
+    const token = () => t.app.inject({ method: 'POST', url: '/oauth2/token', headers: { ...FORM, authorization: basic('svc-0', secret) }, payload: 'grant_type=client_credentials' });
+    expect((await token()).statusCode).toBe(200);
+    writeFileSync(t.fixture.clientsFile, '');
+    expect(t.registry.reload()).toBe(false);
+    expect((await token()).statusCode).toBe(200);
+    expect(t.logs.events('registry.rejected')).toHaveLength(1);
+
+    // allow_empty_registry in tollgate.yaml reaches the registry.
+    const allowed = await buildTestApp({
+      clients: sharedAudiences(1),
+      config: 'issuer: https://auth.test\nclients_file: ./clients.yaml\nkeys: { dir: ./keys }\nstore: { kind: memory }\nallow_empty_registry: true\n',
+    });
+    writeFileSync(allowed.fixture.clientsFile, '');
+    expect(allowed.registry.reload()).toBe(true);
   });
 
   it('takes it when allow_empty_registry is true', () => {
