@@ -8,7 +8,9 @@ import { configPath, parseCommand, positionals, UsageError } from './usage.js';
 export const TOKEN_HELP = `Usage: tollgate token revoke (--client ID | --jti JTI) [--config FILE]
 
 Revokes issued access tokens in the token store the config names; every server sharing that
-store answers introspection of them with {"active":false} at once.
+store answers introspection of them with {"active":false} at once. It says how many it revoked
+and where. The store must be the servers' own: a SQLite file that does not exist is refused,
+never created, and the memory store lives inside the server, out of reach.
 
   --client ID     every token of this client issued until now
   --jti JTI       one token, by its jti claim
