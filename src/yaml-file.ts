@@ -59,19 +59,20 @@ export function parseYamlText(text: string, file: string): YamlFile {
     }
     return undefined;
   };
-  const aliasProblem = checkAliases(doc);
-  if (aliasProblem !== undefined) {
-    const line = aliasProblem.offset === undefined ? undefined : lineCounter.linePos(aliasProblem.offset).line;
-    throw new ConfigError([{ file, path: '', line, message: aliasProblem.message }]);
-  }
+  let aliasProblem: ReturnType<typeof checkAliases>;
   let value: unknown;
   try {
+    aliasProblem = checkAliases(doc);
     // checkAliases bounded what aliases expand to, so yaml's own guess (uses of an anchor times
     // the aliases inside it, at most 100) need not refuse a registry where many clients share one.
-    value = doc.toJS({ maxAliasCount: -1 });
+    if (aliasProblem === undefined) value = doc.toJS({ maxAliasCount: -1 });
   } catch (err) {
     // Nothing the file holds may escape as anything but a ConfigError: a reload would crash on it.
     throw ConfigError.single(file, `YAML: ${(err as Error).message}`);
+  }
+  if (aliasProblem !== undefined) {
+    const line = aliasProblem.offset === undefined ? undefined : lineCounter.linePos(aliasProblem.offset).line;
+    throw new ConfigError([{ file, path: '', line, message: aliasProblem.message }]);
   }
   return { file, text, doc, value: value ?? {}, lineOf };
 }
