@@ -10,7 +10,9 @@ export type DocPath = readonly (string | number)[];
  * Aliases are legitimate YAML (51 clients sharing `audiences: *aud` is fine), but nested ones
  * grow exponentially ("billion laughs"): a few lines can stand for more values than validation
  * could walk in a day. A million is far beyond any real registry (10,000 clients each sharing
- * a 20-value anchor add 200,000) and still loads in well under a second.
+ * a 20-value anchor add 200,000). Measured: 9,000 clients sharing a 100-scope anchor (909,000
+ * values) load in about 4 s, most of it parsing; the same 100 scopes written out in only 1,000
+ * clients take 3 s. Aliases cost less than the text they stand for, up to this bound.
  */
 export const MAX_ALIAS_EXPANSION = 1_000_000;
 
