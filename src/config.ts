@@ -122,6 +122,9 @@ const configSchema = z.strictObject({
     })
     .prefault({}),
   clients_file: z.string().min(1).default('./clients.yaml'),
+  // A reload that would leave no client is refused unless this is true: an emptied or truncated
+  // file (`: > clients.yaml`, a failed template) must not lock every client out at once.
+  allow_empty_registry: z.boolean().default(false),
   tokens: z
     .strictObject({
       ttl: ttlSchema.default(900),

@@ -50,7 +50,7 @@ export interface RunningServer {
  * ConfigError for a problem in a file, before anything listens.
  */
 export async function startServer(config: Config, logger: Logger = createLogger(config.log.level)): Promise<RunningServer> {
-  const registry = new ReloadingClientRegistry(config.clients_file, { defaultAudience: config.tokens.audience }, logger);
+  const registry = new ReloadingClientRegistry(config.clients_file, { defaultAudience: config.tokens.audience, allowEmpty: config.allow_empty_registry }, logger);
   const keys = await DiskKeySet.load(config.keys.dir, {
     generateIfEmpty: true,
     algorithm: config.keys.algorithm,

@@ -142,7 +142,7 @@ export class InstrumentedTokenStore implements TokenStore {
   revoke(jti: string, at: number): Promise<boolean> {
     return this.metrics.timeStore('revoke', () => this.inner.revoke(jti, at));
   }
-  revokeClient(clientId: string, at: number): Promise<void> {
+  revokeClient(clientId: string, at: number): Promise<number | undefined> {
     return this.metrics.timeStore('revoke_client', () => this.inner.revokeClient(clientId, at));
   }
   purgeExpired(now: number): Promise<number> {

@@ -118,7 +118,7 @@ export async function buildTestApp(options: {
   const config = loadConfig(fixture.configFile);
   const logs = new LogCapture();
   const logger = createLogger('info', logs);
-  const registry = new ReloadingClientRegistry(config.clients_file, { defaultAudience: config.tokens.audience }, logger);
+  const registry = new ReloadingClientRegistry(config.clients_file, { defaultAudience: config.tokens.audience, allowEmpty: config.allow_empty_registry }, logger);
   const keys = await DiskKeySet.load(config.keys.dir, { generateIfEmpty: true, algorithm: config.keys.algorithm });
   const clock = options.clock ?? new TestClock();
   const store = options.store ?? new MemoryTokenStore();

@@ -1,12 +1,14 @@
 import { RegistryFile, type SecretEdit } from '../clients/registry-file.js';
-import { AUTH_METHODS, SECRET_AUTH_METHODS, type AuthMethod, type Client } from '../clients/registry.js';
+import { SECRET_AUTH_METHODS, type Client } from '../clients/registry.js';
 import { loadRegistryFile } from '../clients/yaml-registry.js';
 import { loadConfig, MAX_TTL, MIN_TTL, type Config } from '../config.js';
 import { generateSecret, hashSecret } from '../crypto/secrets.js';
 import { parseDuration } from '../duration.js';
-import { isAudience, isClientId, isScopeToken } from '../oauth/syntax.js';
+import { isClientId } from '../oauth/syntax.js';
 import type { Io } from './io.js';
-import { openStoreForCli, storeWriteError } from './token-command.js';
+import { CLIENT_FLAGS, isoSeconds, parseClientFlags } from './client-flags.js';
+import { showClient, updateClient } from './client-show-update.js';
+import { openStoreForCli, revokedClientTokens, storeWriteError } from './token-command.js';
 import { formatTable } from './table.js';
 import { configPath, parseCommand, positionals, UsageError } from './usage.js';
 
@@ -26,6 +28,8 @@ Manage the client registry (the clients_file the config names).
 
 Commands:
   add ID              register a client; prints its new secret once on stdout
+  update ID           change a client's scopes, audiences, TTL, methods or addresses
+  show ID             print the client's entry (hashes shortened to their parameters)
   rotate-secret ID    give the client a new secret, printed once on stdout; its
                       older secrets stop working once --keep-old has passed
   list                show every client and when each of its secrets expires
@@ -33,15 +37,24 @@ Commands:
   enable ID           undo disable
   remove ID           delete the client's entry and revoke its tokens
 
-Options for add:
+Options for add and update (update replaces only what is given; the file keeps its comments):
   --scope "a b"          scopes it may request (space-separated; may repeat)
   --audience URI         an audience it may request; the first is its default (may repeat)
   --ttl SECONDS          lifetime of its tokens (${MIN_TTL}..${MAX_TTL}, or 15m, 1h)
   --auth-method M        ${SECRET_AUTH_METHODS.join(' or ')} (may repeat; default: both).
                          Key-based clients (private_key_jwt, tls_client_auth,
                          self_signed_tls_client_auth) have no secret: add them to the
-                         registry file by hand (README, "Key-based clients").
+                         registry file by hand (README, "Key-based clients"); update
+                         takes those methods too.
+  --allowed-ip CIDR      an address or CIDR block it may connect from (may repeat)
   --introspect           may introspect any client's tokens (for resource servers)
+
+Options for update only:
+  --no-introspect        may introspect only its own tokens
+  --any-ip               remove its allowed addresses: any address may connect
+
+Options for show:
+  --json                 one JSON document instead of YAML
 
 Options for rotate-secret:
   --keep-old FOR         how long its older secrets keep working (default: ${DEFAULT_KEEP_OLD}):
@@ -51,6 +64,11 @@ Options for rotate-secret:
 
 Options for list:
   --json                 one JSON document instead of a table
+
+Options for disable and remove:
+  --registry-only        change the registry alone, revoking nothing in the token store
+                         (the memory store's tokens live in the server and cannot be
+                         revoked from here; without it, that store is refused)
 
 Common options:
   --config FILE          config file (default: $TOLLGATE_CONFIG, else config/tollgate.yaml)
@@ -69,6 +87,10 @@ export async function clientCommand(args: string[], io: Io): Promise<number> {
       return rotateSecret(rest, io);
     case 'list':
       return listClients(rest, io);
+    case 'show':
+      return showClient(rest, io, () => help(io));
+    case 'update':
+      return updateClient(rest, io, () => help(io));
     case 'disable':
     case 'enable':
     case 'remove':
@@ -83,13 +105,7 @@ function registryOptions(config: Config) {
 }
 
 async function addClient(args: string[], io: Io): Promise<number> {
-  const { values, positionals: pos } = parseCommand(args, {
-    scope: { type: 'string', multiple: true },
-    audience: { type: 'string', multiple: true },
-    ttl: { type: 'string' },
-    'auth-method': { type: 'string', multiple: true },
-    introspect: { type: 'boolean' },
-  });
+  const { values, positionals: pos } = parseCommand(args, CLIENT_FLAGS);
   if (values.help) return help(io);
   const [clientId] = positionals(pos, ['ID'], 'tollgate client add ID [options]');
   if (!isClientId(clientId!)) throw new UsageError('ID must be 1 to 255 visible ASCII characters or spaces');
@@ -97,30 +113,10 @@ async function addClient(args: string[], io: Io): Promise<number> {
     io.err(`note: "${clientId}" holds characters clients must percent-encode in Basic auth; letters, digits and . _ ~ - are plainer`);
   }
 
-  const scopes = [...new Set((values.scope ?? []).flatMap((s) => s.split(/\s+/)).filter((s) => s !== ''))];
-  const badScope = scopes.find((s) => !isScopeToken(s));
-  if (badScope !== undefined) throw new UsageError(`invalid scope ${JSON.stringify(badScope)}: visible ASCII without quotes or backslashes`);
-  const audiences = [...new Set(values.audience ?? [])];
-  const badAudience = audiences.find((a) => !isAudience(a));
-  if (badAudience !== undefined) throw new UsageError(`invalid audience ${JSON.stringify(badAudience)}`);
-  const methods = [...new Set(values['auth-method'] ?? [])];
-  const badMethod = methods.find((m) => !(SECRET_AUTH_METHODS as readonly string[]).includes(m));
-  if (badMethod !== undefined) {
-    const keyBased = (AUTH_METHODS as readonly string[]).includes(badMethod);
-    throw new UsageError(
-      keyBased
-        ? `client add makes secret-based clients; register a ${badMethod} client in the registry file by hand (see the README, "Key-based clients")`
-        : `unknown auth method ${JSON.stringify(badMethod)} (use ${SECRET_AUTH_METHODS.join(' or ')})`,
-    );
-  }
-  let ttl: number | undefined;
-  if (values.ttl !== undefined) {
-    ttl = parseDuration(values.ttl);
-    if (ttl === undefined || ttl < MIN_TTL || ttl > MAX_TTL) throw new UsageError(`--ttl must be ${MIN_TTL} to ${MAX_TTL} seconds (or a duration like 15m)`);
-  }
+  const fields = parseClientFlags(values, 'client add', false);
 
   const config = loadConfig(configPath(values.config, io.env), { env: io.env, cwd: io.cwd });
-  if (audiences.length === 0 && config.tokens.audience.length === 0) {
+  if ((fields.audiences ?? []).length === 0 && config.tokens.audience.length === 0) {
     // Said here, in terms of the command line; the registry check would name a line of a file not yet written.
     throw new UsageError(`--audience is required: ${config.file} sets no tokens.audience for clients without their own`);
   }
@@ -129,11 +125,13 @@ async function addClient(args: string[], io: Io): Promise<number> {
 
   const secret = generateSecret();
   const entry: Record<string, unknown> = { client_id: clientId, secrets: [{ hash: await hashSecret(secret) }] };
-  if (methods.length > 0) entry.auth_methods = methods as AuthMethod[];
-  if (scopes.length > 0) entry.scopes = scopes;
-  if (audiences.length > 0) entry.audiences = audiences;
-  if (ttl !== undefined) entry.token_ttl = ttl;
+  // In the order the registry reference lists them; an empty list is the default, left out.
+  for (const key of ['auth_methods', 'scopes', 'audiences', 'token_ttl'] as const) {
+    const value = fields[key];
+    if (value !== undefined && !(Array.isArray(value) && value.length === 0)) entry[key] = value;
+  }
   if (values.introspect) entry.introspect = true;
+  if (fields.allowed_ips !== undefined && fields.allowed_ips.length > 0) entry.allowed_ips = fields.allowed_ips;
   file.add(entry);
   file.save(registryOptions(config));
 
@@ -202,27 +200,28 @@ function plural(n: number, noun: string): string {
   return `${n} ${noun}${n === 1 ? '' : 's'}`;
 }
 
-/** An instant as ISO 8601 UTC, without the milliseconds when there are none: 2026-11-23T10:00:00Z. */
-function isoSeconds(ms: number): string {
-  return new Date(ms).toISOString().replace(/\.000Z$/, 'Z');
-}
-
 async function changeClient(action: 'disable' | 'enable' | 'remove', args: string[], io: Io): Promise<number> {
-  const { values, positionals: pos } = parseCommand(args, {});
+  const revokes = action !== 'enable';
+  const { values, positionals: pos } = parseCommand(args, revokes ? { 'registry-only': { type: 'boolean' } } : {});
   if (values.help) return help(io);
-  const [clientId] = positionals(pos, ['ID'], `tollgate client ${action} ID`);
+  const [clientId] = positionals(pos, ['ID'], `tollgate client ${action} ID${revokes ? ' [--registry-only]' : ''}`);
   const config = loadConfig(configPath(values.config, io.env), { env: io.env, cwd: io.cwd });
   const file = RegistryFile.open(config.clients_file, registryOptions(config));
   if (!file.has(clientId!)) throw new UsageError(`no client ${JSON.stringify(clientId)} in ${config.clients_file}`);
+  if (action === 'remove' && file.count() === 1 && !config.allow_empty_registry) {
+    // A running server would refuse the emptied registry and keep serving the client.
+    throw new UsageError(`"${clientId}" is the only client: a running server refuses a registry with no clients (allow_empty_registry is false); disable it instead`);
+  }
   if (action === 'remove') file.remove(clientId!);
   else file.setDisabled(clientId!, action === 'disable');
-  if (action !== 'enable' && config.store.kind !== 'memory') {
+  let revoked = '';
+  if (revokes && values['registry-only'] !== true) {
     // Revoked in the store too, so every server sharing it refuses the client's tokens at
     // once, before it has re-read the registry, and re-enabling or re-adding the client does
     // not revive them. The registry is saved only once that has worked.
-    const store = openStoreForCli(config);
+    const store = openStoreForCli(config, ' (--registry-only changes the registry alone)');
     try {
-      await store.revokeClient(clientId!, Date.now());
+      revoked = `; revoked ${revokedClientTokens(config, clientId!, await store.revokeClient(clientId!, Date.now()))}`;
     } catch (err) {
       throw storeWriteError(config, err);
     } finally {
@@ -230,7 +229,7 @@ async function changeClient(action: 'disable' | 'enable' | 'remove', args: strin
     }
   }
   file.save(registryOptions(config));
-  io.err(`${action === 'remove' ? 'removed' : `${action}d`} client "${clientId}" in ${config.clients_file}`);
+  io.err(`${action === 'remove' ? 'removed' : `${action}d`} client "${clientId}" in ${config.clients_file}${revoked}`);
   return 0;
 }
 

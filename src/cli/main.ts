@@ -14,7 +14,7 @@ An OAuth 2.0 authorization server for machine-to-machine traffic (client credent
 
 Commands:
   serve                 run the server
-  client add|rotate-secret|list|disable|enable|remove
+  client add|update|show|rotate-secret|list|disable|enable|remove
                         manage the client registry
   hash-secret           print the argon2id hash of a secret read on stdin
   config check          validate the config, the registry and the keys

@@ -8,7 +8,9 @@ import { configPath, parseCommand, positionals, UsageError } from './usage.js';
 export const TOKEN_HELP = `Usage: tollgate token revoke (--client ID | --jti JTI) [--config FILE]
 
 Revokes issued access tokens in the token store the config names; every server sharing that
-store answers introspection of them with {"active":false} at once.
+store answers introspection of them with {"active":false} at once. It says how many it revoked
+and where. The store must be the servers' own: a SQLite file that does not exist is refused,
+never created, and the memory store lives inside the server, out of reach.
 
   --client ID     every token of this client issued until now
   --jti JTI       one token, by its jti claim
@@ -20,13 +22,24 @@ Resource servers that validate tokens offline (JWKS) keep accepting them until t
 /**
  * Opens the configured store from the command line: the SQLite file or the Redis server the
  * servers share. The memory store lives inside a server process, so there is nothing the CLI
- * could change.
+ * could change; a SQLite file that does not exist is not the servers' store either (a one-off
+ * container with its own path): it is refused, never created.
  */
-export function openStoreForCli(config: ReturnType<typeof loadConfig>): TokenStore {
+export function openStoreForCli(config: ReturnType<typeof loadConfig>, memoryHint = ''): TokenStore {
   if (config.store.kind === 'memory') {
-    throw new UsageError(`store.kind is ${config.store.kind}: its tokens live only inside the server process and cannot be revoked from here`);
+    throw new UsageError(`store.kind is ${config.store.kind}: its tokens live only inside the server process and cannot be revoked from here${memoryHint}`);
   }
-  return createTokenStore(config.store);
+  return createTokenStore(config.store, undefined, { mustExist: true });
+}
+
+/** "3 tokens of client "x" in /var/lib/tollgate/db", or for a store that does not count, every one. */
+export function revokedClientTokens(config: ReturnType<typeof loadConfig>, clientId: string, count: number | undefined): string {
+  const store = config.store;
+  // A Redis prefix tells one deployment's keys from another's on a shared server.
+  const where = store.kind === 'redis' ? `${describeStore(store)} (prefix ${JSON.stringify(store.prefix)})` : describeStore(store);
+  return count === undefined
+    ? `every token of client ${JSON.stringify(clientId)} issued until now in ${where}`
+    : `${count} live token${count === 1 ? '' : 's'} of client ${JSON.stringify(clientId)} in ${where}`;
 }
 
 /** A store failure as one line naming the store (never a Redis password). */
@@ -51,14 +64,14 @@ export async function tokenCommand(args: string[], io: Io): Promise<number> {
   const store = openStoreForCli(config);
   try {
     if (values.client !== undefined) {
-      await store.revokeClient(values.client, Date.now());
-      io.err(`revoked every token of client "${values.client}" issued until now`);
+      const count = await store.revokeClient(values.client, Date.now());
+      io.err(`revoked ${revokedClientTokens(config, values.client, count)}`);
       return 0;
     }
     if (!(await store.revoke(values.jti!, Date.now()))) {
       throw new UsageError(`no token with jti ${JSON.stringify(values.jti)} in ${describeStore(config.store)} (unknown, or expired and purged)`);
     }
-    io.err(`revoked token ${values.jti}`);
+    io.err(`revoked token ${values.jti} in ${describeStore(config.store)}`);
     return 0;
   } catch (err) {
     if (err instanceof UsageError || err instanceof ConfigError) throw err;

@@ -1,6 +1,6 @@
 import { renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { Document, isMap, isSeq, YAMLMap, YAMLSeq } from 'yaml';
+import { Document, isAlias, isCollection, isMap, isNode, isSeq, visit, YAMLMap, YAMLSeq } from 'yaml';
 import { ConfigError } from '../config-error.js';
 import { parseYamlText, readYamlFile } from '../yaml-file.js';
 import type { Client } from './registry.js';
@@ -24,6 +24,9 @@ export class RegistryFile {
     private readonly source?: RegistrySource,
   ) {}
 
+  /** Entries `update` wrote to: rendered anew even where they mean what they meant. */
+  private readonly touched = new Set<YAMLMap>();
+
   /** Opens the file; with `createIfMissing`, a missing file starts as an empty registry. */
   static open(file: string, options: RegistryOptions & { createIfMissing?: boolean }): RegistryFile {
     let mode = 0o600;
@@ -38,6 +41,11 @@ export class RegistryFile {
     // Refuse to edit a registry that is already broken: the edit would hide the problem.
     const clients = validateRegistry(source, options);
     return new RegistryFile(file, source.doc, mode, clients, registrySource(source.doc, source.text));
+  }
+
+  /** How many clients the file held when opened. */
+  count(): number {
+    return this.opened.length;
   }
 
   has(clientId: string): boolean {
@@ -59,6 +67,35 @@ export class RegistryFile {
     // `clients: []` is a flow sequence; entries read better as a block list.
     seq.flow = false;
     seq.items.push(this.doc.createNode(entry));
+  }
+
+  /** The client's entry as written in the file (no defaults filled in), before any edit. */
+  entryValue(clientId: string): Record<string, unknown> {
+    return this.entry(clientId).toJS(this.doc, { maxAliasCount: -1 }) as Record<string, unknown>;
+  }
+
+  /**
+   * Sets fields of the client's entry (`undefined` removes one). A replaced value keeps the
+   * comments around it and the style it was written in: `scopes: [a, b]` stays a flow list.
+   */
+  update(clientId: string, fields: Readonly<Record<string, unknown>>): void {
+    const entry = this.entry(clientId);
+    this.touched.add(entry);
+    for (const [key, value] of Object.entries(fields)) {
+      if (value === undefined) {
+        entry.delete(key);
+        continue;
+      }
+      const old: unknown = entry.get(key, true);
+      this.refuseSharedAnchors(clientId, old);
+      const node = this.doc.createNode(value);
+      if (isCollection(node)) node.flow = isCollection(old) ? (old.flow ?? false) : true;
+      if (isNode(old) && isNode(node)) {
+        node.comment = old.comment;
+        node.commentBefore = old.commentBefore;
+      }
+      entry.set(key, node);
+    }
   }
 
   setDisabled(clientId: string, disabled: boolean): void {
@@ -91,7 +128,33 @@ export class RegistryFile {
   }
 
   remove(clientId: string): void {
+    this.refuseSharedAnchors(clientId, this.entry(clientId));
     (this.doc.get('clients', true) as YAMLSeq).items.splice(this.require(clientId), 1);
+  }
+
+  /**
+   * Refuses to drop a node whose anchor aliases elsewhere still use: they would be left
+   * pointing at nothing, or, if the anchor moved to the new value, change other clients too.
+   */
+  private refuseSharedAnchors(clientId: string, node: unknown): void {
+    if (!isNode(node)) return;
+    const anchors = new Set<string>();
+    visit(node, { Node: (_key, n) => void (n.anchor !== undefined && anchors.add(n.anchor)) });
+    if (anchors.size === 0) return;
+    let used: string | undefined;
+    visit(this.doc, {
+      Node: (_key, n) => {
+        if (n === node) return visit.SKIP;
+        if (isAlias(n) && anchors.has(n.source)) {
+          used = n.source;
+          return visit.BREAK;
+        }
+        return undefined;
+      },
+    });
+    if (used !== undefined) {
+      throw ConfigError.single(this.file, `client ${JSON.stringify(clientId)} holds the anchor &${used} that other entries use as *${used}: give them their own value first (client update)`);
+    }
   }
 
   /** Validates the edited registry and atomically replaces the file with it. */
@@ -99,10 +162,15 @@ export class RegistryFile {
     // yaml's defaults would refold every long string (an argon2id hash split by a backslash
     // line break) and pad every flow list (`[a, b]` -> `[ a, b ]`): entries the edit did not
     // touch would change. Keep long lines whole and flow collections as usually written.
-    const rendered = this.doc.toString({ lineWidth: 0, flowCollectionPadding: false });
+    let rendered: string;
+    try {
+      rendered = this.doc.toString({ lineWidth: 0, flowCollectionPadding: false });
+    } catch (err) {
+      throw ConfigError.single(this.file, `cannot write the edited registry: ${(err as Error).message}`);
+    }
     // Even so, yaml restyles what it renders (aligned comments, `{ a: b }`): entries the edit did
     // not change are kept from the file as it was, byte for byte.
-    const text = (this.source && keepUntouchedEntries(this.source, this.doc, rendered)) ?? rendered;
+    const text = (this.source && keepUntouchedEntries(this.source, this.doc, rendered, this.touched)) ?? rendered;
     const clients = validateRegistry(parseYamlText(text, this.file), options);
     const tmp = join(dirname(this.file), `.${basename(this.file)}.${process.pid}.tmp`);
     try {

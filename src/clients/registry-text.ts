@@ -1,6 +1,12 @@
 import { isDeepStrictEqual } from 'node:util';
 import { isMap, isSeq, parseDocument, type Document, type YAMLMap } from 'yaml';
 
+/**
+ * Every document here was parsed from a registry whose aliases parseYamlText has already bounded,
+ * or rendered from one: yaml's own limit (100 uses of an anchor) would refuse a legitimate file.
+ */
+const ALL_ALIASES = { maxAliasCount: -1 } as const;
+
 /** One entry of the `clients` list, and where it sits in the text it was parsed from. */
 interface EntrySpan {
   node: YAMLMap;
@@ -22,7 +28,7 @@ export interface RegistrySource {
  */
 export function registrySource(doc: Document, text: string): RegistrySource | undefined {
   const entries = entrySpans(doc, text);
-  return entries && { text, entries: entries.map((e) => ({ ...e, value: e.node.toJS(doc) as unknown })) };
+  return entries && { text, entries: entries.map((e) => ({ ...e, value: e.node.toJS(doc, ALL_ALIASES) as unknown })) };
 }
 
 /**
@@ -32,8 +38,10 @@ export function registrySource(doc: Document, text: string): RegistrySource | un
  * original text instead. Entries that were removed go with the comments just above them, as
  * yaml itself does; added ones go after the last entry. Undefined when the edit does not fit
  * that shape, or the result would not mean exactly what `rendered` means: then `rendered` it is.
+ * Entries in `touched` are taken from `rendered` even when they mean what they meant (an alias
+ * replaced by its own copy of the same value).
  */
-export function keepUntouchedEntries(source: RegistrySource, doc: Document, rendered: string): string | undefined {
+export function keepUntouchedEntries(source: RegistrySource, doc: Document, rendered: string, touched: ReadonlySet<unknown> = new Set()): string | undefined {
   const seq = doc.get('clients', true);
   const renderedDoc = parseDocument(rendered);
   const renderedEntries = entrySpans(renderedDoc, rendered);
@@ -52,7 +60,7 @@ export function keepUntouchedEntries(source: RegistrySource, doc: Document, rend
     if (i < previous) return undefined;
     previous = i;
     const was = entries[i]!;
-    if (isDeepStrictEqual(was.node.toJS(doc), was.value)) continue;
+    if (!touched.has(was.node) && isDeepStrictEqual(was.node.toJS(doc, ALL_ALIASES), was.value)) continue;
     const now = renderedEntries[k]!;
     const entryText = reindent(rendered.slice(now.start, now.end), column(text, was.start) - column(rendered, now.start), false);
     if (entryText === undefined) return undefined;
@@ -77,7 +85,7 @@ export function keepUntouchedEntries(source: RegistrySource, doc: Document, rend
   let out = text;
   for (const edit of edits.sort((a, b) => b.from - a.from)) out = out.slice(0, edit.from) + edit.text + out.slice(edit.to);
   const check = parseDocument(out);
-  return check.errors.length === 0 && isDeepStrictEqual(check.toJS(), renderedDoc.toJS()) ? out : undefined;
+  return check.errors.length === 0 && isDeepStrictEqual(check.toJS(ALL_ALIASES), renderedDoc.toJS(ALL_ALIASES)) ? out : undefined;
 }
 
 function entrySpans(doc: Document, text: string): EntrySpan[] | undefined {

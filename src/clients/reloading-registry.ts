@@ -4,6 +4,11 @@ import { ConfigError } from '../config-error.js';
 import type { Client, ClientRegistry } from './registry.js';
 import { loadRegistryFile, type RegistryOptions } from './yaml-registry.js';
 
+export interface ReloadOptions extends RegistryOptions {
+  /** `allow_empty_registry`: take a reload that leaves no client where there were some. */
+  allowEmpty?: boolean;
+}
+
 /** How often the registry file is checked for changes (a stat, not a read). */
 const POLL_MS = 1000;
 
@@ -19,10 +24,13 @@ export class ReloadingClientRegistry implements ClientRegistry {
 
   constructor(
     readonly file: string,
-    private readonly options: RegistryOptions,
+    private readonly options: ReloadOptions,
     private readonly logger: Logger,
   ) {
     this.#current = loadRegistryFile(file, options);
+    if (this.#current.all().length === 0) {
+      logger.warn({ event: 'registry.empty', file }, 'the registry has no clients: every client authentication fails until one is added');
+    }
   }
 
   get(clientId: string): Client | undefined {
@@ -42,9 +50,14 @@ export class ReloadingClientRegistry implements ClientRegistry {
     let next: ClientRegistry;
     try {
       next = loadRegistryFile(this.file, this.options);
+      const had = this.#current.all().length;
+      if (next.all().length === 0 && had > 0 && !this.options.allowEmpty) {
+        throw ConfigError.single(this.file, `holds no clients where the running registry has ${had}: refused (allow_empty_registry is false); disable clients rather than remove the last one`);
+      }
     } catch (err) {
-      if (!(err instanceof ConfigError)) throw err;
-      this.logger.error({ event: 'registry.rejected', file: this.file, problems: err.message.split('\n') }, 'registry change refused; the last good registry stays in use');
+      // Whatever a reload meets, the server keeps running on the last good registry.
+      const problems = err instanceof ConfigError ? err.message.split('\n') : [`${this.file}: cannot load: ${(err as Error).message}`];
+      this.logger.error({ event: 'registry.rejected', file: this.file, problems }, 'registry change refused; the last good registry stays in use');
       for (const listener of this.#rejectListeners) listener();
       return false;
     }

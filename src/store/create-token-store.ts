@@ -8,14 +8,15 @@ import type { TokenStore } from './token-store.js';
 
 /**
  * The adapter `store.kind` names. Throws ConfigError when it cannot be opened. A Redis store
- * connects in the background; `logger` hears when it loses and regains its server.
+ * connects in the background; `logger` hears when it loses and regains its server. With
+ * `mustExist`, a SQLite file that does not exist yet is refused rather than created.
  */
-export function createTokenStore(store: Config['store'], logger?: Pick<Logger, 'warn' | 'info'>): TokenStore {
+export function createTokenStore(store: Config['store'], logger?: Pick<Logger, 'warn' | 'info'>, options: { mustExist?: boolean } = {}): TokenStore {
   switch (store.kind) {
     case 'memory':
       return new MemoryTokenStore();
     case 'sqlite':
-      return new SqliteTokenStore(store.path);
+      return new SqliteTokenStore(store.path, options);
     case 'redis':
       if (store.url === undefined) throw new TypeError('store.url is required when store.kind is redis');
       return new RedisTokenStore({ url: store.url, prefix: store.prefix, logger });

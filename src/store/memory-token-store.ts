@@ -1,5 +1,5 @@
 import { MAX_TTL } from '../config.js';
-import { withClientRevocation, type Counter, type CounterLimit, type Reservation, type ReservedHit, type TokenRecord, type TokenStore } from './token-store.js';
+import { revokedByClient, withClientRevocation, type Counter, type CounterLimit, type Reservation, type ReservedHit, type TokenRecord, type TokenStore } from './token-store.js';
 
 /** Token state in this process only: the reference adapter, for tests and throwaway runs. */
 export class MemoryTokenStore implements TokenStore {
@@ -25,8 +25,15 @@ export class MemoryTokenStore implements TokenStore {
     return true;
   }
 
-  async revokeClient(clientId: string, at: number): Promise<void> {
-    this.#clientRevocations.set(clientId, Math.max(at, this.#clientRevocations.get(clientId) ?? 0));
+  async revokeClient(clientId: string, at: number): Promise<number> {
+    const before = this.#clientRevocations.get(clientId);
+    let revoked = 0;
+    for (const t of this.#tokens.values()) {
+      const live = t.exp * 1000 > at && t.revokedAt === undefined && !revokedByClient(t.iat, before);
+      if (t.clientId === clientId && live && revokedByClient(t.iat, at)) revoked++;
+    }
+    this.#clientRevocations.set(clientId, Math.max(at, before ?? 0));
+    return revoked;
   }
 
   async purgeExpired(now: number): Promise<number> {

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { ConfigError } from '../config-error.js';
@@ -67,6 +67,7 @@ export class SqliteTokenStore implements TokenStore {
   readonly #find: Database.Statement<[string], TokenRow>;
   readonly #revoke: Database.Statement;
   readonly #revokeClient: Database.Statement;
+  readonly #revokeClientCounted: (clientId: string, at: number) => number;
   readonly #purge: Database.Statement;
   readonly #purgeRevocations: Database.Statement;
   readonly #insertMany: (records: readonly TokenRecord[]) => void;
@@ -82,8 +83,15 @@ export class SqliteTokenStore implements TokenStore {
   /** Lookups waiting for the next shared read transaction, with their callers' promises. */
   #pendingFinds: { jti: string; resolve: (record: TokenRecord | undefined) => void; reject: (err: unknown) => void }[] = [];
 
-  constructor(readonly path: string) {
-    this.#db = openDatabase(path);
+  /**
+   * With `mustExist`, a missing file, or one no tollgate has prepared, is refused rather than
+   * created: the CLI must change the store the servers use, not start an empty one of its own.
+   */
+  constructor(
+    readonly path: string,
+    options: { mustExist?: boolean } = {},
+  ) {
+    this.#db = openDatabase(path, options.mustExist ?? false);
     this.#insert = this.#db.prepare(
       'INSERT INTO tokens (jti, client_id, scope, aud, iat, exp, digest, revoked_at, cnf) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );
@@ -95,6 +103,17 @@ export class SqliteTokenStore implements TokenStore {
       `INSERT INTO client_revocations (client_id, revoked_before) VALUES (?, ?)
        ON CONFLICT (client_id) DO UPDATE SET revoked_before = max(revoked_before, excluded.revoked_before)`,
     );
+    // Counted in the same transaction as the revocation: the tokens it turns from live to revoked.
+    const countRevocable = this.#db.prepare<[{ clientId: string; at: number }], { n: number }>(
+      `SELECT count(*) AS n FROM tokens t LEFT JOIN client_revocations r ON r.client_id = t.client_id
+       WHERE t.client_id = @clientId AND t.revoked_at IS NULL AND t.exp * 1000 > @at AND t.iat * 1000 <= @at
+         AND (r.revoked_before IS NULL OR t.iat * 1000 > r.revoked_before)`,
+    );
+    this.#revokeClientCounted = this.#db.transaction((clientId: string, at: number) => {
+      const { n } = countRevocable.get({ clientId, at })!;
+      this.#revokeClient.run(clientId, at);
+      return n;
+    });
     this.#purge = this.#db.prepare(`DELETE FROM tokens WHERE jti IN (SELECT jti FROM tokens WHERE exp < ? LIMIT ${PURGE_BATCH})`);
     this.#purgeRevocations = this.#db.prepare('DELETE FROM client_revocations WHERE revoked_before < ?');
     // One read transaction for many lookups: its locks are taken and released once, not per row.
@@ -204,8 +223,8 @@ export class SqliteTokenStore implements TokenStore {
     return this.#durably(() => this.#revoke.run(at, jti).changes > 0);
   }
 
-  async revokeClient(clientId: string, at: number): Promise<void> {
-    this.#durably(() => this.#revokeClient.run(clientId, at));
+  async revokeClient(clientId: string, at: number): Promise<number> {
+    return this.#durably(() => this.#revokeClientCounted(clientId, at));
   }
 
   async purgeExpired(now: number): Promise<number> {
@@ -306,18 +325,27 @@ function whileBusy<T>(step: () => T): T {
   }
 }
 
-function openDatabase(path: string): Database.Database {
+function openDatabase(path: string, mustExist: boolean): Database.Database {
+  if (mustExist && !existsSync(path)) {
+    throw ConfigError.single(path, 'no token store here: the file does not exist (a server creates it on its first start)');
+  }
   let db: Database.Database | undefined;
   try {
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    if (!mustExist) mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     // A statement waits up to BUSY_TIMEOUT_MS for a lock another process holds (busy_timeout).
-    const opened = (db = new Database(path, { timeout: BUSY_TIMEOUT_MS }));
+    const opened = (db = new Database(path, { timeout: BUSY_TIMEOUT_MS, fileMustExist: mustExist }));
+    if (mustExist && opened.pragma('user_version', { simple: true }) === 0) {
+      opened.close();
+      db = undefined;
+      throw ConfigError.single(path, 'not a token store: no tollgate server has used this file');
+    }
     whileBusy(() => opened.pragma('journal_mode = WAL'));
     // NORMAL in WAL mode loses nothing when the process dies, only on power loss; revocations
     // switch to FULL for their own commit.
     db.pragma('synchronous = NORMAL');
   } catch (err) {
     db?.close();
+    if (err instanceof ConfigError) throw err;
     throw ConfigError.single(path, `cannot open the token store: ${(err as Error).message}`);
   }
   migrate(db, path);

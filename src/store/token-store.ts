@@ -34,8 +34,13 @@ export interface TokenStore {
   find(jti: string): Promise<TokenRecord | undefined>;
   /** Revokes one token. Resolves false when jti is unknown. */
   revoke(jti: string, at: number): Promise<boolean>;
-  /** Revokes every token of a client issued up to `at` (ms), including ones recorded later by a slower instance. */
-  revokeClient(clientId: string, at: number): Promise<void>;
+  /**
+   * Revokes every token of a client issued up to `at` (ms), including ones recorded later by a
+   * slower instance. Resolves how many of its tokens still live at `at` this revoked (not
+   * revoked before), so an operator sees whether the store held any; undefined where counting
+   * would mean reading every token of every client (Redis keeps no index by client).
+   */
+  revokeClient(clientId: string, at: number): Promise<number | undefined>;
   /** Deletes records whose exp (seconds) is before `now` (ms); returns how many. */
   purgeExpired(now: number): Promise<number>;
   /**

@@ -1,8 +1,11 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import argon2 from 'argon2';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { hashOf, writeFixture, type Fixture } from '../helpers.js';
+import { SqliteTokenStore } from '../../src/store/sqlite-token-store.js';
+import { hashOf, tempDir, writeFixture, type Fixture } from '../helpers.js';
+import { makeRecord } from '../store/contract.js';
 import { expectUserError, lines, tollgate, type CliRun } from './run-cli.js';
 
 let HASH = '';
@@ -217,7 +220,7 @@ describe('client disable, enable, remove', () => {
   it('disable and enable flip the entry and keep every comment and every other line', async () => {
     const f = fixture();
     const before = read(f);
-    const disabled = await cli(f, ['client', 'disable', 'billing-service']);
+    const disabled = await cli(f, ['client', 'disable', 'billing-service', '--registry-only']);
     expect(disabled.code).toBe(0);
     expect(disabled.stdout).toBe('');
     expect(disabled.stderr).toMatch(/disabled client "billing-service"/);
@@ -239,7 +242,7 @@ describe('client disable, enable, remove', () => {
   it('remove deletes the entry and keeps the other entries and their comments', async () => {
     const f = fixture();
     const before = read(f);
-    const run = await cli(f, ['client', 'remove', 'reports']);
+    const run = await cli(f, ['client', 'remove', 'reports', '--registry-only']);
     expect(run.code).toBe(0);
     expect(run.stdout).toBe('');
     const after = read(f);
@@ -256,5 +259,187 @@ describe('client disable, enable, remove', () => {
     const before = read(f);
     expectUserError(await cli(f, ['client', action, 'nobody']), /no client "nobody"/);
     expect(read(f)).toBe(before);
+  });
+});
+
+describe('revoking in a store that is not the servers\'', () => {
+  const sqliteConfig = (path: string) => CONFIG.replace('store: { kind: memory }', `store: { kind: sqlite, path: ${path} }`);
+
+  it('refuses a SQLite path that does not exist (a one-off container): exit 1, one line, no file created, registry unchanged', async () => {
+    const db = join(tempDir(), 'nowhere', 'tollgate.db');
+    const f = fixture(sqliteConfig(db));
+    const before = read(f);
+    for (const args of [['client', 'disable', 'billing-service'], ['client', 'remove', 'reports'], ['token', 'revoke', '--client', 'billing-service'], ['token', 'revoke', '--jti', 'j']]) {
+      expectUserError(await cli(f, args), new RegExp(`${db.replace(/[.]/g, '\\.')}: no token store here: the file does not exist`));
+    }
+    expect(existsSync(db)).toBe(false);
+    expect(existsSync(dirname(db))).toBe(false);
+    expect(read(f)).toBe(before);
+  });
+
+  it('refuses a SQLite file no server has used, and leaves it as it was', async () => {
+    const db = join(tempDir(), 'empty.db');
+    writeFileSync(db, '');
+    const f = fixture(sqliteConfig(db));
+    expectUserError(await cli(f, ['client', 'disable', 'billing-service']), /empty\.db: not a token store: no tollgate server has used this file/);
+    expect(readFileSync(db)).toHaveLength(0);
+  });
+
+  it('refuses the memory store, whose tokens live in the server process, unless --registry-only', async () => {
+    const f = fixture();
+    const before = read(f);
+    expectUserError(await cli(f, ['client', 'disable', 'billing-service']), /store\.kind is memory: .* cannot be revoked from here \(--registry-only changes the registry alone\)/);
+    expectUserError(await cli(f, ['client', 'remove', 'reports']), /store\.kind is memory/);
+    expect(read(f)).toBe(before);
+    const run = await cli(f, ['client', 'disable', 'billing-service', '--registry-only']);
+    expect(run.code).toBe(0);
+    expect(lines(run.stderr)).toEqual([`disabled client "billing-service" in ${f.clientsFile}`]);
+  });
+
+  it('says how many tokens it revoked and in which store', async () => {
+    const db = join(tempDir(), 'tollgate.db');
+    const store = new SqliteTokenStore(db);
+    const now = Math.floor(Date.now() / 1000);
+    await store.record(makeRecord({ iat: now - 10, clientId: 'billing-service' }));
+    await store.record(makeRecord({ iat: now - 5, clientId: 'billing-service' }));
+    await store.record(makeRecord({ iat: now - 5, clientId: 'reports' }));
+    await store.close();
+    const f = fixture(sqliteConfig(db));
+    const disable = await cli(f, ['client', 'disable', 'billing-service']);
+    expect(disable.code).toBe(0);
+    expect(lines(disable.stderr)).toEqual([`disabled client "billing-service" in ${f.clientsFile}; revoked 2 live tokens of client "billing-service" in ${db}`]);
+    const again = await cli(f, ['token', 'revoke', '--client', 'billing-service']);
+    expect(lines(again.stderr)).toEqual([`revoked 0 live tokens of client "billing-service" in ${db}`]);
+    const remove = await cli(f, ['client', 'remove', 'reports']);
+    expect(lines(remove.stderr)).toEqual([`removed client "reports" in ${f.clientsFile}; revoked 1 live token of client "reports" in ${db}`]);
+  });
+
+  it('refuses to remove the only client, which a running server would keep serving, unless allow_empty_registry', async () => {
+    const only = `clients:\n  - client_id: solo\n    secrets: [{ hash: "${HASH}" }]\n    audiences: [https://api.test]\n`;
+    const f = writeFixture({ config: CONFIG, clients: only });
+    expectUserError(await cli(f, ['client', 'remove', 'solo', '--registry-only']), /"solo" is the only client: a running server refuses a registry with no clients \(allow_empty_registry is false\); disable it instead/);
+    expect(read(f)).toBe(only);
+    const allowed = writeFixture({ config: `${CONFIG}allow_empty_registry: true\n`, clients: only });
+    expect((await cli(allowed, ['client', 'remove', 'solo', '--registry-only'])).code).toBe(0);
+    expect(clientsIn(read(allowed))).toEqual([]);
+  });
+});
+
+describe('client add --allowed-ip', () => {
+  it('writes the addresses it may connect from, checked like the registry checks them', async () => {
+    const f = fixture();
+    const run = await cli(f, ['client', 'add', 'edge', '--audience', 'https://api.test', '--allowed-ip', '10.1.0.0/16', '--allowed-ip', '2001:db8::7']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(entry(read(f), 'edge')).toMatchObject({ allowed_ips: ['10.1.0.0/16', '2001:db8::7'] });
+    expectUserError(await cli(f, ['client', 'add', 'edge2', '--audience', 'https://api.test', '--allowed-ip', 'example.com']), /invalid --allowed-ip "example\.com"/);
+  });
+});
+
+describe('client show', () => {
+  it('prints the entry in registry field names, with what defaults give and hashes cut to their parameters', async () => {
+    const f = fixture();
+    const run = await cli(f, ['client', 'show', 'billing-service']);
+    expect(run.code).toBe(0);
+    expect(run.stderr).toBe('');
+    expect(run.stdout).not.toContain(HASH.split('$')[4]!);
+    const params = HASH.split('$').slice(0, 4).join('$');
+    expect(lines(run.stdout)).toEqual([
+      'client_id: billing-service',
+      'disabled: false',
+      'auth_methods: [client_secret_basic, client_secret_post]',
+      'scopes: [invoices:read, invoices:write]',
+      'default_scopes: [invoices:read]',
+      'audiences: [https://api.example.com]',
+      'token_ttl: 900 # seconds, from tokens.ttl',
+      'introspect: false',
+      'allowed_ips: [10.0.0.0/8, 192.0.2.7]',
+      'secrets:',
+      `  - hash: ${params}$…`,
+      '    expires_at: 2027-01-01T00:00:00Z',
+    ]);
+    const json = await cli(f, ['client', 'show', 'reports', '--json']);
+    expect(JSON.parse(json.stdout)).toMatchObject({ client_id: 'reports', disabled: true, secrets: [{ hash: `${params}$…` }] });
+  });
+
+  it('of an unknown client: exit 1, one line', async () => {
+    expectUserError(await cli(fixture(), ['client', 'show', 'nobody']), /no client "nobody" in /);
+  });
+});
+
+describe('client update', () => {
+  it('replaces only the fields given, keeping every comment, the other entries and the style of each list', async () => {
+    const f = fixture();
+    const before = read(f);
+    const run = await cli(f, ['client', 'update', 'billing-service', '--scope', 'invoices:read reports:read', '--ttl', '15m', '--allowed-ip', '192.0.2.0/24', '--allowed-ip', '2001:db8::/32', '--introspect']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toBe('');
+    expect(lines(run.stderr)).toEqual([`updated scopes, token_ttl, allowed_ips, introspect of client "billing-service" in ${f.clientsFile}`]);
+    const after = read(f);
+    expect(entry(after, 'billing-service')).toEqual({
+      ...entry(before, 'billing-service'),
+      scopes: ['invoices:read', 'reports:read'],
+      token_ttl: 900,
+      allowed_ips: ['192.0.2.0/24', '2001:db8::/32'],
+      introspect: true,
+    });
+    expect(after).toContain('    scopes: [invoices:read, reports:read]\n');
+    expect(comments(after)).toEqual(comments(before));
+    expect(entry(after, 'reports')).toEqual(entry(before, 'reports'));
+
+    // A replaced value keeps the comment on its line.
+    expect((await cli(f, ['client', 'update', 'reports', '--audience', 'https://b.test', '--audience', 'https://c.test'])).code).toBe(0);
+    expect(read(f)).toContain('    audiences: [https://b.test, https://c.test] # its only resource server\n');
+    expect(comments(read(f))).toEqual(comments(before));
+  });
+
+  it('keeps default_scopes within the new scopes, and removes allowed addresses and introspection on request', async () => {
+    const f = fixture();
+    await cli(f, ['client', 'update', 'billing-service', '--introspect']);
+    const run = await cli(f, ['client', 'update', 'billing-service', '--scope', 'invoices:write', '--any-ip', '--no-introspect']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).toMatch(/default_scopes removed: it now grants every scope/);
+    const billing = entry(read(f), 'billing-service')!;
+    expect(billing).toMatchObject({ scopes: ['invoices:write'], introspect: false });
+    expect(billing).not.toHaveProperty('default_scopes');
+    expect(billing).not.toHaveProperty('allowed_ips');
+  });
+
+  it.each([
+    [['client', 'update', 'nobody', '--ttl', '5m'], /no client "nobody" in /],
+    [['client', 'update', 'billing-service'], /nothing to change/],
+    [['client', 'update', 'billing-service', '--ttl', '59'], /--ttl must be 60 to 86400/],
+    [['client', 'update', 'billing-service', '--scope', 'a "b"'], /invalid scope/],
+    [['client', 'update', 'billing-service', '--audience', 'not a uri'], /invalid audience/],
+    [['client', 'update', 'billing-service', '--auth-method', 'client_secret_jwt'], /unknown auth method "client_secret_jwt"/],
+    [['client', 'update', 'billing-service', '--allowed-ip', '10.0.0.0/33'], /invalid --allowed-ip "10\.0\.0\.0\/33"/],
+    [['client', 'update', 'billing-service', '--allowed-ip', '10.0.0.1', '--any-ip'], /not both/],
+    [['client', 'update', 'billing-service', '--auth-method', 'private_key_jwt'], /not changed: the client would be invalid: entry: private_key_jwt needs exactly one of jwks or jwks_uri/],
+  ])('refuses %j with one line and leaves the file byte for byte', async (args, message) => {
+    const f = fixture();
+    const before = read(f);
+    expectUserError(await cli(f, args), message);
+    expect(read(f)).toBe(before);
+  });
+});
+
+describe('editing a registry with YAML aliases', () => {
+  it('refuses to remove or replace an anchor other entries use (exit 2, "Unresolved alias", before), and edits around it', async () => {
+    const shared = `clients:
+  - client_id: a
+    secrets: [{ hash: "${HASH}" }]
+    audiences: &aud [https://x.test]
+  - client_id: b
+    secrets: [{ hash: "${HASH}" }]
+    audiences: *aud
+`;
+    const f = writeFixture({ config: CONFIG, clients: shared });
+    const message = /client "a" holds the anchor &aud that other entries use as \*aud: give them their own value first/;
+    expectUserError(await cli(f, ['client', 'remove', 'a', '--registry-only']), message);
+    expectUserError(await cli(f, ['client', 'update', 'a', '--audience', 'https://y.test']), message);
+    expect(read(f)).toBe(shared);
+    expect((await cli(f, ['client', 'update', 'a', '--scope', 's'])).code).toBe(0);
+    expect((await cli(f, ['client', 'update', 'b', '--audience', 'https://x.test'])).code).toBe(0);
+    expect((await cli(f, ['client', 'remove', 'a', '--registry-only'])).code).toBe(0);
+    expect(clientsIn(read(f))).toEqual([expect.objectContaining({ client_id: 'b', audiences: ['https://x.test'] })]);
   });
 });

@@ -8,7 +8,7 @@ import { SQLITE_SCHEMA_VERSION, SqliteTokenStore } from '../../src/store/sqlite-
 import { REDIS_URL } from '../store/redis-helpers.js';
 import { ecPem, ODD_PEM_FORMS } from '../keys/odd-pem.js';
 import { makePki } from '../tls-fixtures.js';
-import { lines, tollgate, type CliRun } from './run-cli.js';
+import { expectUserError, lines, tollgate, type CliRun } from './run-cli.js';
 
 let HASH = '';
 beforeAll(async () => {
@@ -266,5 +266,41 @@ describe.concurrent('config check and the token store', () => {
   it('names the memory store as what it is', async () => {
     const run = await check(writeFixture({ config: CONFIG, clients: sound() }));
     expect(run.stdout).toContain('memory token store');
+  });
+});
+
+describe.concurrent('a registry with YAML aliases, in every command that reads it', () => {
+  /** `n` clients whose audiences are one alias of an anchor on the first. */
+  const shared = (n: number) =>
+    `clients:\n${Array.from({ length: n }, (_, i) => `  - client_id: svc-${i}\n    secrets: [{ hash: "${HASH}" }]\n    audiences: ${i === 0 ? '&aud [https://api.test]' : '*aud'}\n`).join('')}`;
+  const bomb = `x0: &x0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]
+${Array.from({ length: 9 }, (_, i) => `x${i + 1}: &x${i + 1} [${Array(10).fill(`*x${i}`).join(', ')}]`).join('\n')}
+clients: []
+`;
+
+  it('takes 60 clients sharing one anchor (yaml stopped at 50 with "Excessive alias count", exit 2)', async () => {
+    const f = writeFixture({ config: CONFIG, clients: shared(60) });
+    const run = await check(f);
+    expect(run.stdout).toContain('60 clients');
+    expect(run.code).toBe(0);
+    const list = await tollgate(['client', 'list', '--config', f.configFile], { cwd: f.dir });
+    expect(lines(list.stdout)).toHaveLength(61);
+    expect(list.code).toBe(0);
+    const add = await tollgate(['client', 'add', 'one-more', '--audience', 'https://api.test', '--config', f.configFile], { cwd: f.dir });
+    expect(add.stderr).toMatch(/added client "one-more"/);
+    expect(add.code).toBe(0);
+    const keys = await tollgate(['keys', 'list', '--config', f.configFile], { cwd: f.dir });
+    expect(keys.stderr).not.toMatch(/registry does not load/);
+    expect(keys.code).toBe(0);
+  });
+
+  it('refuses an alias bomb with one line and exit 1 in config check, client list, client add and serve', async () => {
+    const f = writeFixture({ config: CONFIG, clients: bomb });
+    const message = /clients\.yaml: YAML: its aliases expand to more than 1000000 values/;
+    const found = problems(await check(f));
+    expect(found).toEqual([expect.stringMatching(message)]);
+    for (const args of [['client', 'list'], ['client', 'add', 'x', '--audience', 'https://api.test'], ['serve']]) {
+      expectUserError(await tollgate([...args, '--config', f.configFile], { cwd: f.dir }), message);
+    }
   });
 });

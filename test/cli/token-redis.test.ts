@@ -64,6 +64,8 @@ describe.skipIf(!available)('the CLI against a Redis store', () => {
     const run = await tollgate(config, 'client', 'disable', 'svc');
     expect(run.code, run.stderr).toBe(0);
     expect((await store.find(rec.jti))?.revokedAt).toBeDefined();
+    // Where, with the prefix; Redis keeps no index by client, so no count.
+    expect(run.stderr).toMatch(/; revoked every token of client "svc" issued until now in redis:\/\/127\.0\.0\.1:6379\/0 \(prefix "/);
   });
 
   it('fails in one line, naming the server but not its password, when Redis is unreachable', async () => {

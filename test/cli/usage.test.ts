@@ -22,6 +22,8 @@ describe.concurrent('tollgate --help', () => {
     [['client', '--help'], 'tollgate client'],
     [['client', 'add', '--help'], 'tollgate client'],
     [['client', 'rotate-secret', '--help'], 'tollgate client'],
+    [['client', 'show', '--help'], 'tollgate client'],
+    [['client', 'update', '--help'], 'tollgate client'],
     [['client', 'list', '-h'], 'tollgate client'],
     [['client', 'disable', '--help'], 'tollgate client'],
     [['client', 'enable', '--help'], 'tollgate client'],
@@ -89,6 +91,10 @@ describe.concurrent('usage errors', () => {
     [['client', 'enable'], /missing ID/],
     [['client', 'remove'], /missing ID/],
     [['client', 'remove', 'a', 'b'], /unexpected argument "b"/],
+    [['client', 'show'], /missing ID/],
+    [['client', 'update'], /missing ID/],
+    [['client', 'update', 'svc', '--bogus'], /unknown option '--bogus'/i],
+    [['client', 'enable', 'svc', '--registry-only'], /unknown option '--registry-only'/i],
     // A jti may start with "-": the message says how to pass one.
     [['token', 'revoke', '--jti', '-AbC123'], /Option '--jti' argument is ambiguous: a value that starts with "-" must be written --jti=VALUE/],
   ])('tollgate %j: exit 1 with one line on stderr', async (args, message) => {

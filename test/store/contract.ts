@@ -25,6 +25,8 @@ export interface ContractOptions {
    * nothing to do and records of expired tokens are gone at once.
    */
   expiresItself?: boolean;
+  /** revokeClient cannot count what it revoked without reading every token (Redis): it resolves undefined. */
+  uncountedClientRevocation?: boolean;
 }
 
 /**
@@ -100,6 +102,27 @@ export function tokenStoreContract(
       // An earlier revokeClient never moves the line back.
       await store.revokeClient('svc-a', T0 * 1000);
       expect((await store.find(late.jti))?.revokedAt).toBe((T0 + 10) * 1000);
+    });
+
+    it('says how many live tokens revokeClient revoked (an empty store: 0)', async () => {
+      const store = await open();
+      const count = (clientId: string, at: number) => store.revokeClient(clientId, at);
+      if (options.uncountedClientRevocation) {
+        expect(await count('svc-a', T0 * 1000)).toBeUndefined();
+        return;
+      }
+      expect(await count('nobody', T0 * 1000)).toBe(0);
+      const revokedAlone = makeRecord({ iat: T0 });
+      for (const r of [makeRecord({ iat: T0 }), makeRecord({ iat: T0 + 1 }), revokedAlone, makeRecord({ iat: T0, clientId: 'svc-b' })]) await store.record(r);
+      // Expired by the time of the revocation, and issued after it: neither is counted.
+      await store.record(makeRecord({ iat: T0 - 1000, exp: T0 - 100 }));
+      await store.record(makeRecord({ iat: T0 + 20 }));
+      await store.revoke(revokedAlone.jti, T0 * 1000);
+      expect(await count('svc-a', (T0 + 10) * 1000)).toBe(2);
+      // Revoked already: a second revocation revokes nothing more, until a newer token.
+      expect(await count('svc-a', (T0 + 15) * 1000)).toBe(0);
+      expect(await count('svc-a', (T0 + 30) * 1000)).toBe(1);
+      expect(await count('svc-b', (T0 + 30) * 1000)).toBe(1);
     });
 
     if (options.expiresItself) it('forgets records of expired tokens by itself, with nothing left to purge', async () => {

@@ -31,7 +31,7 @@ describe.skipIf(!available)('RedisTokenStore', () => {
     async () => openStore(`${PREFIX}contract-${n++}:`),
     // Another instance on the same server and prefix, as a second tollgate process would be.
     async (store) => openStore(prefixOf.get(store)!),
-    { expiresItself: true },
+    { expiresItself: true, uncountedClientRevocation: true },
   );
 
   it('keeps a record in Redis exactly until the token expires', async () => {
