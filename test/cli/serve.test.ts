@@ -75,7 +75,7 @@ describe('tollgate serve', () => {
   });
 
   it('refuses a key folder whose only key is a symbolic link to a missing file: exit 1, one line, not ENOENT as an unexpected error', async () => {
-    const f = writeFixture({ config: config(0, '{ kind: memory }'), clients: 'clients: []\n' });
+    const f = writeFixture({ config: config(0, '{ kind: memory }'), clients: `clients:\n  - client_id: svc\n    secrets: [{ hash: "${HASH}" }]\n    audiences: [https://api.test]\n` });
     mkdirSync(f.keysDir);
     symlinkSync('../secret/signing.pem', join(f.keysDir, 'signing.pem'));
     const run = await tollgate(['serve', '--config', f.configFile], { cwd: f.dir });
