@@ -133,8 +133,18 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const store = new InstrumentedTokenStore(deps.store, metrics);
   const verifier = deps.verifier ?? new SecretVerifier({ observe: (s) => metrics.argon2Seconds.observe(s), queueFull: () => metrics.argon2QueueFull.inc() });
   // An unknown client_id costs what the costliest registered hash costs, after every reload too.
-  void verifier.dummy.follow(registry.all());
-  registry.onReload?.(() => void verifier.dummy.follow(registry.all()));
+  const followRegistry = (): void => {
+    verifier.dummy.follow(registry.all()).then(
+      () => {
+        if (verifier.dummy.fellBack) {
+          deps.logger.warn({ event: 'dummy_hash.fallback' }, "argon2 refused the registry's costliest hash parameters for the unknown-client check; unknown client_ids answer faster than that client");
+        }
+      },
+      (err: unknown) => deps.logger.error({ event: 'dummy_hash.failed', err }, 'the hash for unknown client_ids could not be made; it is tried again on the next one'),
+    );
+  };
+  followRegistry();
+  registry.onReload?.(followRegistry);
   const throttle = new FailureThrottle(
     store,
     { windowMs: config.throttle.window * 1000, clientFailures: config.throttle.client_failures, addressFailures: config.throttle.address_failures },

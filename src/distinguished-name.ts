@@ -167,6 +167,7 @@ function derValueKey(der: Uint8Array): string {
 
 // RFC 4518 §2.2 characters mapped to nothing, and those mapped to a space.
 const MAPPED_TO_NOTHING = /[\u0000-\u0008\u000E-\u001F\u007F-\u0084\u0086-\u009F\u00AD\u034F\u06DD\u070F\u1806\u180B-\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2063\u206A-\u206F\uFE00-\uFE0F\uFEFF\uFFF9-\uFFFC]/g;
+const CONTROL = /[\u0000-\u001F\u007F-\u009F]/;
 const MAPPED_TO_SPACE = /[\t\n\v\f\r\u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]/g;
 
 /**
@@ -174,6 +175,9 @@ const MAPPED_TO_SPACE = /[\t\n\v\f\r\u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\
  * insignificant space handling (no leading or trailing spaces, inner runs count as one).
  */
 function stringKey(value: string): string {
+  // A value with control characters is compared as it is, unmapped: RFC 4518 would drop a NUL,
+  // so that a certificate a careless CA issued for "admin\0" would match "admin".
+  if (CONTROL.test(value)) return `!${Buffer.from(value, 'utf8').toString('hex')}`;
   const mapped = value.replace(MAPPED_TO_NOTHING, '').replace(MAPPED_TO_SPACE, ' ');
   // Upper then lower case folds ß to ss and the like, as RFC 3454 table B.2 does.
   const folded = mapped.normalize('NFKC').toUpperCase().toLowerCase().normalize('NFKC');

@@ -29,6 +29,13 @@ describe('parseDistinguishedName', () => {
     expect(sameDistinguishedName(dn(a), dn(b))).toBe(true);
   });
 
+  it('compares a value with a control character as it is: a NUL is not mapped away', () => {
+    // RFC 4518 maps NUL to nothing; a certificate for "admin\0" must not pass for "admin".
+    expect(sameDistinguishedName(dn('CN=admin\\00,O=Ex'), dn('CN=admin,O=Ex'))).toBe(false);
+    expect(sameDistinguishedName(dn('CN=ad\\01min,O=Ex'), dn('CN=admin,O=Ex'))).toBe(false);
+    expect(sameDistinguishedName(dn('CN=admin\\00,O=Ex'), dn('CN=admin\\00,O=Ex'))).toBe(true);
+  });
+
   it('keeps RDN order and the grouping of attributes into RDNs', () => {
     expect(sameDistinguishedName(dn('CN=a,O=b'), dn('O=b,CN=a'))).toBe(false);
     expect(sameDistinguishedName(dn('CN=a+O=b'), dn('CN=a,O=b'))).toBe(false);

@@ -56,7 +56,7 @@ export class ReloadingClientRegistry implements ClientRegistry {
       }
     } catch (err) {
       // Whatever a reload meets, the server keeps running on the last good registry.
-      const problems = err instanceof ConfigError ? err.message.split('\n') : [`${this.file}: cannot load: ${(err as Error).message}`];
+      const problems = err instanceof ConfigError ? err.message.split('\n') : [`${this.file}: cannot load: ${err instanceof Error ? err.message : String(err)}`];
       this.logger.error({ event: 'registry.rejected', file: this.file, problems }, 'registry change refused; the last good registry stays in use');
       for (const listener of this.#rejectListeners) listener();
       return false;

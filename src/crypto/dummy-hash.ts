@@ -51,6 +51,15 @@ const DEFAULT_PARAMETERS: Argon2Parameters = {
 export class DummyHash {
   #parameters = DEFAULT_PARAMETERS;
   #hash: Promise<string> | undefined;
+  #fellBack = false;
+
+  /**
+   * Whether argon2 refused the registry's costliest parameters and the dummy was made with
+   * tollgate's own: unknown client_ids then answer faster than that client's wrong secrets.
+   */
+  get fellBack(): boolean {
+    return this.#fellBack;
+  }
 
   /** The parameters the dummy is made with now. */
   get parameters(): Argon2Parameters {
@@ -61,8 +70,22 @@ export class DummyHash {
   get(): Promise<string> {
     // Parameters argon2 refuses (a registered hash below its minimum, which can never verify
     // either) fall back to tollgate's own: the dummy must always exist.
-    this.#hash ??= makeHash(this.#parameters).catch(() => makeHash(DEFAULT_PARAMETERS));
-    return this.#hash;
+    this.#hash ??= makeHash(this.#parameters).then(
+      (hash) => {
+        this.#fellBack = false;
+        return hash;
+      },
+      () => {
+        this.#fellBack = this.#parameters !== DEFAULT_PARAMETERS;
+        return makeHash(DEFAULT_PARAMETERS);
+      },
+    );
+    // A dummy that could not be made at all is made again on next use, not kept as a failure.
+    const hash = this.#hash;
+    hash.catch(() => {
+      if (this.#hash === hash) this.#hash = undefined;
+    });
+    return hash;
   }
 
   /**
