@@ -191,7 +191,7 @@ async function authenticateSecret(
   const begin =
     throttle &&
     (async () => {
-      attempt = await throttle.begin(creds.clientId, req.ip);
+      attempt = await throttle.begin(creds.clientId, req.ip, client !== undefined);
     });
   let matched: boolean;
   try {
@@ -203,6 +203,7 @@ async function authenticateSecret(
     throw err;
   }
   if (matched) await attempt?.release();
+  else await attempt?.failed();
 
   const id = creds.clientId;
   if (client === undefined) throw new InvalidClient('unknown_client', id);

@@ -34,19 +34,33 @@ export class FailureThrottle {
   ) {}
 
   /**
-   * Counts one attempt of this client_id from this address as a failure until it is released;
-   * throws TooManyRequests, counting nothing, when either count is spent.
+   * Counts one secret's attempt of this client_id from this address as a failure until it is
+   * released; throws TooManyRequests, counting nothing, when either count is spent.
+   *
+   * For a registered client_id only the client's count is held while argon2 runs; the address
+   * is checked, and counted once the attempt has failed (ThrottledAttempt.failed). Holding the
+   * address's count too refused correct secrets: 120 registered services behind one NAT
+   * address, authenticating at once after a registry reload had emptied the verified-secret
+   * cache, got 20 refusals from a limit of 100 although none had failed. argon2 work for
+   * registered ids stays bounded by clientFailures per client; for unknown ids, which anyone
+   * can make up in any number, the address's count is held from the start.
    */
-  async begin(clientId: string, ip: string): Promise<ThrottledAttempt> {
+  async begin(clientId: string, ip: string, registered: boolean): Promise<ThrottledAttempt> {
     const now = this.clock.now();
-    const limits = [
-      { key: clientKey(clientId, ip), limit: this.policy.clientFailures },
-      { key: addressKey(ip), limit: this.policy.addressFailures },
-    ];
+    const client = { key: clientKey(clientId, ip), limit: this.policy.clientFailures };
+    const address = { key: addressKey(ip), limit: this.policy.addressFailures };
+    if (registered) {
+      const [spent] = await guardStore('throttle', () => this.store.peekCounts([address.key], now));
+      if (spent!.count >= address.limit) throw tooMany(spent!.resetAt, now, 'address');
+    }
+    const limits = registered ? [client] : [client, address];
     const reservation = await guardStore('throttle', () => this.store.reserveHits(limits, this.policy.windowMs, now));
     if (!reservation.granted) throw tooMany(reservation.counter.resetAt, now, reservation.full === 0 ? 'client' : 'address');
     const hits = limits.map(({ key }, i) => ({ key, resetAt: reservation.counters[i]!.resetAt }));
-    return new ThrottledAttempt(() => this.store.releaseHits(hits, this.policy.windowMs, this.clock.now()));
+    return new ThrottledAttempt(
+      () => this.store.releaseHits(hits, this.policy.windowMs, this.clock.now()),
+      registered ? () => this.store.reserveHits([address], this.policy.windowMs, this.clock.now()).then(() => {}) : async () => {},
+    );
   }
 
 
@@ -82,9 +96,22 @@ export class FailureThrottle {
 /** An attempt counted as a failure: it stays counted unless released. */
 export class ThrottledAttempt {
   #release: (() => Promise<void>) | undefined;
+  #failed: (() => Promise<void>) | undefined;
 
-  constructor(release: () => Promise<void>) {
+  constructor(release: () => Promise<void>, failed: () => Promise<void>) {
     this.#release = release;
+    this.#failed = failed;
+  }
+
+  /**
+   * Settles the attempt as a failure: it stays counted, and counts what was only checked at
+   * its start (the address, for a registered client). A store that fails here answers 503.
+   */
+  async failed(): Promise<void> {
+    const failed = this.#failed;
+    this.#failed = undefined;
+    this.#release = undefined;
+    await guardStore('throttle', () => failed?.() ?? Promise.resolve());
   }
 
   /**
@@ -96,6 +123,7 @@ export class ThrottledAttempt {
   async release(): Promise<void> {
     const release = this.#release;
     this.#release = undefined;
+    this.#failed = undefined;
     await release?.().catch(() => {});
   }
 }

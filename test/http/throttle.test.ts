@@ -67,6 +67,14 @@ describe('throttling failed client authentication', () => {
     expect((await ask('svc-b', 'guess', '10.0.0.3', '/oauth2/revoke')).statusCode).toBe(429);
   });
 
+  it('counts wrong secrets of registered clients against their address too', async () => {
+    for (let i = 0; i < 3; i++) expect((await ask('svc-a', `wrong-${i}`, '10.0.0.9')).statusCode).toBe(401);
+    for (let i = 0; i < 2; i++) expect((await ask('svc-b', `wrong-${i}`, '10.0.0.9')).statusCode).toBe(401);
+    const refused = await ask('svc-b', 'another-guess', '10.0.0.9');
+    expect(refused.statusCode).toBe(429);
+    expect(t.logs.events('client.throttled')).toContainEqual(expect.objectContaining({ per: 'address', ip: '10.0.0.9' }));
+  });
+
   it('lets the window pass', async () => {
     for (let i = 0; i < 3; i++) await ask('svc-b', 'wrong', '10.0.0.4');
     expect((await ask('svc-b', 'other-wrong', '10.0.0.4')).statusCode).toBe(429);
@@ -136,6 +144,28 @@ throttle: { window: 1m, client_failures: 10, address_failures: 100 }
     const answers = await Promise.all(Array.from({ length: 200 }, () => post('svc-a', 'the-same-wrong-secret', '10.1.0.3')));
     expect(await verifications(c.app)).toBe(before + 1);
     expect(count(answers.map((r) => r.statusCode))).toEqual({ 401: 10, 429: 190 });
+  });
+
+  it('lets 120 registered clients with their right secrets through at once from one address, beyond address_failures', async () => {
+    // 120 services behind one NAT address, none of them in the verified-secret cache (as after
+    // a registry reload): none has failed, so none is refused.
+    const secret = 'many-services-secret-0123456789abcdefghij';
+    const hash = await hashOf(secret);
+    const many = await buildTestApp({
+      config: `issuer: https://auth.test
+keys: { dir: ./keys }
+store: { kind: memory }
+throttle: { window: 1m, client_failures: 10, address_failures: 100 }
+`,
+      clients: `clients:\n${Array.from({ length: 120 }, (_, i) => `  - client_id: svc-${i}\n    secrets: [{ hash: "${hash}" }]\n    audiences: [https://api.test]\n`).join('')}`,
+    });
+    const answers = await Promise.all(
+      Array.from({ length: 120 }, (_, i) =>
+        many.app.inject({ method: 'POST', url: '/oauth2/token', headers: { ...FORM, authorization: basic(`svc-${i}`, secret) }, payload: form({ grant_type: 'client_credentials' }), remoteAddress: '10.1.0.9' }),
+      ),
+    );
+    expect(count(answers.map((r) => r.statusCode))).toEqual({ 200: 120 });
+    await many.app.close();
   });
 
   it('still lets a burst of the right secret through, beyond the limit, and counts none of it', async () => {
