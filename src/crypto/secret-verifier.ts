@@ -41,48 +41,45 @@ export class SecretVerifier {
   }
 
   /**
-   * The live secret that `secret` matches, or undefined. With no live secret (unknown client,
-   * all expired) a dummy hash is verified instead, so that path costs what a wrong secret costs.
-   * Rejects with QueueFull when too many verifications are waiting, and with whatever
-   * `beforeArgon2` throws (a throttle) before argon2 would run.
+   * The live secret that `secret` matches, or undefined: the cache, else argon2. With no live
+   * secret (unknown client, all expired) a dummy hash is verified instead, so that path costs
+   * what a wrong secret costs. Rejects with QueueFull when too many verifications are waiting.
+   * Client authentication runs these steps one by one, with its throttle between the cache and
+   * argon2 (see oauth/client-auth/client-secret.ts).
    */
-  async check(
-    clientId: string,
-    secret: string,
-    live: readonly ClientSecret[],
-    now: number,
-    beforeArgon2?: () => Promise<void>,
-  ): Promise<ClientSecret | undefined> {
-    const cached = live.length === 0 ? undefined : this.cache.lookup(clientId, secret, live, now);
-    if (cached !== undefined) return cached;
-    // Throttling runs here: after the free check, before any argon2 work.
-    let refused: { error: unknown } | undefined;
-    try {
-      await beforeArgon2?.();
-    } catch (error) {
-      refused = { error };
-    }
-    // A service that starts up opens many connections at once, all with the same credentials:
-    // verify them once, not once per connection. Unknown clients share a verification in the
-    // same way, so a burst costs the same whether or not the client exists. Sharing costs no
-    // argon2 work, so a request the throttle refused may share one too: it passes if the
-    // credentials are right, and gets the refusal if not.
+  async check(clientId: string, secret: string, live: readonly ClientSecret[], now: number): Promise<ClientSecret | undefined> {
+    return this.cached(clientId, secret, live, now) ?? this.verify(clientId, secret, live, now);
+  }
+
+  /** The step that costs nothing: the live secret this pair was recently verified against. */
+  cached(clientId: string, secret: string, live: readonly ClientSecret[], now: number): ClientSecret | undefined {
+    return live.length === 0 ? undefined : this.cache.lookup(clientId, secret, live, now);
+  }
+
+  /**
+   * The argon2 step: the live secret `secret` matches, or undefined. A verification of the same
+   * pair already under way is shared rather than repeated: a service that starts up opens many
+   * connections at once, all with the same credentials. Unknown clients share a verification in
+   * the same way, so a burst costs the same whether or not the client exists.
+   */
+  verify(clientId: string, secret: string, live: readonly ClientSecret[], now: number): Promise<ClientSecret | undefined> {
     const key = this.cache.keyOf(clientId, secret);
     const running = this.#inFlight.get(key);
-    if (running !== undefined) {
-      const result = await running;
-      if (result === undefined && refused !== undefined) throw refused.error;
-      return result;
-    }
-    if (refused !== undefined) {
-      // The verification it could have shared may have ended while the throttle was asked.
-      const verified = live.length === 0 ? undefined : this.cache.lookup(clientId, secret, live, now);
-      if (verified !== undefined) return verified;
-      throw refused.error;
-    }
+    if (running !== undefined) return running;
     const verification = this.#verify(clientId, secret, live, now).finally(() => this.#inFlight.delete(key));
     this.#inFlight.set(key, verification);
     return verification;
+  }
+
+  /**
+   * What can be known of the pair without starting argon2: the result of a verification of it
+   * under way, else the cache (a verification may have ended since `cached` was asked). For an
+   * attempt the throttle refused: sharing costs no argon2 work, so it may still pass.
+   */
+  async verifyIfShared(clientId: string, secret: string, live: readonly ClientSecret[], now: number): Promise<ClientSecret | undefined> {
+    const running = this.#inFlight.get(this.cache.keyOf(clientId, secret));
+    if (running !== undefined) return running;
+    return this.cached(clientId, secret, live, now);
   }
 
   async #verify(clientId: string, secret: string, live: readonly ClientSecret[], now: number): Promise<ClientSecret | undefined> {

@@ -1,21 +1,13 @@
 import type { FastifyInstance } from 'fastify';
-import { authenticateClient } from '../oauth/client-auth.js';
-import { decideGrant, type GrantPolicy } from '../oauth/client-credentials.js';
-import { InvalidRequest, UnsupportedGrantType } from '../oauth/errors.js';
-import { TOKEN_PATH } from '../oauth/metadata.js';
-import { guardStore } from '../oauth/store-guard.js';
-import { tokenDigest } from '../oauth/token-digest.js';
-import type { TokenIssuer } from '../oauth/token-issuer.js';
 import type { Metrics } from '../metrics.js';
-import type { TokenStore } from '../store/token-store.js';
+import { TOKEN_PATH } from '../oauth/metadata.js';
+import { issueToken, type TokenDeps } from '../oauth/token.js';
+import type { CertificateSource } from './client-certificate.js';
 import { formParams } from './form.js';
 import { noStore } from './headers.js';
-import type { HttpClientAuthDeps } from './token-param-request.js';
 
-export interface TokenRouteDeps extends HttpClientAuthDeps {
-  issuer: TokenIssuer;
-  policy: GrantPolicy;
-  store: TokenStore;
+export interface TokenRouteDeps extends TokenDeps {
+  certificates: CertificateSource;
   metrics: Metrics;
 }
 
@@ -23,41 +15,16 @@ export interface TokenRouteDeps extends HttpClientAuthDeps {
 export function tokenRoute(app: FastifyInstance, deps: TokenRouteDeps): void {
   app.post(TOKEN_PATH, async (req, reply) => {
     const params = formParams(req);
-    // Cheap checks of the request's shape come before client authentication, so malformed
-    // requests cost no argon2 work.
-    const grantType = params.get('grant_type');
-    if (grantType === undefined) throw new InvalidRequest('grant_type is required');
-    if (grantType !== 'client_credentials') throw new UnsupportedGrantType('only client_credentials is supported');
-
-    const { client, certificateThumbprint } = await authenticateClient(
+    const { response, client, claims } = await issueToken(
       { authorization: req.headers.authorization, params, ip: req.ip, certificate: deps.certificates(req) },
       deps,
     );
-    const grant = decideGrant(client, params, deps.policy);
-    // RFC 8705 §3: a token requested over mutual TLS is bound to that certificate.
-    const { accessToken, claims } = await deps.issuer.issue(client.clientId, grant, certificateThumbprint);
-    // Recorded before it is handed out: a token the store does not know would never introspect
-    // active nor be revocable, so when the store fails the client gets 503, not the token.
-    await guardStore('record', () =>
-      deps.store.record({
-        jti: claims.jti,
-        clientId: client.clientId,
-        scope: claims.scope ?? '',
-        aud: grant.audience,
-        iat: claims.iat,
-        exp: claims.exp,
-        digest: tokenDigest(accessToken),
-        ...(certificateThumbprint === undefined ? {} : { cnf: certificateThumbprint }),
-      }),
-    );
-
     deps.metrics.tokensIssued.child(client.clientId).inc();
     req.log.info(
       { event: 'token.issued', client_id: client.clientId, scope: claims.scope, aud: claims.aud, jti: claims.jti, ip: req.ip },
       'token issued',
     );
-    const body: Record<string, unknown> = { access_token: accessToken, token_type: 'Bearer', expires_in: grant.ttl };
-    if (claims.scope !== undefined) body.scope = claims.scope;
-    return reply.code(200).headers(noStore).send(body);
+    // RFC 6749 §5.1: the answer carries a credential, so no cache may keep it.
+    return reply.code(200).headers(noStore).send(response);
   });
 }
