@@ -19,7 +19,7 @@ import { lazyRequestLogger } from './http/request-logger.js';
 import { revocationRoute } from './http/revocation-route.js';
 import { tokenRoute } from './http/token-route.js';
 import type { KeySet } from './keys/key-set.js';
-import type { TokenStore } from './store/token-store.js';
+import type { StoreLifecycle, TokenStore } from './store/token-store.js';
 import { MethodNotAllowed, NotFound } from './oauth/errors.js';
 import { INTROSPECTION_PATH, JWKS_PATH, METADATA_PATH, REVOCATION_PATH, TOKEN_PATH } from './oauth/metadata.js';
 import { TokenIssuer } from './oauth/token-issuer.js';
@@ -155,7 +155,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     issuer: config.issuer,
     ...(config.client_auth.accept_token_endpoint_audience ? { tokenEndpointAudience: `${config.issuer}${TOKEN_PATH}` } : {}),
     fetcher: deps.jwksFetcher ?? new JwksFetcher(),
-    claimJti: (key: string, expiresAt: number, now: number) => store.claimOnce(key, expiresAt, now),
+    replay: store,
   };
   tokenRoute(app, {
     registry,
@@ -187,7 +187,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   return app;
 }
 
-async function storeReadiness(store: TokenStore): Promise<Readiness> {
+async function storeReadiness(store: StoreLifecycle): Promise<Readiness> {
   try {
     await store.ping();
     return { ready: true };

@@ -1,6 +1,7 @@
 import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify, type JWK } from 'jose';
 import { epochSeconds, type Clock } from '../clock.js';
 import type { JwksFetcher } from '../clients/jwks-fetcher.js';
+import type { ReplayClaims } from '../store/token-store.js';
 import { InvalidClient } from './errors.js';
 import { guardStore } from './store-guard.js';
 
@@ -30,8 +31,8 @@ export interface ClientAssertionDeps {
   /** Also accept the token endpoint URL as audience; off by default (see below). */
   tokenEndpointAudience?: string;
   fetcher: JwksFetcher;
-  /** Records that a jti was used; resolves false when it had been used before. */
-  claimJti(key: string, expiresAtMs: number, now: number): Promise<boolean>;
+  /** Records that a jti was used: its claim resolves false when it had been used before. */
+  replay: ReplayClaims;
   clock: Clock;
 }
 
@@ -77,7 +78,7 @@ export async function verifyClientAssertion(assertion: string, client: Assertion
   }
   // Checked after the signature, so that nobody but the client can use up its jtis.
   const key = `${client.clientId.length}:${client.clientId}:${claims.jti}`;
-  if (!(await guardStore('claim_jti', () => deps.claimJti(key, (claims.exp! + CLOCK_SKEW) * 1000, deps.clock.now())))) {
+  if (!(await guardStore('claim_jti', () => deps.replay.claimOnce(key, (claims.exp! + CLOCK_SKEW) * 1000, deps.clock.now())))) {
     return fail('replayed');
   }
 }

@@ -1,12 +1,12 @@
 import type { Clock } from '../clock.js';
 import type { Client, ClientRegistry } from '../clients/registry.js';
 import type { KeySet } from '../keys/key-set.js';
-import type { TokenStore } from '../store/token-store.js';
+import type { TokenRecords } from '../store/token-store.js';
 import { guardStore } from './store-guard.js';
 import { readPresentedToken, sameDigest, tokenDigest } from './token-digest.js';
 
 export interface IntrospectionDeps {
-  store: TokenStore;
+  store: TokenRecords;
   registry: ClientRegistry;
   keys: KeySet;
   clock: Clock;

@@ -1,12 +1,12 @@
 import type { Clock } from '../clock.js';
 import type { Client } from '../clients/registry.js';
-import type { TokenStore } from '../store/token-store.js';
+import type { TokenRecords } from '../store/token-store.js';
 import { UnauthorizedClient } from './errors.js';
 import { guardStore } from './store-guard.js';
 import { readPresentedToken, sameDigest, tokenDigest } from './token-digest.js';
 
 export interface RevocationDeps {
-  store: TokenStore;
+  store: TokenRecords;
   clock: Clock;
 }
 

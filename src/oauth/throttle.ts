@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Clock } from '../clock.js';
-import type { TokenStore } from '../store/token-store.js';
+import type { FailureCounters } from '../store/token-store.js';
 import { TooManyRequests } from './errors.js';
 import { guardStore } from './store-guard.js';
 
@@ -28,7 +28,7 @@ export interface ThrottlePolicy {
  */
 export class FailureThrottle {
   constructor(
-    private readonly store: TokenStore,
+    private readonly store: FailureCounters,
     private readonly policy: ThrottlePolicy,
     private readonly clock: Clock,
   ) {}

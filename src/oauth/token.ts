@@ -1,5 +1,5 @@
 import type { Client } from '../clients/registry.js';
-import type { TokenStore } from '../store/token-store.js';
+import type { TokenRecords } from '../store/token-store.js';
 import { authenticateClient, type ClientAuthDeps, type ClientAuthRequest } from './client-auth.js';
 import { decideGrant, type GrantPolicy } from './client-credentials.js';
 import { InvalidRequest, UnsupportedGrantType } from './errors.js';
@@ -10,7 +10,7 @@ import type { AccessTokenClaims, TokenIssuer } from './token-issuer.js';
 export interface TokenDeps extends ClientAuthDeps {
   issuer: TokenIssuer;
   policy: GrantPolicy;
-  store: TokenStore;
+  store: TokenRecords;
 }
 
 /** RFC 6749 §5.1 successful response; never a refresh token (§4.4.3). */

@@ -20,11 +20,18 @@ export interface TokenRecord {
 }
 
 /**
- * State of issued tokens, keyed by jti. Adapters: memory (reference, tests), sqlite (default),
- * redis (shared by several instances). Every method that changes state resolves only once the
- * change is durable, as far as the backing server makes it so.
+ * The token store, split by role so that each consumer depends on the one it uses and a
+ * deployment may one day back each role with its own technology (records in one database,
+ * counters in Redis). Adapters: memory (reference, tests), sqlite (default), redis (shared by
+ * several instances); each implements every role (TokenStore). Every method that changes state
+ * resolves only once the change is durable, as far as the backing server makes it so.
  */
-export interface TokenStore {
+
+/**
+ * State of issued tokens, keyed by jti: what token issuance records, and introspection and
+ * revocation read and change.
+ */
+export interface TokenRecords {
   /** Records a newly issued token. Rejects if it cannot be recorded: the token must then not be handed out. */
   record(token: TokenRecord): Promise<void>;
   /**
@@ -43,11 +50,19 @@ export interface TokenStore {
   revokeClient(clientId: string, at: number): Promise<number | undefined>;
   /** Deletes records whose exp (seconds) is before `now` (ms); returns how many. */
   purgeExpired(now: number): Promise<number>;
+}
+
+/** One-time claims, so that a credential meant to be used once cannot be replayed. */
+export interface ReplayClaims {
   /**
    * Claims `key` until `expiresAt` (ms): resolves true the first time, false while an earlier
    * claim lasts at `now` (Redis keeps its own time). Used so that a client assertion's jti is accepted once (RFC 7523 §3 point 7).
    */
   claimOnce(key: string, expiresAt: number, now: number): Promise<boolean>;
+}
+
+/** Fixed-window counters shared by every instance using the store: the failure throttle's. */
+export interface FailureCounters {
   /**
    * Adds one to every counter of `limits` if each is below its limit, or to none: atomically,
    * so that no caller on any instance sharing the store comes between the check and the add.
@@ -68,10 +83,17 @@ export interface TokenStore {
    * made, without holding a hit while it runs.
    */
   peekCounts(keys: readonly string[], now: number): Promise<Counter[]>;
+}
+
+/** The connection behind a store: readiness asks it, shutdown closes it. */
+export interface StoreLifecycle {
   /** Rejects when the store cannot serve requests. */
   ping(): Promise<void>;
   close(): Promise<void>;
 }
+
+/** A store that does every role, as each of tollgate's adapters does. */
+export interface TokenStore extends TokenRecords, ReplayClaims, FailureCounters, StoreLifecycle {}
 
 /** A failure counter: how many hits in its window, and when the window ends (ms). */
 export interface Counter {

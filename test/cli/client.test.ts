@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { SqliteTokenStore } from '../../src/store/sqlite-token-store.js';
 import { hashOf, tempDir, writeFixture, type Fixture } from '../helpers.js';
-import { makeRecord } from '../store/contract.js';
+import { makeRecord } from '../store/contract/token-records.js';
 import { expectUserError, lines, tollgate, type CliRun } from './run-cli.js';
 
 let HASH = '';

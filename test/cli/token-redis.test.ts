@@ -6,7 +6,7 @@ import { RedisTokenStore } from '../../src/store/redis-token-store.js';
 import { parseRedisUrl } from '../../src/store/redis-url.js';
 import { hashOf, writeFixture } from '../helpers.js';
 import { CLI } from '../server-process.js';
-import { makeRecord } from '../store/contract.js';
+import { makeRecord } from '../store/contract/token-records.js';
 import { deleteKeys, freePort, REDIS_URL, redisAnswers, requireOrSkip } from '../store/redis-helpers.js';
 
 const available = requireOrSkip(await redisAnswers(), `Redis at ${parseRedisUrl(REDIS_URL).display}`);

@@ -40,7 +40,7 @@ beforeAll(async () => {
     clock,
     verifier: new SecretVerifier(),
     throttle: new FailureThrottle(store, { windowMs: 60_000, clientFailures: 1, addressFailures: 100 }, clock),
-    assertions: { issuer: ISSUER, fetcher: new JwksFetcher(), claimJti: (key, expiresAt, now) => store.claimOnce(key, expiresAt, now) },
+    assertions: { issuer: ISSUER, fetcher: new JwksFetcher(), replay: store },
   };
 });
 

@@ -1,4 +1,11 @@
 import { MemoryTokenStore } from '../../src/store/memory-token-store.js';
-import { tokenStoreContract } from './contract.js';
+import { failureCountersContract } from './contract/failure-counters.js';
+import { replayClaimsContract } from './contract/replay-claims.js';
+import { storeLifecycleContract } from './contract/store-lifecycle.js';
+import { tokenRecordsContract } from './contract/token-records.js';
 
-tokenStoreContract('memory', async () => new MemoryTokenStore());
+const open = async (): Promise<MemoryTokenStore> => new MemoryTokenStore();
+tokenRecordsContract('memory', open);
+replayClaimsContract('memory', open);
+failureCountersContract('memory', open);
+storeLifecycleContract('memory', open);

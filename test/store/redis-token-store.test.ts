@@ -4,7 +4,10 @@ import { MAX_TTL } from '../../src/config.js';
 import { RedisTokenStore } from '../../src/store/redis-token-store.js';
 import { parseRedisUrl } from '../../src/store/redis-url.js';
 import type { TokenStore } from '../../src/store/token-store.js';
-import { makeRecord, tokenStoreContract } from './contract.js';
+import { failureCountersContract } from './contract/failure-counters.js';
+import { replayClaimsContract } from './contract/replay-claims.js';
+import { storeLifecycleContract } from './contract/store-lifecycle.js';
+import { makeRecord, tokenRecordsContract } from './contract/token-records.js';
 import { deleteKeys, freePort, plainClient, REDIS_URL, redisAnswers, requireOrSkip } from './redis-helpers.js';
 
 const available = requireOrSkip(await redisAnswers(), `Redis at ${parseRedisUrl(REDIS_URL).display}`);
@@ -26,13 +29,13 @@ afterAll(async () => {
 
 describe.skipIf(!available)('RedisTokenStore', () => {
   let n = 0;
-  tokenStoreContract(
-    'redis',
-    async () => openStore(`${PREFIX}contract-${n++}:`),
-    // Another instance on the same server and prefix, as a second tollgate process would be.
-    async (store) => openStore(prefixOf.get(store)!),
-    { expiresItself: true, uncountedClientRevocation: true },
-  );
+  const open = async (): Promise<RedisTokenStore> => openStore(`${PREFIX}contract-${n++}:`);
+  // Another instance on the same server and prefix, as a second tollgate process would be.
+  const reopen = async (store: RedisTokenStore): Promise<RedisTokenStore> => openStore(prefixOf.get(store)!);
+  tokenRecordsContract('redis', open, reopen, { expiresItself: true, uncountedClientRevocation: true });
+  replayClaimsContract('redis', open);
+  failureCountersContract('redis', open, reopen, { expiresItself: true });
+  storeLifecycleContract('redis', open);
 
   it('keeps a record in Redis exactly until the token expires', async () => {
     const prefix = `${PREFIX}ttl:`;

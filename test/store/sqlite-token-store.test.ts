@@ -7,7 +7,10 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { SqliteTokenStore } from '../../src/store/sqlite-token-store.js';
 import type { TokenStore } from '../../src/store/token-store.js';
 import { tempDir } from '../helpers.js';
-import { makeRecord, tokenStoreContract } from './contract.js';
+import { failureCountersContract } from './contract/failure-counters.js';
+import { replayClaimsContract } from './contract/replay-claims.js';
+import { storeLifecycleContract } from './contract/store-lifecycle.js';
+import { makeRecord, tokenRecordsContract } from './contract/token-records.js';
 
 const dir = tempDir();
 const opened: TokenStore[] = [];
@@ -21,11 +24,12 @@ function openAt(path: string): SqliteTokenStore {
   return store;
 }
 
-tokenStoreContract(
-  'sqlite',
-  async () => openAt(join(dir, `contract-${n++}.db`)),
-  async (store) => openAt((store as SqliteTokenStore).path),
-);
+const open = async (): Promise<SqliteTokenStore> => openAt(join(dir, `contract-${n++}.db`));
+const reopen = async (store: SqliteTokenStore): Promise<SqliteTokenStore> => openAt(store.path);
+tokenRecordsContract('sqlite', open, reopen);
+replayClaimsContract('sqlite', open);
+failureCountersContract('sqlite', open, reopen);
+storeLifecycleContract('sqlite', open);
 
 describe('SqliteTokenStore', () => {
   it('keeps records and revocations across a close and reopen', async () => {
