@@ -5,10 +5,10 @@ import { RedisTokenStore } from '../../src/store/redis-token-store.js';
 import { parseRedisUrl } from '../../src/store/redis-url.js';
 import type { TokenStore } from '../../src/store/token-store.js';
 import { makeRecord, tokenStoreContract } from './contract.js';
-import { deleteKeys, freePort, plainClient, REDIS_URL, redisAnswers, requireOrSkip } from './redis-helpers.js';
+import { deleteKeys, freePort, plainClient, REDIS_DB, REDIS_URL, redisAnswers, requireOrSkip, testPrefix } from './redis-helpers.js';
 
 const available = requireOrSkip(await redisAnswers(), `Redis at ${parseRedisUrl(REDIS_URL).display}`);
-const PREFIX = `tollgate-test:${randomUUID()}:`;
+const PREFIX = testPrefix();
 const opened: TokenStore[] = [];
 const prefixOf = new Map<TokenStore, string>();
 
@@ -156,22 +156,23 @@ describe.skipIf(!available)('RedisTokenStore', () => {
   it('uses the database number in the URL', async () => {
     const prefix = `${PREFIX}db:`;
     const url = new URL(REDIS_URL);
-    url.pathname = '/3';
+    // Another database than the run's, where only this key of the run's own goes, and is deleted.
+    url.pathname = REDIS_DB === 3 ? '/4' : '/3';
     const store = openStore(prefix, url.toString());
     const now = Math.floor(Date.now() / 1000);
     const rec = makeRecord({ iat: now });
     await store.record(rec);
-    const db3 = plainClient(url.toString());
-    const db0 = plainClient();
-    await db3.connect();
-    await db0.connect();
+    const named = plainClient(url.toString());
+    const runs = plainClient();
+    await named.connect();
+    await runs.connect();
     try {
-      expect(await db3.exists(`${prefix}token:${rec.jti}`)).toBe(1);
-      expect(await db0.exists(`${prefix}token:${rec.jti}`)).toBe(0);
-      await db3.del(`${prefix}token:${rec.jti}`);
+      expect(await named.exists(`${prefix}token:${rec.jti}`)).toBe(1);
+      expect(await runs.exists(`${prefix}token:${rec.jti}`)).toBe(0);
+      await named.del(`${prefix}token:${rec.jti}`);
     } finally {
-      db3.disconnect();
-      db0.disconnect();
+      named.disconnect();
+      runs.disconnect();
     }
   });
 
