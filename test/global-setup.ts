@@ -1,13 +1,15 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { chmodSync, cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join, resolve } from 'node:path';
+import { tmpdir } from 'node:os';
+import { join, relative, resolve, sep } from 'node:path';
 import { Redis } from 'ioredis';
 import type { TestProject } from 'vitest/node';
 
 // Runs once per `vitest` run, before any test file, in the main process: builds what the CLI
-// tests run, and chooses where in Redis this run may write. What it chooses reaches the tests by
-// inject().
+// tests run, chooses where in Redis this run may write, and gives the tests that run tollgate as
+// another user a copy of it that user can read. What it chooses reaches the tests by inject().
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -15,6 +17,8 @@ declare module 'vitest' {
     redisUrl: string;
     /** The key prefix every Redis key of this run starts with; the teardown deletes them all. */
     redisPrefix: string;
+    /** dist/cli/tollgate.cjs in a folder any user can read, when the tests run as root; else ''. */
+    cliForOtherUsers: string;
   }
 }
 
@@ -22,6 +26,7 @@ const ROOT = resolve(import.meta.dirname, '..');
 
 let redisUrl = '';
 let redisPrefix = '';
+let cliCopy: string | undefined;
 
 export async function setup(project: TestProject): Promise<void> {
   build();
@@ -29,9 +34,12 @@ export async function setup(project: TestProject): Promise<void> {
   redisPrefix = `tollgate-test:${randomUUID()}:`;
   project.provide('redisUrl', redisUrl);
   project.provide('redisPrefix', redisPrefix);
+  cliCopy = process.getuid?.() === 0 ? copyForOtherUsers() : undefined;
+  project.provide('cliForOtherUsers', cliCopy === undefined ? '' : join(cliCopy, 'dist/cli/tollgate.cjs'));
 }
 
 export async function teardown(): Promise<void> {
+  if (cliCopy !== undefined) rmSync(cliCopy, { recursive: true, force: true });
   await deleteRunKeys();
 }
 
@@ -108,4 +116,34 @@ async function deleteRunKeys(): Promise<void> {
   } finally {
     client.disconnect();
   }
+}
+
+/**
+ * Root ignores file modes, so the tests that need a permission to be missing run tollgate as
+ * nobody. That user may not be able to enter the checkout (a clone under /root, or in a mktemp -d
+ * folder) and so could not load dist/ or its dependencies: it gets a copy of dist/, package.json
+ * and the production dependencies in a folder anyone can read.
+ */
+function copyForOtherUsers(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'tollgate-cli-'));
+  cpSync(join(ROOT, 'dist'), join(dir, 'dist'), { recursive: true });
+  cpSync(join(ROOT, 'package.json'), join(dir, 'package.json'));
+  const listed = spawnSync('npm', ['ls', '--omit=dev', '--all', '--parseable'], { cwd: ROOT, encoding: 'utf8' });
+  const modules = join(ROOT, 'node_modules') + sep;
+  const packages = listed.stdout
+    .split('\n')
+    .filter((p) => p.startsWith(modules))
+    .sort();
+  let last: string | undefined;
+  for (const path of packages) {
+    // A package nested in one already copied came along with it.
+    if (last !== undefined && path.startsWith(last + sep)) continue;
+    cpSync(path, join(dir, relative(ROOT, path)), { recursive: true });
+    last = path;
+  }
+  if (packages.length === 0) throw new Error(`npm ls --omit=dev listed no dependencies to copy: ${listed.stderr}`);
+  chmodSync(dir, 0o755);
+  const made = spawnSync('chmod', ['-R', 'a+rX', dir]);
+  if (made.status !== 0) throw new Error(`chmod -R a+rX ${dir} failed`);
+  return dir;
 }
