@@ -23,10 +23,11 @@ export function toBlockList(entries: readonly string[]): BlockList {
   return list;
 }
 
-/** Whether ip is in list; an IPv4 peer on a dual-stack socket (::ffff:a.b.c.d) is matched as IPv4. */
+/**
+ * Whether ip is in list. An IPv4 peer on a dual-stack socket (::ffff:a.b.c.d) matches IPv4
+ * blocks: BlockList itself compares IPv4-mapped addresses as IPv4 (test/address-list.test.ts).
+ */
 export function listHas(list: BlockList, ip: string): boolean {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
-  if (mapped) return list.check(mapped[1]!, 'ipv4');
   return list.check(ip, ip.includes(':') ? 'ipv6' : 'ipv4');
 }
 

@@ -1,68 +1,44 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Copy as CopyInstruction, type Dockerfile, DockerfileParser, Env, type Instruction, JSONInstruction } from 'dockerfile-ast';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
 
-// No Docker engine is needed: the Dockerfile is read as text and checked for what an operator
-// relies on (non-root, health check, state on a volume, no demo registry in the image).
+// No Docker engine is needed: the Dockerfile is parsed (by dockerfile-ast, the parser behind
+// Docker's language server, which knows continuation lines, comments, flags, exec and shell
+// forms) and checked for what an operator relies on (non-root, health check, state on a
+// volume, no demo registry in the image).
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DEMO_REGISTRY = 'config/clients.yaml';
 
-interface Instruction {
-  keyword: string;
-  args: string;
-  line: number;
-}
-
 interface Stage {
   image: string;
   name: string | undefined;
+  /** The stage's instructions after its FROM. */
   instructions: Instruction[];
 }
 
-/** Instructions of a Dockerfile: comments dropped, continuation lines joined. */
-function parseInstructions(text: string): Instruction[] {
-  const out: Instruction[] = [];
-  let pending = '';
-  let start = 0;
-  text.split('\n').forEach((raw, i) => {
-    const line = raw.replace(/\r$/, '');
-    const trimmed = line.trim();
-    // A comment line, even inside a continued instruction, is left out (Dockerfile reference).
-    if (trimmed.startsWith('#') || (trimmed === '' && pending === '')) return;
-    if (pending === '') start = i + 1;
-    if (trimmed.endsWith('\\')) {
-      pending += `${trimmed.slice(0, -1).trim()} `;
-      return;
-    }
-    pending += trimmed;
-    const m = /^(\S+)\s*(.*)$/s.exec(pending.trim());
-    if (m) out.push({ keyword: m[1]!.toUpperCase(), args: m[2]!.trim(), line: start });
-    pending = '';
-  });
-  return out;
+/** The stages of a Dockerfile, as the parser groups its instructions under each FROM. */
+function parseStages(dockerfile: Dockerfile): Stage[] {
+  return dockerfile.getFROMs().map((from) => ({
+    image: from.getImage() ?? '',
+    name: from.getBuildStage() ?? undefined,
+    instructions: dockerfile.getContainingImage(from.getRange().start)!.getInstructions().filter((i) => i !== from),
+  }));
 }
 
-function parseStages(instructions: Instruction[]): Stage[] {
-  const stages: Stage[] = [];
-  for (const ins of instructions) {
-    if (ins.keyword === 'FROM') {
-      const words = ins.args.split(/\s+/).filter((w) => !w.startsWith('--'));
-      const as = words.findIndex((w) => w.toUpperCase() === 'AS');
-      stages.push({ image: words[0]!, name: as >= 0 ? words[as + 1] : undefined, instructions: [] });
-    } else if (stages.length > 0) {
-      stages.at(-1)!.instructions.push(ins);
-    }
-  }
-  return stages;
-}
+/** An instruction's arguments after its flags, one line however many it was written on. */
+const argsOf = (i: Instruction): string => i.getArgumentsContent() ?? '';
 
-/** Arguments in exec form (a JSON array) or shell form (split on spaces). */
-function argList(args: string): string[] {
-  if (args.startsWith('[')) return JSON.parse(args) as string[];
-  return args.split(/\s+/).filter((a) => a !== '');
+/** The line an instruction starts on, counted from 1. */
+const lineOf = (i: Instruction): number => i.getRange().start.line + 1;
+
+/** Arguments in exec form (a JSON array) or shell form (split on spaces), flags left out. */
+function argList(i: Instruction): string[] {
+  const json = i instanceof JSONInstruction ? i.getJSONStrings() : [];
+  return json.length > 0 ? json.map((a) => a.getJSONValue()) : i.getArguments().map((a) => a.getValue());
 }
 
 interface Copy {
@@ -70,16 +46,16 @@ interface Copy {
   sources: string[];
   dest: string;
   line: number;
+  instruction: Instruction;
 }
 
 function copies(stage: Stage): Copy[] {
   return stage.instructions
-    .filter((i) => i.keyword === 'COPY' || i.keyword === 'ADD')
+    .filter((i) => i.getKeyword() === 'COPY' || i.getKeyword() === 'ADD')
     .map((i) => {
-      const flags = /^(?:--\S+\s+)*/.exec(i.args)![0];
-      const rest = argList(i.args.slice(flags.length));
-      const from = /--from=(\S+)/.exec(flags)?.[1];
-      return { from, sources: rest.slice(0, -1), dest: rest.at(-1)!, line: i.line };
+      const rest = argList(i);
+      const from = i instanceof CopyInstruction ? (i.getFromFlag()?.getValue() ?? undefined) : undefined;
+      return { from, sources: rest.slice(0, -1), dest: rest.at(-1)!, line: lineOf(i), instruction: i };
     });
 }
 
@@ -88,21 +64,21 @@ function workdirAt(stage: Stage, upTo: Instruction | undefined = undefined): str
   let dir = '/';
   for (const i of stage.instructions) {
     if (i === upTo) break;
-    if (i.keyword === 'WORKDIR') dir = posix.resolve(dir, i.args);
+    if (i.getKeyword() === 'WORKDIR') dir = posix.resolve(dir, argsOf(i));
   }
   return dir;
 }
 
 function resolveDest(stage: Stage, copy: Copy, source: string): string {
-  const dest = posix.resolve(workdirAt(stage, stage.instructions.find((i) => i.line === copy.line)), copy.dest);
+  const dest = posix.resolve(workdirAt(stage, copy.instruction), copy.dest);
   // `COPY a b/` and `COPY a b` where b ends up a directory: both name b/a when b ends with /.
   return copy.dest.endsWith('/') ? posix.join(dest, posix.basename(source)) : dest;
 }
 
 function envOf(stage: Stage): Map<string, string> {
   const env = new Map<string, string>();
-  for (const i of stage.instructions.filter((x) => x.keyword === 'ENV')) {
-    for (const m of i.args.matchAll(/([A-Za-z_][A-Za-z0-9_]*)=("[^"]*"|\S+)/g)) env.set(m[1]!, m[2]!.replace(/^"|"$/g, ''));
+  for (const i of stage.instructions) {
+    if (i instanceof Env) for (const p of i.getProperties()) env.set(p.getName(), p.getUnescapedValue() ?? '');
   }
   return env;
 }
@@ -112,9 +88,9 @@ const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
 function npmStart(): string {
   return (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts.start!;
 }
-const stages = parseStages(parseInstructions(dockerfile));
+const stages = parseStages(DockerfileParser.parse(dockerfile));
 const final = stages.at(-1)!;
-const finalOf = (keyword: string) => final.instructions.filter((i) => i.keyword === keyword);
+const finalOf = (keyword: string) => final.instructions.filter((i) => i.getKeyword() === keyword);
 const dockerignore = existsSync(join(ROOT, '.dockerignore'))
   ? readFileSync(join(ROOT, '.dockerignore'), 'utf8')
       .split('\n')
@@ -145,14 +121,14 @@ describe('Dockerfile', () => {
   it('runs the final stage as a user other than root', () => {
     const users = finalOf('USER');
     expect(users.length).toBeGreaterThan(0);
-    const user = users.at(-1)!.args.split(':')[0]!;
+    const user = argsOf(users.at(-1)!).split(':')[0]!;
     expect(['root', '0', '']).not.toContain(user);
   });
 
   it('has a health check on /healthz that needs no curl or wget', () => {
     const checks = finalOf('HEALTHCHECK');
     expect(checks).toHaveLength(1);
-    const check = checks[0]!.args;
+    const check = argsOf(checks[0]!);
     expect(check).not.toMatch(/^NONE\b/i);
     expect(check).toContain('/healthz');
     expect(check).not.toMatch(/\b(curl|wget)\b/);
@@ -162,9 +138,9 @@ describe('Dockerfile', () => {
   });
 
   it('exposes 8080 and keeps its state on a volume', () => {
-    const exposed = finalOf('EXPOSE').flatMap((i) => argList(i.args));
+    const exposed = finalOf('EXPOSE').flatMap(argList);
     expect(exposed.map((p) => p.replace(/\/tcp$/, ''))).toContain('8080');
-    const volumes = finalOf('VOLUME').flatMap((i) => argList(i.args));
+    const volumes = finalOf('VOLUME').flatMap(argList);
     expect(volumes).toContain('/var/lib/tollgate');
   });
 
@@ -182,8 +158,8 @@ describe('Dockerfile', () => {
     const nodeFlags = flags![1]!.trim().split(' ');
     expect(nodeFlags).toContain('--max-semi-space-size=16');
     expect(nodeFlags).toContain('--heap-growing-percent=30');
-    expect(argList(finalOf('ENTRYPOINT').at(-1)!.args)).toEqual(['node', ...nodeFlags, 'dist/cli/tollgate.cjs']);
-    expect(argList(finalOf('CMD').at(-1)!.args)).toEqual(['serve']);
+    expect(argList(finalOf('ENTRYPOINT').at(-1)!)).toEqual(['node', ...nodeFlags, 'dist/cli/tollgate.cjs']);
+    expect(argList(finalOf('CMD').at(-1)!)).toEqual(['serve']);
   });
 
   it('does not put the demo registry or the source tree in the final image', () => {
@@ -223,7 +199,7 @@ describe('Dockerfile', () => {
         const producer = stages.slice(0, index).find((st) => st.name === c.from);
         expect(producer, `line ${c.line}: --from=${c.from} is not an earlier stage`).toBeDefined();
         const dir = workdirAt(producer!);
-        const runs = producer!.instructions.filter((i) => i.keyword === 'RUN').map((i) => i.args).join('\n');
+        const runs = producer!.instructions.filter((i) => i.getKeyword() === 'RUN').map(argsOf).join('\n');
         const made = new Set<string>();
         for (const pc of copies(producer!)) for (const s of pc.sources) made.add(resolveDest(producer!, pc, s));
         if (/\bnpm ci\b/.test(runs)) made.add(posix.join(dir, 'node_modules'));
@@ -247,7 +223,7 @@ describe('Dockerfile', () => {
 
 describe('deploy/docker/tollgate.yaml', () => {
   const file = join(ROOT, 'deploy/docker/tollgate.yaml');
-  const volumes = finalOf('VOLUME').flatMap((i) => argList(i.args));
+  const volumes = finalOf('VOLUME').flatMap(argList);
   const onVolume = (path: string) => volumes.some((v) => path === v || path.startsWith(`${v}/`));
 
   it('loads with the server own loader and puts state on the volume', () => {
@@ -296,8 +272,8 @@ function dockerRun(command: string): { mounts: { source: string; target: string 
 
 describe('the registry in the image and in the README Docker flow', () => {
   const registryDir = dirname(loadConfig(join(ROOT, 'deploy/docker/tollgate.yaml'), { env: {} }).clients_file);
-  const imageUser = finalOf('USER').at(-1)!.args.split(':')[0]!;
-  const runs = finalOf('RUN').map((i) => i.args);
+  const imageUser = argsOf(finalOf('USER').at(-1)!).split(':')[0]!;
+  const runs = finalOf('RUN').map(argsOf);
 
   it('creates the registry folder owned by the user the server runs as, so a new named volume there is that user\'s', () => {
     expect(runs.some((r) => new RegExp(`\\bmkdir -p\\b[^&;]*\\s${registryDir}(\\s|$)`).test(r)), `mkdir -p ${registryDir}`).toBe(true);
@@ -306,7 +282,7 @@ describe('the registry in the image and in the README Docker flow', () => {
       `chown ${imageUser} ${registryDir}`,
     ).toBe(true);
     // Not a VOLUME: a one-off `client add` without a mount would write into an anonymous volume and lose the file.
-    expect(finalOf('VOLUME').flatMap((i) => argList(i.args))).not.toContain(registryDir);
+    expect(finalOf('VOLUME').flatMap(argList)).not.toContain(registryDir);
   });
 
   it('writes the registry in the README flow as the user the server reads it as, whatever the caller\'s uid (no EACCES)', () => {

@@ -11,7 +11,7 @@ afterAll(() => {
   for (const proc of running) proc.kill('SIGKILL');
 });
 
-/** The built CLI; `npm test` builds before running the tests. */
+/** The built CLI; test/global-setup.ts builds it before any test runs. */
 export const CLI = resolve(import.meta.dirname, '../dist/cli/tollgate.cjs');
 
 export interface ServerProcess {

@@ -7,7 +7,9 @@ import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/log.js';
 import { startServer } from '../src/main.js';
 import { DEMO_CLIENT, demoClients, issuerWarnings } from '../src/startup-report.js';
+import { parseRedisUrl } from '../src/store/redis-url.js';
 import { hashOf, LogCapture, tempDir, writeFixture, type Fixture } from './helpers.js';
+import { REDIS_URL, testPrefix } from './store/redis-helpers.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DEMO_REGISTRY = readFileSync(join(ROOT, 'config/clients.yaml'), 'utf8');
@@ -56,12 +58,14 @@ describe('the start of a server', () => {
   });
 
   it('names a Redis store without its password', async () => {
+    const url = new URL(REDIS_URL);
+    url.password = 's3cret-pw';
     const { lines } = await started(
-      'issuer: https://auth.example.com\nlisten: { host: 127.0.0.1, port: 0 }\nkeys: { dir: ./keys }\nstore: { kind: redis, url: "redis://:s3cret-pw@127.0.0.1:6379/0", prefix: "startup-report:" }\n',
+      `issuer: https://auth.example.com\nlisten: { host: 127.0.0.1, port: 0 }\nkeys: { dir: ./keys }\nstore: { kind: redis, url: "${url.toString()}", prefix: "${testPrefix()}" }\n`,
       'clients: []\n',
     );
     const line = lines.find((l) => l.event === 'server.started')!;
-    expect(line).toMatchObject({ store: 'redis', store_at: 'redis://127.0.0.1:6379/0' });
+    expect(line).toMatchObject({ store: 'redis', store_at: parseRedisUrl(REDIS_URL).display });
     expect(JSON.stringify(lines)).not.toContain('s3cret-pw');
   });
 

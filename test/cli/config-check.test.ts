@@ -1,11 +1,10 @@
-import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { hashOf, tempDir, writeFixture, type Fixture } from '../helpers.js';
 import { SQLITE_SCHEMA_VERSION, SqliteTokenStore } from '../../src/store/sqlite-token-store.js';
-import { REDIS_URL } from '../store/redis-helpers.js';
+import { REDIS_URL, testPrefix } from '../store/redis-helpers.js';
 import { ecPem, ODD_PEM_FORMS } from '../keys/odd-pem.js';
 import { makePki } from '../tls-fixtures.js';
 import { expectUserError, lines, tollgate, type CliRun } from './run-cli.js';
@@ -217,7 +216,7 @@ describe.concurrent('config check and the token store', () => {
   const withStore = (store: string) => CONFIG.replace('store: { kind: memory }', `store: ${store}`);
 
   it('pings a Redis store: ok when it answers, one line naming it (without its password) when not', async () => {
-    const up = writeFixture({ config: withStore(`{ kind: redis, url: "${REDIS_URL}", prefix: "check-${randomUUID()}:" }`), clients: sound() });
+    const up = writeFixture({ config: withStore(`{ kind: redis, url: "${REDIS_URL}", prefix: "${testPrefix()}" }`), clients: sound() });
     const ok = await check(up);
     expect(ok.code).toBe(0);
     expect(ok.stdout).toContain(`redis token store ${REDIS_URL.replace(/\/\/[^@]*@/, '//')}`);

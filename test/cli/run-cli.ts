@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { expect } from 'vitest';
+import { expect, inject } from 'vitest';
 import { CLI } from '../server-process.js';
 
 export interface CliRun {
@@ -15,14 +15,18 @@ export interface CliOptions {
   env?: NodeJS.ProcessEnv;
   /** Fed on stdin, which is then closed; without it stdin is closed at once. */
   input?: string;
-  /** Runs the command as this user, e.g. so that file permissions apply when the tests run as root. */
+  /**
+   * Runs the command as this user, e.g. so that file permissions apply when the tests run as root.
+   * It runs a copy of the CLI that user can read: the checkout may sit where only root may enter.
+   */
   user?: { uid: number; gid: number };
 }
 
 /** Runs the built `tollgate` as a user would, and collects what they would see. */
 export function tollgate(args: readonly string[], options: CliOptions): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [CLI, ...args], {
+    const cli = options.user === undefined ? CLI : inject('cliForOtherUsers') || CLI;
+    const proc = spawn(process.execPath, [cli, ...args], {
       cwd: options.cwd,
       env: { PATH: process.env.PATH, ...options.env },
       stdio: ['pipe', 'pipe', 'pipe'],

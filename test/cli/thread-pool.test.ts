@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { tempDir, writeFixture } from '../helpers.js';
 import { CLI, startServerProcess } from '../server-process.js';
 
-// The entry point is CommonJS (it must run before libuv's pool exists), built by `npm test`.
+// The entry point is CommonJS (it must run before libuv's pool exists), built by test/global-setup.ts.
 const { threadPoolSize } = createRequire(import.meta.url)(resolve(import.meta.dirname, '../../dist/cli/thread-pool.cjs')) as {
   threadPoolSize: (cores: number) => number;
 };

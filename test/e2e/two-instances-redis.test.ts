@@ -1,5 +1,4 @@
 import { execFile } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
@@ -7,11 +6,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseRedisUrl } from '../../src/store/redis-url.js';
 import { hashOf, tempDir, writeFixture, type Fixture } from '../helpers.js';
 import { CLI, httpClient, serviceAndResourceServer, startServerProcess, type ServerProcess } from '../server-process.js';
-import { deleteKeys, REDIS_URL, redisAnswers, requireOrSkip } from '../store/redis-helpers.js';
+import { deleteKeys, REDIS_URL, redisAnswers, requireOrSkip, testPrefix } from '../store/redis-helpers.js';
 
 // Two tollgate processes, one Redis, one key folder, one registry: one deployment.
 const available = requireOrSkip(await redisAnswers(), `Redis at ${parseRedisUrl(REDIS_URL).display}`);
-const PREFIX = `tollgate-test:${randomUUID()}:`;
+const PREFIX = testPrefix();
 const SVC = 'svc-secret-0123456789abcdefghijklmnopqrstu';
 const RS = 'rs-secret-0123456789abcdefghijklmnopqrstuv';
 

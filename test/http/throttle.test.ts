@@ -7,7 +7,7 @@ import type { PresentedCertificate } from '../../src/oauth/client-auth.js';
 import { RedisTokenStore } from '../../src/store/redis-token-store.js';
 import { SqliteTokenStore } from '../../src/store/sqlite-token-store.js';
 import type { TokenStore } from '../../src/store/token-store.js';
-import { deleteKeys, REDIS_URL, redisAnswers, requireOrSkip } from '../store/redis-helpers.js';
+import { deleteKeys, REDIS_URL, redisAnswers, requireOrSkip, testPrefix } from '../store/redis-helpers.js';
 import { basic, buildTestApp, form, FORM, hashOf, tempDir, TestClock, type TestApp } from '../helpers.js';
 import { makePki } from '../tls-fixtures.js';
 
@@ -293,7 +293,7 @@ throttle: { window: 1m, client_failures: 10, address_failures: 20 }
 const redisUp = requireOrSkip(await redisAnswers(), 'Redis for the shared-store throttle test');
 
 describe('concurrent failed authentications across instances sharing a store', () => {
-  const prefix = `tollgate-test:${randomUUID()}:`;
+  const prefix = testPrefix();
   const stores: TokenStore[] = [];
   afterAll(async () => {
     for (const store of stores) await store.close();

@@ -1,10 +1,27 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
+import { inject } from 'vitest';
+import { parseRedisUrl } from '../../src/store/redis-url.js';
 
-/** The shared Redis the tests use (CI starts one on this port when none answers). */
-export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379/0';
+/**
+ * The shared Redis database this run writes to (CI starts a server on 6379 when none answers):
+ * chosen once per run by test/global-setup.ts, never database 0 unless TEST_REDIS_URL says so.
+ */
+export const REDIS_URL = inject('redisUrl');
+
+/** REDIS_URL's database number. */
+export const REDIS_DB = parseRedisUrl(REDIS_URL).db;
+
+/**
+ * A key prefix of the test's own, under this run's prefix, whose keys the run's teardown deletes
+ * even when the test could not.
+ */
+export function testPrefix(): string {
+  return `${inject('redisPrefix')}${randomUUID()}:`;
+}
 
 /** A one-off connection that never retries, for the tests' own look at Redis. */
 export function plainClient(url = REDIS_URL): Redis {
