@@ -4,13 +4,13 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { afterAll } from 'vitest';
-import { buildApp, type AppDeps } from '../src/app.js';
-import type { Clock } from '../src/clock.js';
+import { buildApp, type AppDeps } from '../src/server/build-app.js';
+import type { Clock } from '../src/shared/clock.js';
 import { ReloadingClientRegistry } from '../src/clients/reloading-registry.js';
-import { loadConfig, type Config } from '../src/config.js';
+import { loadConfig, type Config } from '../src/config/config.js';
 import { hashSecret } from '../src/crypto/secrets.js';
 import { DiskKeySet } from '../src/keys/disk-key-set.js';
-import { createLogger } from '../src/log.js';
+import { createLogger } from '../src/server/log.js';
 import { MemoryTokenStore } from '../src/store/memory-token-store.js';
 import type { TokenStore } from '../src/store/token-store.js';
 

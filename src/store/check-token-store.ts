@@ -1,9 +1,9 @@
 import { accessSync, constants, existsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import type { Config } from '../config.js';
-import { ConfigError } from '../config-error.js';
-import { permissionProblem } from '../file-access.js';
+import type { Config } from '../config/config.js';
+import { ConfigError } from '../shared/config-error.js';
+import { permissionProblem } from '../shared/file-access.js';
 import { RedisTokenStore } from './redis-token-store.js';
 import { SQLITE_SCHEMA_VERSION } from './sqlite-token-store.js';
 

@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
-import type { Config } from '../config.js';
+import type { Config } from '../config/config.js';
 import { MemoryTokenStore } from './memory-token-store.js';
 import { RedisTokenStore } from './redis-token-store.js';
-import { parseRedisUrl } from './redis-url.js';
+import { parseRedisUrl } from '../shared/redis-url.js';
 import { SqliteTokenStore } from './sqlite-token-store.js';
 import type { TokenStore } from './token-store.js';
 

@@ -1,20 +1,20 @@
 import cluster from 'node:cluster';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { buildApp } from './app.js';
-import { certificateSource } from './http/client-certificate.js';
-import { readTlsFiles } from './http/tls-files.js';
-import { systemClock } from './clock.js';
-import { ReloadingClientRegistry } from './clients/reloading-registry.js';
-import type { Config } from './config.js';
-import { SecretVerifier } from './crypto/secret-verifier.js';
-import { workerMetrics } from './cluster-metrics.js';
-import { Metrics } from './metrics.js';
-import { DiskKeySet } from './keys/disk-key-set.js';
+import { buildApp } from './build-app.js';
+import { certificateSource } from '../http/client-certificate.js';
+import { readTlsFiles } from '../http/tls-files.js';
+import { systemClock } from '../shared/clock.js';
+import { ReloadingClientRegistry } from '../clients/reloading-registry.js';
+import type { Config } from '../config/config.js';
+import { SecretVerifier } from '../crypto/secret-verifier.js';
+import { workerMetrics } from '../metrics/cluster-metrics.js';
+import { Metrics } from '../metrics/metrics.js';
+import { DiskKeySet } from '../keys/disk-key-set.js';
 import { createLogger } from './log.js';
-import { createTokenStore } from './store/create-token-store.js';
+import { createTokenStore } from '../store/create-token-store.js';
 import { demoClients, demoClientWarning, issuerWarnings, startedLine } from './startup-report.js';
-import type { TokenStore } from './store/token-store.js';
+import type { TokenStore } from '../store/token-store.js';
 
 /**
  * The size libuv gives its thread pool for this UV_THREADPOOL_SIZE: 4 when unset; otherwise the

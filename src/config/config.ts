@@ -1,12 +1,12 @@
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { ConfigError, type Problem } from './config-error.js';
-import { parseCidr } from './address-list.js';
-import { parseDuration } from './duration.js';
-import { isAudience } from './oauth/syntax.js';
-import { parseRedisUrl, REDIS_URL_FORM } from './store/redis-url.js';
-import { formatPath, plainMessages, readYamlFile, zodProblems, type DocPath } from './yaml-file.js';
+import { ConfigError, type Problem } from '../shared/config-error.js';
+import { parseCidr } from '../shared/address-list.js';
+import { parseDuration } from '../shared/duration.js';
+import { isAudience } from '../shared/syntax.js';
+import { parseRedisUrl, REDIS_URL_FORM } from '../shared/redis-url.js';
+import { formatPath, plainMessages, readYamlFile, zodProblems, type DocPath } from '../shared/yaml-file.js';
 
 export const MIN_TTL = 60;
 export const MAX_TTL = 86_400;

@@ -1,11 +1,11 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
-import type { Config } from './config.js';
-import { ConfigError } from './config-error.js';
-import { DiskKeySet } from './keys/disk-key-set.js';
-import { loadRegistryFile } from './clients/yaml-registry.js';
-import { serveWorkerMetrics } from './cluster-metrics.js';
-import { SqliteTokenStore } from './store/sqlite-token-store.js';
+import type { Config } from '../config/config.js';
+import { ConfigError } from '../shared/config-error.js';
+import { DiskKeySet } from '../keys/disk-key-set.js';
+import { loadRegistryFile } from '../clients/yaml-registry.js';
+import { serveWorkerMetrics } from '../metrics/cluster-metrics.js';
+import { SqliteTokenStore } from '../store/sqlite-token-store.js';
 
 /** A worker that dies sooner than this after it started listening counts as an early death. */
 const EARLY_DEATH_MS = 5_000;
