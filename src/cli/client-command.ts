@@ -1,7 +1,8 @@
 import { RegistryFile, type SecretEdit } from '../clients/registry-file.js';
 import { SECRET_AUTH_METHODS, type Client } from '../clients/registry.js';
 import { loadRegistryFile } from '../clients/yaml-registry.js';
-import { loadConfig, MAX_TTL, MIN_TTL, type Config } from '../config/config.js';
+import { loadConfig, type Config } from '../config/config.js';
+import { MAX_TTL, MIN_TTL } from '../shared/limits.js';
 import { generateSecret, hashSecret } from '../crypto/secrets.js';
 import { parseDuration } from '../shared/duration.js';
 import { isClientId } from '../shared/syntax.js';

@@ -1,6 +1,6 @@
 import { parseCidr } from '../shared/address-list.js';
 import { AUTH_METHODS, SECRET_AUTH_METHODS, type AuthMethod } from '../clients/registry.js';
-import { MAX_TTL, MIN_TTL } from '../config/config.js';
+import { MAX_TTL, MIN_TTL } from '../shared/limits.js';
 import { parseDuration } from '../shared/duration.js';
 import { isAudience, isScopeToken } from '../shared/syntax.js';
 import { UsageError } from './usage.js';

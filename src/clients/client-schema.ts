@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { canonicalIp, parseCidr, toBlockList } from '../shared/address-list.js';
-import { audienceSchema, ttlSchema } from '../config/config.js';
+import { audienceSchema, ttlSchema } from '../shared/field-schemas.js';
 import { parseDistinguishedName } from './distinguished-name.js';
 import { isClientId, isScopeToken, MAX_CLIENT_ID_LENGTH } from '../shared/syntax.js';
 import type { JWK } from 'jose';
