@@ -3,7 +3,7 @@ import { dirname, isAbsolute, join, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Copy as CopyInstruction, type Dockerfile, DockerfileParser, Env, type Instruction, JSONInstruction } from 'dockerfile-ast';
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/config/config.js';
 
 // No Docker engine is needed: the Dockerfile is parsed (by dockerfile-ast, the parser behind
 // Docker's language server, which knows continuation lines, comments, flags, exec and shell

@@ -4,13 +4,15 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { afterAll } from 'vitest';
-import { buildApp, type AppDeps } from '../src/app.js';
-import type { Clock } from '../src/clock.js';
-import { ReloadingClientRegistry } from '../src/clients/reloading-registry.js';
-import { loadConfig, type Config } from '../src/config.js';
+import { buildApp, type HttpOptions } from '../src/server/build-app.js';
+import { buildServices, type ServiceParts } from '../src/server/services.js';
+import { Metrics } from '../src/metrics/metrics.js';
+import type { Clock } from '../src/shared/clock.js';
+import type { ReloadingClientRegistry } from '../src/clients/reloading-registry.js';
+import type { DiskKeySet } from '../src/keys/disk-key-set.js';
+import { loadConfig, type Config } from '../src/config/config.js';
 import { hashSecret } from '../src/crypto/secrets.js';
-import { DiskKeySet } from '../src/keys/disk-key-set.js';
-import { createLogger } from '../src/log.js';
+import { createLogger } from '../src/server/log.js';
 import { MemoryTokenStore } from '../src/store/memory-token-store.js';
 import type { TokenStore } from '../src/store/token-store.js';
 
@@ -111,20 +113,29 @@ export async function buildTestApp(options: {
   config?: string;
   clock?: TestClock;
   store?: TokenStore;
-  /** Further dependencies of buildApp (a jwks fetcher, a certificate source, …). */
-  deps?: Partial<AppDeps>;
+  /** Parts to use instead of the usual ones (a jwks fetcher, a certificate source, …) and HTTP options. */
+  deps?: Partial<ServiceParts> & Partial<HttpOptions>;
 }): Promise<TestApp> {
   const fixture = writeFixture(options);
   const config = loadConfig(fixture.configFile);
   const logs = new LogCapture();
   const logger = createLogger('info', logs);
-  const registry = new ReloadingClientRegistry(config.clients_file, { defaultAudience: config.tokens.audience, allowEmpty: config.allow_empty_registry }, logger);
-  const keys = await DiskKeySet.load(config.keys.dir, { generateIfEmpty: true, algorithm: config.keys.algorithm });
   const clock = options.clock ?? new TestClock();
   const store = options.store ?? new MemoryTokenStore();
-  const app = buildApp({ config, registry, keys, clock, store, logger, ...options.deps });
+  const { verifier, certificates, jwksFetcher, metrics, ...http } = options.deps ?? {};
+  const services = await buildServices(config, {
+    logger,
+    clock,
+    store,
+    // Without process metrics: every test file makes many apps.
+    metrics: metrics ?? new Metrics({ processMetrics: false }),
+    ...(verifier === undefined ? {} : { verifier }),
+    ...(certificates === undefined ? {} : { certificates }),
+    ...(jwksFetcher === undefined ? {} : { jwksFetcher }),
+  });
+  const app = buildApp({ ...services, ...(services.tls === undefined ? {} : { tls: services.tls }), ...http, config, logger: http.logger ?? logger });
   apps.push(app);
-  return { app, config, keys, clock, logs, fixture, store, registry };
+  return { app, config, keys: services.keys, clock, logs, fixture, store, registry: services.registry };
 }
 
 /** The Basic credentials of RFC 6749 §2.3.1: each part form-urlencoded, then base64. */

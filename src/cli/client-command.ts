@@ -1,10 +1,11 @@
 import { RegistryFile, type SecretEdit } from '../clients/registry-file.js';
 import { SECRET_AUTH_METHODS, type Client } from '../clients/registry.js';
 import { loadRegistryFile } from '../clients/yaml-registry.js';
-import { loadConfig, MAX_TTL, MIN_TTL, type Config } from '../config.js';
+import { loadConfig, type Config } from '../config/config.js';
+import { MAX_TTL, MIN_TTL } from '../shared/limits.js';
 import { generateSecret, hashSecret } from '../crypto/secrets.js';
-import { parseDuration } from '../duration.js';
-import { isClientId } from '../oauth/syntax.js';
+import { parseDuration } from '../shared/duration.js';
+import { isClientId } from '../shared/syntax.js';
 import type { Io } from './io.js';
 import { CLIENT_FLAGS, isoSeconds, parseClientFlags } from './client-flags.js';
 import { showClient, updateClient } from './client-show-update.js';

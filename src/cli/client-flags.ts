@@ -1,8 +1,8 @@
-import { parseCidr } from '../address-list.js';
+import { parseCidr } from '../shared/address-list.js';
 import { AUTH_METHODS, SECRET_AUTH_METHODS, type AuthMethod } from '../clients/registry.js';
-import { MAX_TTL, MIN_TTL } from '../config.js';
-import { parseDuration } from '../duration.js';
-import { isAudience, isScopeToken } from '../oauth/syntax.js';
+import { MAX_TTL, MIN_TTL } from '../shared/limits.js';
+import { parseDuration } from '../shared/duration.js';
+import { isAudience, isScopeToken } from '../shared/syntax.js';
 import { UsageError } from './usage.js';
 
 /** The flags `client add` and `client update` share, as node:util parseArgs options. */

@@ -1,8 +1,8 @@
 import { Document, isMap, isNode, isScalar, isSeq, type Node } from 'yaml';
 import { RegistryFile } from '../clients/registry-file.js';
 import type { Client } from '../clients/registry.js';
-import { ConfigError } from '../config-error.js';
-import { loadConfig, type Config } from '../config.js';
+import { ConfigError } from '../shared/config-error.js';
+import { loadConfig, type Config } from '../config/config.js';
 import { CLIENT_FLAGS, isoSeconds, parseClientFlags } from './client-flags.js';
 import type { Io } from './io.js';
 import { configPath, parseCommand, positionals, UsageError } from './usage.js';

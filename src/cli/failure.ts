@@ -1,4 +1,4 @@
-import { ConfigError } from '../config-error.js';
+import { ConfigError } from '../shared/config-error.js';
 import { UsageError } from './usage.js';
 
 /**

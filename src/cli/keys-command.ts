@@ -1,8 +1,8 @@
 import { statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadRegistryFile } from '../clients/yaml-registry.js';
-import { ConfigError } from '../config-error.js';
-import { loadConfig, type Config } from '../config.js';
+import { ConfigError } from '../shared/config-error.js';
+import { loadConfig, type Config } from '../config/config.js';
 import { DiskKeySet, generateKeyFile } from '../keys/disk-key-set.js';
 import { removableTimes } from '../keys/key-retention.js';
 import type { Io } from './io.js';

@@ -1,5 +1,5 @@
-import { loadConfig } from '../config.js';
-import { ConfigError } from '../config-error.js';
+import { loadConfig } from '../config/config.js';
+import { ConfigError } from '../shared/config-error.js';
 import { createTokenStore, describeStore } from '../store/create-token-store.js';
 import type { TokenStore } from '../store/token-store.js';
 import type { Io } from './io.js';

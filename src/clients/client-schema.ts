@@ -1,8 +1,8 @@
 import { z } from 'zod';
-import { canonicalIp, parseCidr, toBlockList } from '../address-list.js';
-import { audienceSchema, ttlSchema } from '../config.js';
-import { parseDistinguishedName } from '../distinguished-name.js';
-import { isClientId, isScopeToken, MAX_CLIENT_ID_LENGTH } from '../oauth/syntax.js';
+import { canonicalIp, parseCidr, toBlockList } from '../shared/address-list.js';
+import { audienceSchema, ttlSchema } from '../shared/field-schemas.js';
+import { parseDistinguishedName } from './distinguished-name.js';
+import { isClientId, isScopeToken, MAX_CLIENT_ID_LENGTH } from '../shared/syntax.js';
 import type { JWK } from 'jose';
 import { AUTH_METHODS, SECRET_AUTH_METHODS, type Client, type TlsSubject } from './registry.js';
 

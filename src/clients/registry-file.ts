@@ -1,8 +1,8 @@
 import { renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { Document, isAlias, isCollection, isMap, isNode, isSeq, visit, YAMLMap, YAMLSeq } from 'yaml';
-import { ConfigError } from '../config-error.js';
-import { parseYamlText, readYamlFile } from '../yaml-file.js';
+import { ConfigError } from '../shared/config-error.js';
+import { parseYamlText, readYamlFile } from '../shared/yaml-file.js';
 import type { Client } from './registry.js';
 import { keepUntouchedEntries, registrySource, type RegistrySource } from './registry-text.js';
 import { validateRegistry, type RegistryOptions } from './yaml-registry.js';

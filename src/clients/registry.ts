@@ -1,6 +1,6 @@
 import type { BlockList } from 'node:net';
 import type { JWK } from 'jose';
-import type { DistinguishedName } from '../distinguished-name.js';
+import type { DistinguishedName } from './distinguished-name.js';
 
 /** Client authentication methods tollgate implements (RFC 8414 / RFC 7591 names). */
 export const SECRET_AUTH_METHODS = ['client_secret_basic', 'client_secret_post'] as const;

@@ -1,6 +1,6 @@
 import { unwatchFile, watchFile } from 'node:fs';
 import type { Logger } from 'pino';
-import { ConfigError } from '../config-error.js';
+import { ConfigError } from '../shared/config-error.js';
 import type { Client, ClientRegistry } from './registry.js';
 import { loadRegistryFile, type RegistryOptions } from './yaml-registry.js';
 

@@ -1,5 +1,5 @@
-import { ConfigError, type Problem } from '../config-error.js';
-import { formatPath, plainMessages, readYamlFile, zodProblems, type YamlFile } from '../yaml-file.js';
+import { ConfigError, type Problem } from '../shared/config-error.js';
+import { formatPath, plainMessages, readYamlFile, zodProblems, type YamlFile } from '../shared/yaml-file.js';
 import { PLAINTEXT_FIELDS, registrySchema, TLS_SUBJECT_FIELDS, toClient } from './client-schema.js';
 import { SECRET_AUTH_METHODS, StaticClientRegistry, type Client } from './registry.js';
 

@@ -2,8 +2,8 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { TLSSocket } from 'node:tls';
 import type { FastifyRequest } from 'fastify';
-import { listHas, toBlockList } from '../address-list.js';
-import { ConfigError } from '../config-error.js';
+import { listHas, toBlockList } from '../shared/address-list.js';
+import { ConfigError } from '../shared/config-error.js';
 import type { PresentedCertificate } from '../oauth/client-auth.js';
 
 export interface ClientCertificateOptions {

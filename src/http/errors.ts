@@ -1,7 +1,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { InvalidClient, InvalidRequest, OAuthError, PayloadTooLarge, ServerError, TooManyRequests } from '../oauth/errors.js';
 import type { ClientRegistry } from '../clients/registry.js';
-import type { Metrics } from '../metrics.js';
+import type { Metrics } from '../metrics/metrics.js';
 import { logId } from '../oauth/client-auth.js';
 import { noStore } from './headers.js';
 

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
-import type { Config } from '../config.js';
-import { ConfigError } from '../config-error.js';
+import type { Config } from '../config/config.js';
+import { ConfigError } from '../shared/config-error.js';
 
 export interface TlsFiles {
   cert: Buffer;

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import type { Metrics } from '../metrics.js';
+import type { Metrics } from '../metrics/metrics.js';
 import { TOKEN_PATH } from '../oauth/metadata.js';
 import { issueToken, type TokenDeps } from '../oauth/token.js';
 import type { CertificateSource } from './client-certificate.js';

@@ -2,9 +2,9 @@ import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { chmodSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, exportJWK, exportPKCS8, generateKeyPair, importPKCS8, type CryptoKey } from 'jose';
-import { systemClock, type Clock } from '../clock.js';
-import { ConfigError } from '../config-error.js';
-import { permissionProblem } from '../file-access.js';
+import { systemClock, type Clock } from '../shared/clock.js';
+import { ConfigError } from '../shared/config-error.js';
+import { permissionProblem } from '../shared/file-access.js';
 import type { KeySet, PublicJwk, SigningKey } from './key-set.js';
 
 /** JWS algorithms tollgate signs with, each tied to one kind of key. */

@@ -3,9 +3,9 @@ import { domainToASCII } from 'node:url';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { Certificate, GeneralName, id_ce_subjectAltName, SubjectAlternativeName } from '@peculiar/asn1-x509';
 import { calculateJwkThumbprint, exportJWK } from 'jose';
-import { canonicalIp } from '../address-list.js';
+import { canonicalIp } from '../shared/address-list.js';
 import type { Client, TlsSubject } from '../clients/registry.js';
-import { distinguishedNameOf, sameDistinguishedName, type DistinguishedName } from '../distinguished-name.js';
+import { distinguishedNameOf, sameDistinguishedName, type DistinguishedName } from '../clients/distinguished-name.js';
 
 // RFC 8705 §2.1.2: how a client certificate is matched to a registered client. Both the subject
 // and the SANs are read from the certificate's DER, never from Node's printed strings, whose

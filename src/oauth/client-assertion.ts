@@ -1,5 +1,5 @@
 import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify, type JWK } from 'jose';
-import { epochSeconds, type Clock } from '../clock.js';
+import { epochSeconds, type Clock } from '../shared/clock.js';
 import type { JwksFetcher } from '../clients/jwks-fetcher.js';
 import type { ReplayClaims } from '../store/token-store.js';
 import { InvalidClient } from './errors.js';

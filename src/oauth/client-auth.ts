@@ -15,7 +15,7 @@ import { clientSecret } from './client-auth/client-secret.js';
 import { privateKeyJwt } from './client-auth/private-key-jwt.js';
 import { tlsClientAuth } from './client-auth/tls-client-auth.js';
 import { InvalidClient, InvalidRequest } from './errors.js';
-import { isClientId } from './syntax.js';
+import { isClientId } from '../shared/syntax.js';
 
 // The public face of client authentication: the routes and the token operation use these.
 export type { AuthenticatedClient, ClientAuthDeps, ClientAuthRequest, PresentedCertificate, PresentedCredentials } from './client-auth/authenticator.js';

@@ -1,7 +1,7 @@
 import type { Client } from '../clients/registry.js';
 import { InvalidScope, InvalidTarget } from './errors.js';
 import type { Params } from './params.js';
-import { isResourceIndicator, parseScope } from './syntax.js';
+import { isResourceIndicator, parseScope } from '../shared/syntax.js';
 
 /** What the client credentials grant (RFC 6749 §4.4) decides to give a client. */
 export interface Grant {

@@ -1,4 +1,4 @@
-import type { Clock } from '../clock.js';
+import type { Clock } from '../shared/clock.js';
 import type { Client, ClientRegistry } from '../clients/registry.js';
 import type { KeySet } from '../keys/key-set.js';
 import type { TokenRecords } from '../store/token-store.js';

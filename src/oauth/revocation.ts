@@ -1,4 +1,4 @@
-import type { Clock } from '../clock.js';
+import type { Clock } from '../shared/clock.js';
 import type { Client } from '../clients/registry.js';
 import type { TokenRecords } from '../store/token-store.js';
 import { UnauthorizedClient } from './errors.js';

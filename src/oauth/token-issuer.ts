@@ -1,6 +1,6 @@
 import { randomFillSync } from 'node:crypto';
 import { SignJWT } from 'jose';
-import { epochSeconds, type Clock } from '../clock.js';
+import { epochSeconds, type Clock } from '../shared/clock.js';
 import type { KeySet } from '../keys/key-set.js';
 import type { Grant } from './client-credentials.js';
 

@@ -1,9 +1,9 @@
 import { accessSync, constants, existsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import type { Config } from '../config.js';
-import { ConfigError } from '../config-error.js';
-import { permissionProblem } from '../file-access.js';
+import type { StoreSettings } from './store-settings.js';
+import { ConfigError } from '../shared/config-error.js';
+import { permissionProblem } from '../shared/file-access.js';
 import { RedisTokenStore } from './redis-token-store.js';
 import { SQLITE_SCHEMA_VERSION } from './sqlite-token-store.js';
 
@@ -13,7 +13,7 @@ import { SQLITE_SCHEMA_VERSION } from './sqlite-token-store.js';
  * creatable), a Redis server is pinged. Resolves what was found, for `config check` to print;
  * throws a one-line ConfigError when serve could not use it. Never names a password.
  */
-export async function checkTokenStore(store: Config['store'], configFile: string): Promise<string> {
+export async function checkTokenStore(store: StoreSettings, configFile: string): Promise<string> {
   switch (store.kind) {
     case 'memory':
       return 'memory token store (nothing to open; tokens last as long as the process)';

@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
-import type { Config } from '../config.js';
+import type { StoreSettings } from './store-settings.js';
 import { MemoryTokenStore } from './memory-token-store.js';
 import { RedisTokenStore } from './redis-token-store.js';
-import { parseRedisUrl } from './redis-url.js';
+import { parseRedisUrl } from '../shared/redis-url.js';
 import { SqliteTokenStore } from './sqlite-token-store.js';
 import type { TokenStore } from './token-store.js';
 
@@ -11,7 +11,7 @@ import type { TokenStore } from './token-store.js';
  * connects in the background; `logger` hears when it loses and regains its server. With
  * `mustExist`, a SQLite file that does not exist yet is refused rather than created.
  */
-export function createTokenStore(store: Config['store'], logger?: Pick<Logger, 'warn' | 'info'>, options: { mustExist?: boolean } = {}): TokenStore {
+export function createTokenStore(store: StoreSettings, logger?: Pick<Logger, 'warn' | 'info'>, options: { mustExist?: boolean } = {}): TokenStore {
   switch (store.kind) {
     case 'memory':
       return new MemoryTokenStore();
@@ -24,7 +24,7 @@ export function createTokenStore(store: Config['store'], logger?: Pick<Logger, '
 }
 
 /** Names the store for an operator: the SQLite file, or the Redis URL without its credentials. */
-export function describeStore(store: Config['store']): string {
+export function describeStore(store: StoreSettings): string {
   switch (store.kind) {
     case 'memory':
       return 'the in-memory token store';

@@ -1,4 +1,4 @@
-import { MAX_TTL } from '../config.js';
+import { MAX_TTL } from '../shared/limits.js';
 import { revokedByClient, withClientRevocation, type Counter, type CounterLimit, type Reservation, type ReservedHit, type TokenRecord, type TokenStore } from './token-store.js';
 
 /** Token state in this process only: the reference adapter, for tests and throwaway runs. */

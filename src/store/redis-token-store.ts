@@ -1,8 +1,8 @@
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { MAX_TTL } from '../config.js';
+import { MAX_TTL } from '../shared/limits.js';
 import { TOKEN_SCRIPTS, type TokenScripts } from './redis-scripts.js';
-import { parseRedisUrl, type RedisTarget } from './redis-url.js';
+import { parseRedisUrl, type RedisTarget } from '../shared/redis-url.js';
 import { withClientRevocation, type Counter, type CounterLimit, type Reservation, type ReservedHit, type TokenRecord, type TokenStore } from './token-store.js';
 
 /** How long one command may take before the request gets a 503 instead of waiting on. */

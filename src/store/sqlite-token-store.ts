@@ -1,8 +1,8 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { ConfigError } from '../config-error.js';
-import { MAX_TTL } from '../config.js';
+import { ConfigError } from '../shared/config-error.js';
+import { MAX_TTL } from '../shared/limits.js';
 import { withClientRevocation, type Counter, type CounterLimit, type Reservation, type ReservedHit, type TokenRecord, type TokenStore } from './token-store.js';
 
 /**

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RedisTokenStore } from '../../src/store/redis-token-store.js';
-import { parseRedisUrl } from '../../src/store/redis-url.js';
+import { parseRedisUrl } from '../../src/shared/redis-url.js';
 import { hashOf, writeFixture } from '../helpers.js';
 import { CLI } from '../server-process.js';
 import { makeRecord } from '../store/contract/token-records.js';

@@ -1,10 +1,10 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError } from '../../src/config-error.js';
+import { ConfigError } from '../../src/shared/config-error.js';
 import { ReloadingClientRegistry } from '../../src/clients/reloading-registry.js';
 import { loadRegistryFile } from '../../src/clients/yaml-registry.js';
-import { createLogger } from '../../src/log.js';
+import { createLogger } from '../../src/server/log.js';
 import { basic, buildTestApp, FORM, hashOf, LogCapture, tempDir } from '../helpers.js';
 
 let hash: string;

@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError } from '../../src/config-error.js';
+import { ConfigError } from '../../src/shared/config-error.js';
 import { loadRegistryFile } from '../../src/clients/yaml-registry.js';
 import { hashOf, tempDir } from '../helpers.js';
 

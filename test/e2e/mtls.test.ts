@@ -2,9 +2,9 @@ import { createHash, X509Certificate } from 'node:crypto';
 import { request } from 'node:https';
 import { exportJWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config.js';
-import { createLogger } from '../../src/log.js';
-import { startServer, type RunningServer } from '../../src/main.js';
+import { loadConfig } from '../../src/config/config.js';
+import { createLogger } from '../../src/server/log.js';
+import { startServer, type RunningServer } from '../../src/server/start-server.js';
 import { buildTestApp, form, FORM, hashOf, tempDir, writeFixture } from '../helpers.js';
 import { makeCertificate, makePki, type Pki } from '../tls-fixtures.js';
 

@@ -2,9 +2,9 @@ import { createServer } from 'node:net';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config.js';
-import { startServer, type RunningServer } from '../../src/main.js';
-import { createLogger } from '../../src/log.js';
+import { loadConfig } from '../../src/config/config.js';
+import { startServer, type RunningServer } from '../../src/server/start-server.js';
+import { createLogger } from '../../src/server/log.js';
 import { hashOf, writeFixture } from '../helpers.js';
 
 // A backend service with a certified OAuth client library, and a resource server with jose,

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseRedisUrl } from '../../src/store/redis-url.js';
+import { parseRedisUrl } from '../../src/shared/redis-url.js';
 import { hashOf, tempDir, writeFixture, type Fixture } from '../helpers.js';
 import { CLI, httpClient, serviceAndResourceServer, startServerProcess, type ServerProcess } from '../server-process.js';
 import { deleteKeys, REDIS_URL, redisAnswers, requireOrSkip, testPrefix } from '../store/redis-helpers.js';

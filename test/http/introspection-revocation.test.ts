@@ -322,7 +322,7 @@ describe('argon2 back-pressure', () => {
   it('answers a flood beyond the argon2 queue with 503 and Retry-After, never 5xx otherwise', async () => {
     const { SecretVerifier } = await import('../../src/crypto/secret-verifier.js');
     const { Limiter } = await import('../../src/crypto/limiter.js');
-    const { buildApp } = await import('../../src/app.js');
+    const { buildApp } = await import('../../src/server/build-app.js');
     const base = await buildTestApp({ clients: await clientsYaml() });
     const app = buildApp({
       config: base.config,
@@ -330,7 +330,7 @@ describe('argon2 back-pressure', () => {
       keys: base.keys,
       clock: base.clock,
       store: base.store,
-      logger: (await import('../../src/log.js')).createLogger('silent'),
+      logger: (await import('../../src/server/log.js')).createLogger('silent'),
       verifier: new SecretVerifier({ limiter: new Limiter(1, 2) }),
     });
     // As many as the client may fail from one address: beyond that the throttle answers 429.

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createLogger } from '../../src/log.js';
+import { createLogger } from '../../src/server/log.js';
 import { basic, buildTestApp, form, FORM, hashOf, LogCapture } from '../helpers.js';
 import { rawRequest } from './raw-socket.js';
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Limiter } from '../../src/crypto/limiter.js';
 import { SecretVerifier } from '../../src/crypto/secret-verifier.js';
-import { Metrics } from '../../src/metrics.js';
+import { Metrics } from '../../src/metrics/metrics.js';
 import { basic, buildTestApp, form, FORM, hashOf } from '../helpers.js';
 
 const SECRET = 'metrics-secret-0123456789abcdefghijklmnop';

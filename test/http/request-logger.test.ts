@@ -1,7 +1,7 @@
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { lazyRequestLogger } from '../../src/http/request-logger.js';
-import { createLogger } from '../../src/log.js';
+import { createLogger } from '../../src/server/log.js';
 import { basic, buildTestApp, form, FORM, hashOf, LogCapture } from '../helpers.js';
 
 const SECRET = 'request-logger-secret-0123456789abcdefghij';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config.js';
-import { createLogger } from '../../src/log.js';
-import { startServer } from '../../src/main.js';
+import { loadConfig } from '../../src/config/config.js';
+import { createLogger } from '../../src/server/log.js';
+import { startServer } from '../../src/server/start-server.js';
 import { basic, buildTestApp, form, FORM, hashOf, LogCapture, writeFixture } from '../helpers.js';
 
 const SECRET = 'proxy-secret-0123456789abcdefghijklmnopq';

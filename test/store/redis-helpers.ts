@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
 import { inject } from 'vitest';
-import { parseRedisUrl } from '../../src/store/redis-url.js';
+import { parseRedisUrl } from '../../src/shared/redis-url.js';
 
 /**
  * The shared Redis database this run writes to (CI starts a server on 6379 when none answers):

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
-import { MAX_TTL } from '../../src/config.js';
+import { MAX_TTL } from '../../src/shared/limits.js';
 import { RedisTokenStore } from '../../src/store/redis-token-store.js';
-import { parseRedisUrl } from '../../src/store/redis-url.js';
+import { parseRedisUrl } from '../../src/shared/redis-url.js';
 import type { TokenStore } from '../../src/store/token-store.js';
 import { failureCountersContract } from './contract/failure-counters.js';
 import { replayClaimsContract } from './contract/replay-claims.js';

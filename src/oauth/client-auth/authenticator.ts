@@ -1,5 +1,5 @@
 import type { X509Certificate } from 'node:crypto';
-import type { Clock } from '../../clock.js';
+import type { Clock } from '../../shared/clock.js';
 import type { AuthMethod, Client, ClientRegistry } from '../../clients/registry.js';
 import type { SecretVerifier } from '../../crypto/secret-verifier.js';
 import type { ClientAssertionDeps } from '../client-assertion.js';

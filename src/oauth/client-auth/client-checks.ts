@@ -1,7 +1,7 @@
-import { listHas } from '../../address-list.js';
+import { listHas } from '../../shared/address-list.js';
 import type { AuthMethod, Client } from '../../clients/registry.js';
 import { InvalidClient } from '../errors.js';
-import { isClientId } from '../syntax.js';
+import { isClientId } from '../../shared/syntax.js';
 import type { ClientAuthDeps, ClientAuthRequest } from './authenticator.js';
 
 // Checks every authenticator makes, in the order it needs them.

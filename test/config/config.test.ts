@@ -1,10 +1,10 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadRegistryFile } from '../src/clients/yaml-registry.js';
-import { ConfigError } from '../src/config-error.js';
-import { loadConfig } from '../src/config.js';
-import { tempDir } from './helpers.js';
+import { loadRegistryFile } from '../../src/clients/yaml-registry.js';
+import { ConfigError } from '../../src/shared/config-error.js';
+import { loadConfig } from '../../src/config/config.js';
+import { tempDir } from '../helpers.js';
 
 function configFile(text: string): string {
   const file = join(tempDir(), 'tollgate.yaml');

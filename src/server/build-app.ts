@@ -1,57 +1,44 @@
 import formbody from '@fastify/formbody';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import type { Clock } from './clock.js';
-import type { ClientRegistry } from './clients/registry.js';
-import type { Config } from './config.js';
-import { JwksFetcher } from './clients/jwks-fetcher.js';
-import { SecretVerifier } from './crypto/secret-verifier.js';
-import type { CertificateSource } from './http/client-certificate.js';
-import { metricsRoute } from './http/metrics-route.js';
-import { InstrumentedTokenStore, Metrics } from './metrics.js';
-import { FailureThrottle } from './oauth/throttle.js';
-import { discoveryRoutes } from './http/discovery-route.js';
-import { errorHandler, pathOf, sendError } from './http/errors.js';
-import { healthRoutes, type Readiness } from './http/health-route.js';
-import { introspectionRoute } from './http/introspection-route.js';
-import { clientErrorHandler, DEFAULT_DEADLINES, nodeServerOptions, requireHost, type HttpDeadlines } from './http/protocol-errors.js';
-import { lazyRequestLogger } from './http/request-logger.js';
-import { revocationRoute } from './http/revocation-route.js';
-import { tokenRoute } from './http/token-route.js';
-import type { KeySet } from './keys/key-set.js';
-import type { StoreLifecycle, TokenStore } from './store/token-store.js';
-import { MethodNotAllowed, NotFound } from './oauth/errors.js';
-import { INTROSPECTION_PATH, JWKS_PATH, METADATA_PATH, REVOCATION_PATH, TOKEN_PATH } from './oauth/metadata.js';
-import { TokenIssuer } from './oauth/token-issuer.js';
+import { metricsRoute } from '../http/metrics-route.js';
+import { discoveryRoutes } from '../http/discovery-route.js';
+import { errorHandler, pathOf, sendError } from '../http/errors.js';
+import { healthRoutes, type Readiness } from '../http/health-route.js';
+import { introspectionRoute } from '../http/introspection-route.js';
+import { clientErrorHandler, DEFAULT_DEADLINES, nodeServerOptions, requireHost, type HttpDeadlines } from '../http/protocol-errors.js';
+import { lazyRequestLogger } from '../http/request-logger.js';
+import { revocationRoute } from '../http/revocation-route.js';
+import { tokenRoute } from '../http/token-route.js';
+import type { Config } from '../config/config.js';
+import type { StoreLifecycle } from '../store/token-store.js';
+import { MethodNotAllowed, NotFound } from '../oauth/errors.js';
+import { INTROSPECTION_PATH, JWKS_PATH, METADATA_PATH, REVOCATION_PATH, TOKEN_PATH } from '../oauth/metadata.js';
+import { isServices, wireServices, type ServiceParts, type Services } from './services.js';
 
 /** 16 KiB: a token request is a few hundred bytes; nothing legitimate comes near this. */
 export const BODY_LIMIT = 16 * 1024;
 
-export interface AppDeps {
-  config: Pick<Config, 'issuer' | 'tokens' | 'metadata' | 'throttle' | 'trust_proxy' | 'client_auth' | 'listen'>;
-  /** The clients; a registry that reloads (onReload) keeps the dummy hash in step with it. */
-  registry: ClientRegistry & { onReload?(listener: () => void): void };
-  keys: KeySet;
-  clock: Clock;
-  store: TokenStore;
+/** How the HTTP server behaves, apart from the services behind its endpoints. */
+export interface HttpOptions {
+  config: Pick<Config, 'trust_proxy' | 'metadata' | 'listen'>;
   logger: Logger;
-  /** Checks client secrets; one is made if omitted. */
-  verifier?: SecretVerifier;
-  /** Prometheus metrics served at /metrics; a registry without process metrics if omitted. */
-  metrics?: Metrics;
-  /** What /metrics serves; `metrics`' own registry if omitted (under --workers, every worker's). */
+  /** What /metrics serves; the metrics' own registry if omitted (under --workers, every worker's). */
   metricsText?: () => Promise<string>;
   /** TLS to serve HTTPS with (PEM contents); plain HTTP when omitted. */
   tls?: { cert: Buffer; key: Buffer; clientCa?: Buffer };
-  /** Where client certificates come from; none when omitted. */
-  certificates?: CertificateSource;
-  /** Fetches clients' jwks_uri; one is made if omitted. */
-  jwksFetcher?: JwksFetcher;
   /** Whether the server can serve tokens now; by default, whether the token store answers. */
   readiness?: () => Readiness | Promise<Readiness>;
   /** How long a client has to send its request; the documented 10 s when omitted. */
   deadlines?: Partial<HttpDeadlines>;
 }
+
+/**
+ * The services (see buildServices) and how to serve them. Given the parts instead, as a test
+ * that swaps one of them does, the services are made from them by wireServices, the same code
+ * buildServices uses.
+ */
+export type AppDeps = HttpOptions & (Services | ServiceParts);
 
 /** Which methods each path serves, for 405 answers with an Allow header. */
 const ALLOWED: Readonly<Record<string, string>> = {
@@ -67,7 +54,8 @@ const ALLOWED: Readonly<Record<string, string>> = {
 
 /** Builds the HTTP application. Does no I/O: the caller listens, or calls inject() in tests. */
 export function buildApp(deps: AppDeps): FastifyInstance {
-  const metrics = deps.metrics ?? new Metrics({ processMetrics: false });
+  const services = isServices(deps) ? deps : wireServices(deps);
+  const { metrics } = services;
   const onError = errorHandler(deps.registry, metrics);
   /** The access line and the request metrics of one answer. */
   const recordAnswer = (req: FastifyRequest, reply: FastifyReply): void => {
@@ -129,60 +117,21 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     done();
   });
 
-  const { config, registry, clock, keys } = deps;
-  const store = new InstrumentedTokenStore(deps.store, metrics);
-  const verifier = deps.verifier ?? new SecretVerifier({ observe: (s) => metrics.argon2Seconds.observe(s), queueFull: () => metrics.argon2QueueFull.inc() });
-  // An unknown client_id costs what the costliest registered hash costs, after every reload too.
-  const followRegistry = (): void => {
-    verifier.dummy.follow(registry.all()).then(
-      () => {
-        if (verifier.dummy.fellBack) {
-          deps.logger.warn({ event: 'dummy_hash.fallback' }, "argon2 refused the registry's costliest hash parameters for the unknown-client check; unknown client_ids answer faster than that client");
-        }
-      },
-      (err: unknown) => deps.logger.error({ event: 'dummy_hash.failed', err }, 'the hash for unknown client_ids could not be made; it is tried again on the next one'),
-    );
-  };
-  followRegistry();
-  registry.onReload?.(followRegistry);
-  const throttle = new FailureThrottle(
-    store,
-    { windowMs: config.throttle.window * 1000, clientFailures: config.throttle.client_failures, addressFailures: config.throttle.address_failures },
-    clock,
-  );
-  const certificates = deps.certificates ?? (() => undefined);
-  const assertions = {
-    issuer: config.issuer,
-    ...(config.client_auth.accept_token_endpoint_audience ? { tokenEndpointAudience: `${config.issuer}${TOKEN_PATH}` } : {}),
-    fetcher: deps.jwksFetcher ?? new JwksFetcher(),
-    replay: store,
-  };
-  tokenRoute(app, {
-    registry,
-    clock,
-    verifier,
-    throttle,
-    certificates,
-    assertions,
-    store,
-    metrics,
-    issuer: new TokenIssuer(config.issuer, keys, clock),
-    policy: { defaultAudience: config.tokens.audience, defaultTtl: config.tokens.ttl },
-  });
-  introspectionRoute(app, { registry, clock, verifier, throttle, certificates, assertions, store, keys });
-  revocationRoute(app, { registry, clock, verifier, throttle, certificates, assertions, store });
+  const { config, registry, store } = services;
+  tokenRoute(app, services);
+  introspectionRoute(app, services);
+  revocationRoute(app, services);
   discoveryRoutes(app, {
-    registry: deps.registry,
-    keys: deps.keys,
+    registry,
+    keys: services.keys,
     metadata: {
       issuer: config.issuer,
-      publishScopes: config.metadata.publish_scopes,
-      maxAge: config.metadata.max_age,
-      mtls: config.listen.tls?.client_ca !== undefined,
+      publishScopes: deps.config.metadata.publish_scopes,
+      maxAge: deps.config.metadata.max_age,
+      mtls: deps.config.listen.tls?.client_ca !== undefined,
     },
   });
   healthRoutes(app, deps.readiness ?? (() => storeReadiness(store)));
-  metrics.watch(registry, keys);
   metricsRoute(app, metrics, deps.metricsText ?? (() => metrics.registry.metrics()));
   return app;
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseDistinguishedName, sameDistinguishedName, type DistinguishedName } from '../src/distinguished-name.js';
+import { parseDistinguishedName, sameDistinguishedName, type DistinguishedName } from '../../src/clients/distinguished-name.js';
 
 // RFC 4514 strings as operators write them in clients.yaml. Matching against certificates is in
 // test/oauth/certificate-match.test.ts; this is the parser and its error messages.

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { createLogger } from '../src/log.js';
-import { LogCapture } from './helpers.js';
+import { createLogger } from '../../src/server/log.js';
+import { LogCapture } from '../helpers.js';
 
 describe('log lines', () => {
   it('name their level ("level":"info") instead of pino’s numbers (30)', () => {

@@ -1,11 +1,11 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadRegistryFile } from '../src/clients/yaml-registry.js';
-import { ConfigError } from '../src/config-error.js';
-import { loadConfig } from '../src/config.js';
-import { didYouMean, editDistance } from '../src/did-you-mean.js';
-import { tempDir } from './helpers.js';
+import { loadRegistryFile } from '../../src/clients/yaml-registry.js';
+import { ConfigError } from '../../src/shared/config-error.js';
+import { loadConfig } from '../../src/config/config.js';
+import { didYouMean, editDistance } from '../../src/shared/did-you-mean.js';
+import { tempDir } from '../helpers.js';
 
 function file(name: string, text: string): string {
   const path = join(tempDir(), name);

@@ -1,6 +1,6 @@
 import { BlockList } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { listHas, toBlockList } from '../src/address-list.js';
+import { listHas, toBlockList } from '../../src/shared/address-list.js';
 
 // listHas once unwrapped ::ffff:a.b.c.d itself before asking the BlockList. Node's BlockList
 // already matches an IPv4-mapped IPv6 address against IPv4 rules (and the reverse): these tests

@@ -2,16 +2,16 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { loadRegistryFile } from '../src/clients/yaml-registry.js';
-import { loadConfig } from '../src/config.js';
-import { createLogger } from '../src/log.js';
-import { startServer } from '../src/main.js';
-import { DEMO_CLIENT, demoClients, issuerWarnings } from '../src/startup-report.js';
-import { parseRedisUrl } from '../src/store/redis-url.js';
-import { hashOf, LogCapture, tempDir, writeFixture, type Fixture } from './helpers.js';
-import { REDIS_URL, testPrefix } from './store/redis-helpers.js';
+import { loadRegistryFile } from '../../src/clients/yaml-registry.js';
+import { loadConfig } from '../../src/config/config.js';
+import { createLogger } from '../../src/server/log.js';
+import { startServer } from '../../src/server/start-server.js';
+import { DEMO_CLIENT, demoClients, issuerWarnings } from '../../src/server/startup-report.js';
+import { parseRedisUrl } from '../../src/shared/redis-url.js';
+import { hashOf, LogCapture, tempDir, writeFixture, type Fixture } from '../helpers.js';
+import { REDIS_URL, testPrefix } from '../store/redis-helpers.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const DEMO_REGISTRY = readFileSync(join(ROOT, 'config/clients.yaml'), 'utf8');
 
 function configWith(issuer: string, listen: string) {

@@ -1,6 +1,6 @@
 import { AggregatorRegistry, Histogram, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { CounterFamily, HistogramFamily } from '../src/metric-families.js';
+import { CounterFamily, HistogramFamily } from '../../src/metrics/metric-families.js';
 
 const BUCKETS = [0.001, 0.01, 0.1];
 

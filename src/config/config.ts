@@ -1,46 +1,11 @@
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { ConfigError, type Problem } from './config-error.js';
-import { parseCidr } from './address-list.js';
-import { parseDuration } from './duration.js';
-import { isAudience } from './oauth/syntax.js';
-import { parseRedisUrl, REDIS_URL_FORM } from './store/redis-url.js';
-import { formatPath, plainMessages, readYamlFile, zodProblems, type DocPath } from './yaml-file.js';
-
-export const MIN_TTL = 60;
-export const MAX_TTL = 86_400;
-
-/**
- * A duration written `30s`, `15m`, `24h`, `7d` or as a number of seconds, between min and max
- * seconds; parsed to whole seconds. `messages` words the out-of-range cases where a field has
- * something plainer to say than the range.
- */
-export function durationSchema(minSeconds: number, maxSeconds: number, messages: { tooSmall?: string; tooBig?: string } = {}) {
-  const range = `must be a duration from ${minSeconds}s to ${maxSeconds}s, such as 30s, 15m, 24h or 7d`;
-  return z
-    .union([z.number(), z.string()], { error: 'must be a duration such as 30s, 15m, 24h or 7d' })
-    .transform((v, ctx) => {
-      const seconds = typeof v === 'number' ? (Number.isInteger(v) ? v : undefined) : parseDuration(v);
-      const message =
-        seconds === undefined ? range : seconds < minSeconds ? (messages.tooSmall ?? range) : seconds > maxSeconds ? (messages.tooBig ?? range) : undefined;
-      if (message !== undefined) {
-        ctx.addIssue({ code: 'custom', message });
-        return z.NEVER;
-      }
-      return seconds!;
-    });
-}
-
-/** An access-token lifetime: `15m`, `1h` or whole seconds, like every other duration. */
-export const ttlSchema = durationSchema(MIN_TTL, MAX_TTL, {
-  tooSmall: `must be at least ${MIN_TTL} seconds`,
-  tooBig: `must be at most ${MAX_TTL} seconds (24h)`,
-});
-
-export const audienceSchema = z.string().refine(isAudience, {
-  error: 'must be a non-empty string of visible ASCII characters (an absolute URI is usual)',
-});
+import { ConfigError, type Problem } from '../shared/config-error.js';
+import { parseCidr } from '../shared/address-list.js';
+import { audienceSchema, durationSchema, ttlSchema } from '../shared/field-schemas.js';
+import { parseRedisUrl, REDIS_URL_FORM } from '../shared/redis-url.js';
+import { formatPath, plainMessages, readYamlFile, zodProblems, type DocPath } from '../shared/yaml-file.js';
 
 function isIssuer(s: string): boolean {
   // RFC 8414 §2: an https URL (http allowed here for loopback and trials) with no query or

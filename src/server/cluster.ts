@@ -1,11 +1,9 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
-import type { Config } from './config.js';
-import { ConfigError } from './config-error.js';
-import { DiskKeySet } from './keys/disk-key-set.js';
-import { loadRegistryFile } from './clients/yaml-registry.js';
-import { serveWorkerMetrics } from './cluster-metrics.js';
-import { SqliteTokenStore } from './store/sqlite-token-store.js';
+import type { Config } from '../config/config.js';
+import { ConfigError } from '../shared/config-error.js';
+import { serveWorkerMetrics } from '../metrics/cluster-metrics.js';
+import { prepareServices } from './services.js';
 
 /** A worker that dies sooner than this after it started listening counts as an early death. */
 const EARLY_DEATH_MS = 5_000;
@@ -42,12 +40,8 @@ export async function runPrimary(config: Config, workers: number, logger: Logger
   if (config.store.kind === 'memory') {
     throw ConfigError.single(config.file, `store.kind memory keeps tokens inside one process and cannot serve ${workers} workers: use sqlite or redis, or --workers 1`, 'store.kind');
   }
-  // Done here, once, so that workers never race to generate the first key, and so that a bad
-  // file is reported once with exit 1 instead of as a crash loop.
-  loadRegistryFile(config.clients_file, { defaultAudience: config.tokens.audience });
-  await DiskKeySet.load(config.keys.dir, { generateIfEmpty: true, algorithm: config.keys.algorithm });
-  // The same for the SQLite file: created, switched to WAL and migrated before any worker opens it.
-  if (config.store.kind === 'sqlite') await new SqliteTokenStore(config.store.path).close();
+  // Done here, once: see prepareServices.
+  await prepareServices(config);
 
   let stopping = false;
   let earlyDeaths = 0;

@@ -1,20 +1,16 @@
 import cluster from 'node:cluster';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { buildApp } from './app.js';
-import { certificateSource } from './http/client-certificate.js';
-import { readTlsFiles } from './http/tls-files.js';
-import { systemClock } from './clock.js';
-import { ReloadingClientRegistry } from './clients/reloading-registry.js';
-import type { Config } from './config.js';
-import { SecretVerifier } from './crypto/secret-verifier.js';
-import { workerMetrics } from './cluster-metrics.js';
-import { Metrics } from './metrics.js';
-import { DiskKeySet } from './keys/disk-key-set.js';
+import { buildApp } from './build-app.js';
+import { readTlsFiles } from '../http/tls-files.js';
+import { systemClock } from '../shared/clock.js';
+import { ReloadingClientRegistry } from '../clients/reloading-registry.js';
+import type { Config } from '../config/config.js';
+import { workerMetrics } from '../metrics/cluster-metrics.js';
 import { createLogger } from './log.js';
-import { createTokenStore } from './store/create-token-store.js';
+import { buildServices } from './services.js';
 import { demoClients, demoClientWarning, issuerWarnings, startedLine } from './startup-report.js';
-import type { TokenStore } from './store/token-store.js';
+import type { TokenStore } from '../store/token-store.js';
 
 /**
  * The size libuv gives its thread pool for this UV_THREADPOOL_SIZE: 4 when unset; otherwise the
@@ -50,40 +46,16 @@ export interface RunningServer {
  * ConfigError for a problem in a file, before anything listens.
  */
 export async function startServer(config: Config, logger: Logger = createLogger(config.log.level)): Promise<RunningServer> {
-  const registry = new ReloadingClientRegistry(config.clients_file, { defaultAudience: config.tokens.audience, allowEmpty: config.allow_empty_registry }, logger);
-  const keys = await DiskKeySet.load(config.keys.dir, {
-    generateIfEmpty: true,
-    algorithm: config.keys.algorithm,
-    publishBeforeUseMs: config.keys.publish_before_use * 1000,
-  });
-  const store = createTokenStore(config.store, logger);
-
-  const metrics = new Metrics();
-  const verifier = new SecretVerifier({ observe: (s) => metrics.argon2Seconds.observe(s), queueFull: () => metrics.argon2QueueFull.inc() });
-  // Verified credentials are re-checked against the live hashes anyway; clearing them on a
-  // registry change also drops entries of clients that are gone.
-  registry.onReload(() => verifier.cache.clear());
-  registry.onReject(() => metrics.reloadsRejected.inc({ source: 'registry' }));
-  const tls = readTlsFiles(config);
-  const certificates = certificateSource({
-    clientCaFile: config.listen.tls?.client_ca,
-    header: config.listen.client_cert_header,
-    trustedProxies: config.trust_proxy,
-  });
+  const services = await buildServices(config, { logger });
+  const { registry, keys, metrics, verifier, tls } = services;
+  const store = services.adapter;
   let app: FastifyInstance;
   try {
     app = buildApp({
+      ...services,
       config,
-      registry,
-      keys,
-      clock: systemClock,
-      store,
-      verifier,
-      metrics,
       // A worker of `serve --workers N` serves the metrics of all workers.
       ...(cluster.isWorker ? { metricsText: workerMetrics(metrics.registry) } : {}),
-      logger,
-      certificates,
       ...(tls ? { tls } : {}),
     });
   } catch (err) {

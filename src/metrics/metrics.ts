@@ -1,8 +1,8 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { ClientRegistry } from './clients/registry.js';
+import type { ClientRegistry } from '../clients/registry.js';
 import { CounterFamily, HistogramFamily, type CounterChild, type HistogramChild } from './metric-families.js';
-import type { KeySet } from './keys/key-set.js';
-import type { Counter as FailureCounter, CounterLimit, Reservation, ReservedHit, TokenRecord, TokenStore } from './store/token-store.js';
+import type { KeySet } from '../keys/key-set.js';
+import type { Counter as FailureCounter, CounterLimit, Reservation, ReservedHit, TokenRecord, TokenStore } from '../store/token-store.js';
 
 /**
  * The Prometheus metrics of one server, in a registry of its own (not prom-client's global

@@ -1,7 +1,7 @@
-import type { Client } from './clients/registry.js';
-import type { Config } from './config.js';
-import { verifySecret } from './crypto/secrets.js';
-import { describeStore } from './store/create-token-store.js';
+import type { Client } from '../clients/registry.js';
+import type { Config } from '../config/config.js';
+import { verifySecret } from '../crypto/secrets.js';
+import { describeStore } from '../store/create-token-store.js';
 
 /**
  * The demo client of config/clients.yaml, whose secret the README publishes for the quick start.
