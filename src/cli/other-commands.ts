@@ -10,7 +10,7 @@ import { hashSecret, MAX_SECRET_LENGTH } from '../crypto/secrets.js';
 import { DiskKeySet } from '../keys/disk-key-set.js';
 import { createLogger } from '../server/log.js';
 import { checkTokenStore } from '../store/check-token-store.js';
-import { closeOnSignals, startServer } from '../server/start-server.js';
+import { closeOnSignals, startServer, type RunningServer } from '../server/start-server.js';
 import { describeFailure } from './failure.js';
 import type { Io } from './io.js';
 import { configPath, parseCommand, positionals, UsageError } from './usage.js';
@@ -68,7 +68,7 @@ async function serve(configOption: string | undefined, io: Io, workers: number):
     await runPrimary(config, workers, logger);
     return new Promise<number>(() => {});
   }
-  let server;
+  let server: RunningServer;
   try {
     server = await startServer(config, logger);
   } catch (err) {

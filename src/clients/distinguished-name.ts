@@ -165,8 +165,12 @@ function derValueKey(der: Uint8Array): string {
   return `#${Buffer.from(der).toString('hex')}`;
 }
 
-// RFC 4518 §2.2 characters mapped to nothing, and those mapped to a space.
+// RFC 4518 §2.2 characters mapped to nothing, and those mapped to a space. Control characters
+// and combining marks are what these classes are about, hence the lint exceptions.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: RFC 4518 maps these control characters to nothing
+// biome-ignore lint/suspicious/noMisleadingCharacterClass: U+034F and the variation selectors are listed one by one on purpose
 const MAPPED_TO_NOTHING = /[\u0000-\u0008\u000E-\u001F\u007F-\u0084\u0086-\u009F\u00AD\u034F\u06DD\u070F\u1806\u180B-\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2063\u206A-\u206F\uFE00-\uFE0F\uFEFF\uFFF9-\uFFFC]/g;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
 const CONTROL = /[\u0000-\u001F\u007F-\u009F]/;
 const MAPPED_TO_SPACE = /[\t\n\v\f\r\u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]/g;
 

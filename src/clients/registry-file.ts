@@ -1,6 +1,6 @@
 import { renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { Document, isAlias, isCollection, isMap, isNode, isSeq, visit, YAMLMap, YAMLSeq } from 'yaml';
+import { Document, isAlias, isCollection, isMap, isNode, isSeq, visit, type YAMLMap, YAMLSeq } from 'yaml';
 import { ConfigError } from '../shared/config-error.js';
 import { parseYamlText, readYamlFile } from '../shared/yaml-file.js';
 import type { Client } from './registry.js';

@@ -55,7 +55,7 @@ export function serveWorkerMetrics(): void {
 
   const collectAll = (): Promise<string> =>
     new Promise((resolve, reject) => {
-      const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && w.isConnected());
+      const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w?.isConnected() === true);
       const id = nextId++;
       const collection: Collection = {
         waiting: new Set(workers.map((w) => w.id)),

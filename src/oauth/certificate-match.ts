@@ -1,7 +1,7 @@
 import { createHash, type X509Certificate } from 'node:crypto';
 import { domainToASCII } from 'node:url';
 import { AsnConvert } from '@peculiar/asn1-schema';
-import { Certificate, GeneralName, id_ce_subjectAltName, SubjectAlternativeName } from '@peculiar/asn1-x509';
+import { Certificate, type GeneralName, id_ce_subjectAltName, SubjectAlternativeName } from '@peculiar/asn1-x509';
 import { calculateJwkThumbprint, exportJWK } from 'jose';
 import { canonicalIp } from '../shared/address-list.js';
 import type { Client, TlsSubject } from '../clients/registry.js';
@@ -76,6 +76,7 @@ function sanMatches(kind: Exclude<TlsSubject['kind'], 'subject_dn'>, registered:
 
 /** DNS names are case-insensitive (RFC 4343); a name in Unicode is compared as its A-label. */
 function dnsKey(name: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the ASCII range, from NUL up
   return (/^[\x00-\x7f]*$/.test(name) ? name : domainToASCII(name) || name).toLowerCase();
 }
 

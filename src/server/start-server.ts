@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { buildApp } from './build-app.js';
 import { readTlsFiles } from '../http/tls-files.js';
 import { systemClock } from '../shared/clock.js';
-import { ReloadingClientRegistry } from '../clients/reloading-registry.js';
+import type { ReloadingClientRegistry } from '../clients/reloading-registry.js';
 import type { Config } from '../config/config.js';
 import { workerMetrics } from '../metrics/cluster-metrics.js';
 import { createLogger } from './log.js';

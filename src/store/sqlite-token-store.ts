@@ -333,7 +333,8 @@ function openDatabase(path: string, mustExist: boolean): Database.Database {
   try {
     if (!mustExist) mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     // A statement waits up to BUSY_TIMEOUT_MS for a lock another process holds (busy_timeout).
-    const opened = (db = new Database(path, { timeout: BUSY_TIMEOUT_MS, fileMustExist: mustExist }));
+    const opened = new Database(path, { timeout: BUSY_TIMEOUT_MS, fileMustExist: mustExist });
+    db = opened;
     if (mustExist && opened.pragma('user_version', { simple: true }) === 0) {
       opened.close();
       db = undefined;

@@ -61,7 +61,7 @@ describe('RegistryFile keeps what an edit does not change byte for byte', () => 
     const { registry, read } = open(styled());
     registry.add({ client_id: 'd', secrets: [{ hash: H }] });
     registry.save(options);
-    expect(read()).toBe(styled().replace("[{ hash: '" + H + "' }]\n", `[{ hash: '${H}' }]\n  - client_id: d\n    secrets:\n      - hash: ${H}\n`));
+    expect(read()).toBe(styled().replace(`[{ hash: '${H}' }]\n`, `[{ hash: '${H}' }]\n  - client_id: d\n    secrets:\n      - hash: ${H}\n`));
   });
 
   it('remove takes the entry and the comment just above it', () => {
