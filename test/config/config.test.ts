@@ -2,25 +2,11 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadRegistryFile } from '../../src/clients/yaml-registry.js';
-import { ConfigError } from '../../src/shared/config-error.js';
 import { loadConfig } from '../../src/config/config.js';
 import { tempDir } from '../helpers.js';
+import { problems, tempFile } from '../shared/config-problems.js';
 
-function configFile(text: string): string {
-  const file = join(tempDir(), 'tollgate.yaml');
-  writeFileSync(file, text);
-  return file;
-}
-
-function problems(fn: () => unknown): string[] {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof ConfigError) return err.message.split('\n');
-    throw err;
-  }
-  throw new Error('expected a ConfigError');
-}
+const configFile = (text: string): string => tempFile('tollgate.yaml', text);
 
 describe('loadConfig', () => {
   it('fills defaults and resolves paths against the config file', () => {

@@ -1,27 +1,10 @@
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadRegistryFile } from '../../src/clients/yaml-registry.js';
-import { ConfigError } from '../../src/shared/config-error.js';
 import { loadConfig } from '../../src/config/config.js';
 import { didYouMean, editDistance } from '../../src/shared/did-you-mean.js';
-import { tempDir } from '../helpers.js';
+import { problems, tempFile } from './config-problems.js';
 
-function file(name: string, text: string): string {
-  const path = join(tempDir(), name);
-  writeFileSync(path, text);
-  return path;
-}
-
-function problems(fn: () => unknown): string[] {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof ConfigError) return err.message.split('\n');
-    throw err;
-  }
-  throw new Error('expected a ConfigError');
-}
+const file = tempFile;
 
 /** What zod writes when a schema gives no message of its own. */
 const ZOD_WORDING = /Invalid input|Invalid option|Invalid string|Invalid URL|expected .*received|Too (small|big)|Unrecognized key|>=|<=/;
