@@ -16,6 +16,10 @@ import type { TokenStore } from '../store/token-store.js';
  * The size libuv gives its thread pool for this UV_THREADPOOL_SIZE: 4 when unset; otherwise the
  * number C's atoi reads from it, with 0 (or no number at all) read as 1 and anything above 1024
  * as 1024 (a negative count wraps around to above the limit).
+ *
+ * Kept although it repeats libuv's reading: Node offers no way to ask the pool's size, and the
+ * pool's threads carry no name to count in /proc, so the started line could otherwise only echo
+ * the variable (and say "0" or "many" where libuv runs 1 thread).
  */
 function threadPoolInUse(value: string | undefined): number {
   if (value === undefined) return 4;
