@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { COMMANDS } from '../../src/cli/commands.js';
 import { tempDir } from '../helpers.js';
 import { expectUserError, tollgate, tollgateInProcess } from './run-cli.js';
 
@@ -72,6 +73,17 @@ describe.concurrent('tollgate --help', () => {
   it('the top-level help is the same text, byte for byte', async () => {
     expect((await tollgateInProcess(['--help'], { cwd })).stdout).toBe(`${MAIN_HELP}\n`);
   });
+
+  // The table names each command's subcommands for the help; each must be one the command knows.
+  it.each(COMMANDS.flatMap((c) => (c.subcommands.length === 0 ? [c.name] : c.subcommands.map((sub) => `${c.name} ${sub}`))))(
+    'tollgate %s --help, from the table of commands, prints a usage and exits 0',
+    async (command) => {
+      const run = await tollgateInProcess([...command.split(' '), '--help'], { cwd });
+      expect(run.stderr).toBe('');
+      expect(run.stdout).toMatch(new RegExp(`^Usage: tollgate ${command.split(' ')[0]}\\b`));
+      expect(run.code).toBe(0);
+    },
+  );
 
   it('documents the options of client add', async () => {
     const { stdout } = await tollgateInProcess(['client', 'add', '--help'], { cwd });
