@@ -6,7 +6,7 @@ import { parse } from 'yaml';
 import { SqliteTokenStore } from '../../src/store/sqlite-token-store.js';
 import { hashOf, tempDir, writeFixture, type Fixture } from '../helpers.js';
 import { makeRecord } from '../store/contract/token-records.js';
-import { expectUserError, lines, tollgate, type CliRun } from './run-cli.js';
+import { expectUserError, lines, tollgateInProcess, type CliRun } from './run-cli.js';
 
 let HASH = '';
 beforeAll(async () => {
@@ -51,7 +51,7 @@ function fixture(config = CONFIG): Fixture {
 
 /** Runs tollgate in the fixture's folder, naming the config with --config. */
 function cli(f: Fixture, args: string[], input?: string): Promise<CliRun> {
-  return tollgate([...args, '--config', f.configFile], { cwd: f.dir, input });
+  return tollgateInProcess([...args, '--config', f.configFile], { cwd: f.dir, input });
 }
 
 const read = (f: Fixture) => readFileSync(f.clientsFile, 'utf8');

@@ -7,7 +7,7 @@ import { SQLITE_SCHEMA_VERSION, SqliteTokenStore } from '../../src/store/sqlite-
 import { REDIS_URL, testPrefix } from '../store/redis-helpers.js';
 import { ecPem, ODD_PEM_FORMS } from '../keys/odd-pem.js';
 import { makePki } from '../tls-fixtures.js';
-import { expectUserError, lines, tollgate, type CliRun } from './run-cli.js';
+import { expectUserError, lines, tollgateInProcess, type CliRun } from './run-cli.js';
 
 let HASH = '';
 beforeAll(async () => {
@@ -29,7 +29,7 @@ clients:
 `;
 
 function check(f: Fixture, env: NodeJS.ProcessEnv = {}): Promise<CliRun> {
-  return tollgate(['config', 'check', '--config', f.configFile], { cwd: f.dir, env });
+  return tollgateInProcess(['config', 'check', '--config', f.configFile], { cwd: f.dir, env });
 }
 
 const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -190,21 +190,21 @@ colour: blue
     const bad = writeFixture({ config: CONFIG.replace('ttl: 900', 'ttl: 5'), clients: sound() });
     const elsewhere = tempDir();
 
-    const byEnv = await tollgate(['config', 'check'], { cwd: elsewhere, env: { TOLLGATE_CONFIG: good.configFile } });
+    const byEnv = await tollgateInProcess(['config', 'check'], { cwd: elsewhere, env: { TOLLGATE_CONFIG: good.configFile } });
     expect(byEnv.code).toBe(0);
     expect(byEnv.stdout).toContain(good.configFile);
-    problems(await tollgate(['config', 'check'], { cwd: elsewhere, env: { TOLLGATE_CONFIG: bad.configFile } }));
+    problems(await tollgateInProcess(['config', 'check'], { cwd: elsewhere, env: { TOLLGATE_CONFIG: bad.configFile } }));
 
     // --config wins over the variable.
-    const byFlag = await tollgate(['config', 'check', '--config', good.configFile], { cwd: elsewhere, env: { TOLLGATE_CONFIG: bad.configFile } });
+    const byFlag = await tollgateInProcess(['config', 'check', '--config', good.configFile], { cwd: elsewhere, env: { TOLLGATE_CONFIG: bad.configFile } });
     expect(byFlag.code).toBe(0);
-    problems(await tollgate(['config', 'check', '--config', bad.configFile], { cwd: elsewhere, env: { TOLLGATE_CONFIG: good.configFile } }));
+    problems(await tollgateInProcess(['config', 'check', '--config', bad.configFile], { cwd: elsewhere, env: { TOLLGATE_CONFIG: good.configFile } }));
 
     // Neither: config/tollgate.yaml here, and the registry it names relative to it.
     mkdirSync(join(elsewhere, 'config'));
     writeFileSync(join(elsewhere, 'config', 'tollgate.yaml'), CONFIG);
     writeFileSync(join(elsewhere, 'config', 'clients.yaml'), sound());
-    const byDefault = await tollgate(['config', 'check'], { cwd: elsewhere });
+    const byDefault = await tollgateInProcess(['config', 'check'], { cwd: elsewhere });
     expect(byDefault.stdout).toMatch(/^ok: config\/tollgate\.yaml: 1 client in .*config\/clients\.yaml/);
     expect(byDefault.code).toBe(0);
   });
@@ -282,13 +282,13 @@ clients: []
     const run = await check(f);
     expect(run.stdout).toContain('60 clients');
     expect(run.code).toBe(0);
-    const list = await tollgate(['client', 'list', '--config', f.configFile], { cwd: f.dir });
+    const list = await tollgateInProcess(['client', 'list', '--config', f.configFile], { cwd: f.dir });
     expect(lines(list.stdout)).toHaveLength(61);
     expect(list.code).toBe(0);
-    const add = await tollgate(['client', 'add', 'one-more', '--audience', 'https://api.test', '--config', f.configFile], { cwd: f.dir });
+    const add = await tollgateInProcess(['client', 'add', 'one-more', '--audience', 'https://api.test', '--config', f.configFile], { cwd: f.dir });
     expect(add.stderr).toMatch(/added client "one-more"/);
     expect(add.code).toBe(0);
-    const keys = await tollgate(['keys', 'list', '--config', f.configFile], { cwd: f.dir });
+    const keys = await tollgateInProcess(['keys', 'list', '--config', f.configFile], { cwd: f.dir });
     expect(keys.stderr).not.toMatch(/registry does not load/);
     expect(keys.code).toBe(0);
   });
@@ -299,7 +299,7 @@ clients: []
     const found = problems(await check(f));
     expect(found).toEqual([expect.stringMatching(message)]);
     for (const args of [['client', 'list'], ['client', 'add', 'x', '--audience', 'https://api.test'], ['serve']]) {
-      expectUserError(await tollgate([...args, '--config', f.configFile], { cwd: f.dir }), message);
+      expectUserError(await tollgateInProcess([...args, '--config', f.configFile], { cwd: f.dir }), message);
     }
   });
 });

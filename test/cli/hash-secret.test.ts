@@ -1,13 +1,13 @@
 import argon2 from 'argon2';
 import { describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers.js';
-import { expectUserError, lines, tollgate } from './run-cli.js';
+import { expectUserError, lines, tollgateInProcess } from './run-cli.js';
 
 // hash-secret needs no config: run it where there is none.
 const cwd = tempDir();
 
 async function hashOfStdin(input: string): Promise<string> {
-  const run = await tollgate(['hash-secret'], { cwd, input });
+  const run = await tollgateInProcess(['hash-secret'], { cwd, input });
   expect(run.code).toBe(0);
   expect(lines(run.stdout)).toHaveLength(1);
   return run.stdout.trim();
@@ -28,7 +28,7 @@ describe.concurrent('hash-secret', () => {
   });
 
   it('takes a secret with no newline as it is, and warns on stderr that a short one is weak', async () => {
-    const run = await tollgate(['hash-secret'], { cwd, input: 's3cret' });
+    const run = await tollgateInProcess(['hash-secret'], { cwd, input: 's3cret' });
     expect(run.code).toBe(0);
     expect(run.stderr).toMatch(/weak/);
     expect(await argon2.verify(run.stdout.trim(), 's3cret')).toBe(true);
@@ -40,16 +40,16 @@ describe.concurrent('hash-secret', () => {
   });
 
   it('is silent on stderr for a strong secret', async () => {
-    const run = await tollgate(['hash-secret'], { cwd, input: 'W2ujNamde8cTcoIoy2t2rCyFrXd8e0Wo2yciWHKp6V0\n' });
+    const run = await tollgateInProcess(['hash-secret'], { cwd, input: 'W2ujNamde8cTcoIoy2t2rCyFrXd8e0Wo2yciWHKp6V0\n' });
     expect(run.code).toBe(0);
     expect(run.stderr).toBe('');
   });
 
   it.each([[''], ['\n']])('refuses an empty secret (stdin %j) with one line', async (input) => {
-    expectUserError(await tollgate(['hash-secret'], { cwd, input }), /no secret on stdin/);
+    expectUserError(await tollgateInProcess(['hash-secret'], { cwd, input }), /no secret on stdin/);
   });
 
   it('refuses a secret too long to be checked per request', async () => {
-    expectUserError(await tollgate(['hash-secret'], { cwd, input: `${'x'.repeat(513)}\n` }), /longer than 512/);
+    expectUserError(await tollgateInProcess(['hash-secret'], { cwd, input: `${'x'.repeat(513)}\n` }), /longer than 512/);
   });
 });

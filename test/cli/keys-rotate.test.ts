@@ -5,7 +5,7 @@ import { calculateJwkThumbprint, createRemoteJWKSet, decodeProtectedHeader, expo
 import { beforeAll, describe, expect, it } from 'vitest';
 import { basic, FORM, hashOf, tempDir, writeFixture, type Fixture } from '../helpers.js';
 import { startServerProcess } from '../server-process.js';
-import { expectUserError, lines, tollgate, type CliRun } from './run-cli.js';
+import { expectUserError, lines, tollgate, tollgateInProcess, type CliRun } from './run-cli.js';
 
 const SECRET = 'svc-secret-0123456789abcdefghijklmnopqrst';
 const MIN = 60_000;
@@ -30,7 +30,7 @@ const clients = (withSlow = false) =>
 ${withSlow ? `  - client_id: slow\n    secrets: [{ hash: "${hash}" }]\n    audiences: [https://api.test]\n    token_ttl: 3600\n` : ''}`;
 
 const keys = (f: Fixture, args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliRun> =>
-  tollgate(['keys', ...args, '--config', f.configFile], { cwd: f.dir, env });
+  tollgateInProcess(['keys', ...args, '--config', f.configFile], { cwd: f.dir, env });
 
 /** `keys list` as rows of KID, USE and PRUNABLE_FROM. */
 async function listed(f: Fixture, env: NodeJS.ProcessEnv = {}): Promise<string[][]> {
@@ -104,6 +104,7 @@ describe('keys rotate', () => {
     }
     chmodSync(f.keysDir, 0o500);
     try {
+      // The real binary: in-process it could not run as another user.
       const run = await tollgate(['keys', 'rotate', '--config', f.configFile], { cwd: f.dir, ...(user && { user }) });
       expectUserError(run, /keys: cannot write a new key into the key directory: permission denied: tollgate runs as uid \d+ .*\n$/);
       expect(keyFiles(f)).toEqual(['old.pem']);
@@ -115,7 +116,7 @@ describe('keys rotate', () => {
   it('refuses a key folder it cannot read, and a broken key folder the servers would refuse too', async () => {
     const f = writeFixture({ config: config(), clients: clients() });
     writeFileSync(join(f.dir, 'file'), '');
-    expectUserError(await tollgate(['keys', 'rotate', '--config', f.configFile], { cwd: f.dir, env: { TOLLGATE_KEYS__DIR: 'file/keys' } }), /cannot read the key directory: ENOTDIR\n$/);
+    expectUserError(await tollgateInProcess(['keys', 'rotate', '--config', f.configFile], { cwd: f.dir, env: { TOLLGATE_KEYS__DIR: 'file/keys' } }), /cannot read the key directory: ENOTDIR\n$/);
 
     mkdirSync(f.keysDir);
     writeFileSync(join(f.keysDir, 'junk.pem'), 'not a key\n');
@@ -132,11 +133,11 @@ describe('keys rotate', () => {
     [[], /missing command/],
     [['retire'], /unknown command "keys retire"/],
   ])('tollgate keys %j: exit 1 with one line on stderr', async (args, message) => {
-    expectUserError(await tollgate(['keys', ...args], { cwd: tempDir() }), message);
+    expectUserError(await tollgateInProcess(['keys', ...args], { cwd: tempDir() }), message);
   });
 
   it('documents rotate and prune in its help', async () => {
-    const run = await tollgate(['keys', 'rotate', '--help'], { cwd: tempDir() });
+    const run = await tollgateInProcess(['keys', 'rotate', '--help'], { cwd: tempDir() });
     expect(run.code).toBe(0);
     for (const word of ['keys rotate', 'keys prune', '--dry-run', 'publish_before_use']) expect(run.stdout).toContain(word);
   });

@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { hashOf, writeFixture, type Fixture } from '../helpers.js';
 import { ecPem, ODD_PEM_FORMS } from '../keys/odd-pem.js';
 import { startServerProcess } from '../server-process.js';
-import { lines, tollgate } from './run-cli.js';
+import { lines, tollgateInProcess } from './run-cli.js';
 
 const CONFIG = `issuer: https://auth.test
 listen: { host: 127.0.0.1, port: 0 }
@@ -19,7 +19,7 @@ beforeAll(async () => {
   clients = `clients:\n  - client_id: svc\n    secrets: [{ hash: "${await hashOf('svc-secret-0123456789abcdefghijklmnopqrst')}" }]\n    audiences: [https://api.test]\n`;
 });
 
-const keysList = (f: Fixture) => tollgate(['keys', 'list', '--config', f.configFile], { cwd: f.dir });
+const keysList = (f: Fixture) => tollgateInProcess(['keys', 'list', '--config', f.configFile], { cwd: f.dir });
 
 /** The RFC 7638 thumbprint of the public half of a PEM private key, as a resource server would compute it. */
 async function thumbprint(pemFile: string): Promise<string> {

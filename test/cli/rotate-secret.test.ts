@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { basic, FORM, hashOf, writeFixture, type Fixture } from '../helpers.js';
 import { startServerProcess } from '../server-process.js';
-import { expectUserError, lines, tollgate, type CliRun } from './run-cli.js';
+import { expectUserError, lines, tollgateInProcess, type CliRun } from './run-cli.js';
 
 const SECOND = 1000;
 const HOUR = 3600 * SECOND;
@@ -69,7 +69,7 @@ function fixture(soonerAt = Date.now() + 10 * 60 * SECOND): Fixture {
 }
 
 function cli(f: Fixture, args: string[]): Promise<CliRun> {
-  return tollgate([...args, '--config', f.configFile], { cwd: f.dir });
+  return tollgateInProcess([...args, '--config', f.configFile], { cwd: f.dir });
 }
 
 interface Secret {

@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process';
 import { expect, inject } from 'vitest';
+import type { Io } from '../../src/cli/io.js';
+import { run } from '../../src/cli/run.js';
 import { CLI } from '../server-process.js';
 
 export interface CliRun {
@@ -45,6 +47,25 @@ export function tollgate(args: readonly string[], options: CliOptions): Promise<
     proc.on('close', (code) => resolve({ code, stdout, stderr }));
     proc.stdin.end(options.input ?? '');
   });
+}
+
+/**
+ * Runs `tollgate` in this process through its Io seam, as the binary would run it: the same
+ * arguments, working directory, bare environment and stdin, the same exit status and output.
+ * For every command that neither serves nor needs its own process or user.
+ */
+export async function tollgateInProcess(args: readonly string[], options: Omit<CliOptions, 'user'>): Promise<CliRun> {
+  let stdout = '';
+  let stderr = '';
+  const io: Io = {
+    out: (line) => (stdout += `${line}\n`),
+    err: (line) => (stderr += `${line}\n`),
+    readStdin: async () => options.input ?? '',
+    env: { PATH: process.env.PATH, ...options.env },
+    cwd: options.cwd,
+  };
+  const code = await run([...args], io);
+  return { code, stdout, stderr };
 }
 
 /** The lines of an output, without the final newline. */

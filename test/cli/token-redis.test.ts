@@ -1,10 +1,8 @@
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RedisTokenStore } from '../../src/store/redis-token-store.js';
 import { parseRedisUrl } from '../../src/shared/redis-url.js';
 import { hashOf, writeFixture } from '../helpers.js';
-import { CLI } from '../server-process.js';
+import { type CliRun, tollgateInProcess } from './run-cli.js';
 import { makeRecord } from '../store/contract/token-records.js';
 import { deleteKeys, freePort, REDIS_URL, redisAnswers, requireOrSkip, testPrefix } from '../store/redis-helpers.js';
 
@@ -14,14 +12,9 @@ const SECRET = 'svc-secret-0123456789abcdefghijklmnopqrstu';
 // How tollgate names this run's database in a message: the URL without credentials.
 const WHERE = parseRedisUrl(REDIS_URL).display.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 
-async function tollgate(configFile: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [CLI, ...args, '--config', configFile], { env: { PATH: process.env.PATH }, timeout: 20_000 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
+function tollgate(configFile: string, ...args: string[]): Promise<CliRun> {
+  // The working directory the binary used to inherit: the tests' own.
+  return tollgateInProcess([...args, '--config', configFile], { cwd: process.cwd() });
 }
 
 async function fixtureFor(url: string): Promise<string> {

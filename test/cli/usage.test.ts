@@ -1,14 +1,29 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { COMMANDS } from '../../src/cli/commands.js';
 import { tempDir } from '../helpers.js';
-import { expectUserError, tollgate } from './run-cli.js';
+import { expectUserError, tollgate, tollgateInProcess } from './run-cli.js';
 
 // An empty folder: no config/tollgate.yaml, so help must not need one.
 const cwd = tempDir();
 
+// The commands run in-process; these few run the built binary, to show it wires the same run.
+describe.concurrent('the tollgate binary', () => {
+  it('tollgate --help prints the usage on stdout and exits 0', async () => {
+    const run = await tollgate(['--help'], { cwd });
+    expect(run.stderr).toBe('');
+    expect(run.stdout).toBe(`${MAIN_HELP}\n`);
+    expect(run.code).toBe(0);
+  });
+
+  it('a failing command exits 1 with one line on stderr', async () => {
+    expectUserError(await tollgate(['client', 'list'], { cwd }), /config\/tollgate\.yaml: file not found/);
+  });
+});
+
 describe.concurrent('tollgate --help', () => {
   it.each([['--help'], ['-h'], ['help']])('tollgate %s prints the usage and every command on stdout', async (flag) => {
-    const run = await tollgate([flag], { cwd });
+    const run = await tollgateInProcess([flag], { cwd });
     expect(run.stderr).toBe('');
     expect(run.stdout).toMatch(/^Usage: tollgate <command>/);
     for (const command of ['serve', 'client add', 'hash-secret', 'config check', 'keys list']) {
@@ -36,7 +51,7 @@ describe.concurrent('tollgate --help', () => {
     [['token', '--help'], 'tollgate token revoke'],
     [['token', 'revoke', '--help'], 'tollgate token revoke'],
   ])('tollgate %j prints its usage on stdout and exits 0', async (args, usage) => {
-    const run = await tollgate(args, { cwd });
+    const run = await tollgateInProcess(args, { cwd });
     expect(run.stderr).toBe('');
     expect(run.stdout).toMatch(new RegExp(`^Usage: ${usage}\\b`));
     expect(run.stdout).toContain('--help');
@@ -45,24 +60,40 @@ describe.concurrent('tollgate --help', () => {
 
   // --version worked but the help did not mention it.
   it('lists --version, which prints the package version alone on stdout', async () => {
-    const help = await tollgate(['--help'], { cwd });
+    const help = await tollgateInProcess(['--help'], { cwd });
     expect(help.stdout).toMatch(/^\s+-v, --version\s+\S/m);
     const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
     for (const flag of ['--version', '-v']) {
-      const run = await tollgate([flag], { cwd });
+      const run = await tollgateInProcess([flag], { cwd });
       expect(run).toEqual({ code: 0, stdout: `${version}\n`, stderr: '' });
     }
   });
 
+  // The top-level help is built from the table of commands: pinned so the table keeps it as it was.
+  it('the top-level help is the same text, byte for byte', async () => {
+    expect((await tollgateInProcess(['--help'], { cwd })).stdout).toBe(`${MAIN_HELP}\n`);
+  });
+
+  // The table names each command's subcommands for the help; each must be one the command knows.
+  it.each(COMMANDS.flatMap((c) => (c.subcommands.length === 0 ? [c.name] : c.subcommands.map((sub) => `${c.name} ${sub}`))))(
+    'tollgate %s --help, from the table of commands, prints a usage and exits 0',
+    async (command) => {
+      const run = await tollgateInProcess([...command.split(' '), '--help'], { cwd });
+      expect(run.stderr).toBe('');
+      expect(run.stdout).toMatch(new RegExp(`^Usage: tollgate ${command.split(' ')[0]}\\b`));
+      expect(run.code).toBe(0);
+    },
+  );
+
   it('documents the options of client add', async () => {
-    const { stdout } = await tollgate(['client', 'add', '--help'], { cwd });
+    const { stdout } = await tollgateInProcess(['client', 'add', '--help'], { cwd });
     for (const option of ['--scope', '--audience', '--ttl', '--auth-method', '--config']) expect(stdout).toContain(option);
   });
 });
 
 describe.concurrent('usage errors', () => {
   it('no command: the usage on stderr, nothing on stdout, exit 1', async () => {
-    const run = await tollgate([], { cwd });
+    const run = await tollgateInProcess([], { cwd });
     expect(run.stdout).toBe('');
     expect(run.stderr).toMatch(/^Usage: tollgate <command>/);
     expect(run.code).toBe(1);
@@ -98,14 +129,35 @@ describe.concurrent('usage errors', () => {
     // A jti may start with "-": the message says how to pass one.
     [['token', 'revoke', '--jti', '-AbC123'], /Option '--jti' argument is ambiguous: a value that starts with "-" must be written --jti=VALUE/],
   ])('tollgate %j: exit 1 with one line on stderr', async (args, message) => {
-    expectUserError(await tollgate(args, { cwd }), message);
+    expectUserError(await tollgateInProcess(args, { cwd }), message);
   });
 
   it('a command that needs the config looks for config/tollgate.yaml under the current directory', async () => {
-    expectUserError(await tollgate(['client', 'list'], { cwd }), /config\/tollgate\.yaml: file not found/);
+    expectUserError(await tollgateInProcess(['client', 'list'], { cwd }), /config\/tollgate\.yaml: file not found/);
   });
 
   it('a --config that does not exist is named', async () => {
-    expectUserError(await tollgate(['keys', 'list', '--config', 'nowhere.yaml'], { cwd }), /nowhere\.yaml: file not found/);
+    expectUserError(await tollgateInProcess(['keys', 'list', '--config', 'nowhere.yaml'], { cwd }), /nowhere\.yaml: file not found/);
   });
 });
+
+const MAIN_HELP = `Usage: tollgate <command> [options]
+
+An OAuth 2.0 authorization server for machine-to-machine traffic (client credentials grant).
+
+Commands:
+  serve                 run the server
+  client add|update|show|rotate-secret|list|disable|enable|remove
+                        manage the client registry
+  hash-secret           print the argon2id hash of a secret read on stdin
+  config check          validate the config, the registry and the keys
+  keys list|rotate|prune
+                        list, add and retire signing keys
+  token revoke          revoke issued tokens, by client or by jti
+
+Options:
+  -h, --help            this text
+  -v, --version         print the version of tollgate
+
+Run tollgate <command> --help for a command's options. Exit status: 0 success, 1 a usage or
+configuration error (one line on stderr), 2 an unexpected failure.`;
