@@ -1,7 +1,8 @@
 import { connect } from 'node:net';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { basic, buildTestApp, form, FORM, hashOf, type TestApp } from '../helpers.js';
+import { API, client, registryYaml } from '../builders.js';
+import { basic, buildTestApp, form, FORM, type TestApp } from '../helpers.js';
 
 // Random and mutated requests at every endpoint: never a 5xx, never a crash, always an OAuth
 // error body for a 4xx, and the server still answers correctly afterwards.
@@ -11,13 +12,7 @@ let t: TestApp;
 
 beforeAll(async () => {
   t = await buildTestApp({
-    clients: `clients:
-  - client_id: svc
-    secrets: [{ hash: "${await hashOf(SECRET)}" }]
-    scopes: [read]
-    audiences: [https://api.test]
-    introspect: true
-`,
+    clients: await registryYaml([client({ id: 'svc', secret: SECRET, scopes: ['read'], audiences: [API], introspect: true })]),
   });
 });
 
