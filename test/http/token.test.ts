@@ -1,6 +1,7 @@
 import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { basic, buildTestApp, form, FORM, hashOf, type TestApp } from '../helpers.js';
+import { client, registryYaml } from '../builders.js';
+import { basic, buildTestApp, form, FORM, type TestApp } from '../helpers.js';
 
 const SECRET_A = 'secret-A-0123456789abcdefghijklmnopqrstuv';
 const SECRET_A2 = 'secret-A2-rotated-0123456789abcdefghijklm';
@@ -11,7 +12,6 @@ const WEIRD_SECRET = 'p@ss w:rd+%/&=?ü';
 let t: TestApp;
 
 beforeAll(async () => {
-  const [a, a2, b, weird] = await Promise.all([hashOf(SECRET_A), hashOf(SECRET_A2), hashOf(SECRET_B), hashOf(WEIRD_SECRET)]);
   t = await buildTestApp({
     config: `issuer: https://auth.test
 clients_file: ./clients.yaml
@@ -19,38 +19,23 @@ keys: { dir: ./keys }
 store: { kind: memory }
 tokens: { ttl: 900, audience: [https://default.test] }
 `,
-    clients: `clients:
-  - client_id: svc-a
-    secrets:
-      - hash: "${a}"
-        expires_at: 2026-06-01T00:00:00Z
-      - hash: "${a2}"
-    scopes: [read, write, admin]
-    default_scopes: [read]
-    audiences: [https://api.a.test, https://api.b.test, ledger]
-    token_ttl: 600
-  - client_id: svc-post
-    secrets: [{ hash: "${b}" }]
-    auth_methods: [client_secret_post]
-    scopes: [read]
-  - client_id: svc-basic
-    secrets: [{ hash: "${b}" }]
-    auth_methods: [client_secret_basic]
-  - client_id: svc-disabled
-    secrets: [{ hash: "${b}" }]
-    disabled: true
-  - client_id: svc-expired
-    secrets: [{ hash: "${b}", expires_at: 2025-12-31T00:00:00Z }]
-  - client_id: svc-ip
-    secrets: [{ hash: "${b}" }]
-    allowed_ips: [10.0.0.0/8, "2001:db8::/32"]
-  - client_id: svc-local
-    secrets: [{ hash: "${b}" }]
-    allowed_ips: [127.0.0.1]
-  - client_id: "${WEIRD_ID}"
-    secrets: [{ hash: "${weird}" }]
-    scopes: [x]
-`,
+    clients: await registryYaml([
+      client({
+        id: 'svc-a',
+        secrets: [{ secret: SECRET_A, expires_at: '2026-06-01T00:00:00Z' }, { secret: SECRET_A2 }],
+        scopes: ['read', 'write', 'admin'],
+        default_scopes: ['read'],
+        audiences: ['https://api.a.test', 'https://api.b.test', 'ledger'],
+        token_ttl: 600,
+      }),
+      client({ id: 'svc-post', secret: SECRET_B, auth_methods: ['client_secret_post'], scopes: ['read'] }),
+      client({ id: 'svc-basic', secret: SECRET_B, auth_methods: ['client_secret_basic'] }),
+      client({ id: 'svc-disabled', secret: SECRET_B, disabled: true }),
+      client({ id: 'svc-expired', secrets: [{ secret: SECRET_B, expires_at: '2025-12-31T00:00:00Z' }] }),
+      client({ id: 'svc-ip', secret: SECRET_B, allowed_ips: ['10.0.0.0/8', '2001:db8::/32'] }),
+      client({ id: 'svc-local', secret: SECRET_B, allowed_ips: ['127.0.0.1'] }),
+      client({ id: WEIRD_ID, secret: WEIRD_SECRET, scopes: ['x'] }),
+    ]),
   });
 });
 
