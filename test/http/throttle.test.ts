@@ -8,8 +8,8 @@ import { RedisTokenStore } from '../../src/store/redis-token-store.js';
 import { SqliteTokenStore } from '../../src/store/sqlite-token-store.js';
 import type { TokenStore } from '../../src/store/token-store.js';
 import { deleteKeys, REDIS_URL, redisAnswers, requireOrSkip, testPrefix } from '../store/redis-helpers.js';
-import { API, client, registryYaml, tokenRequest } from '../builders.js';
-import { basic, buildTestApp, form, FORM, tempDir, TestClock, type TestApp } from '../helpers.js';
+import { API, client, introspect, registryYaml, revoke, tokenRequest } from '../builders.js';
+import { buildTestApp, form, FORM, tempDir, TestClock, type TestApp } from '../helpers.js';
 import { makePki } from '../tls-fixtures.js';
 
 const A = 'throttle-secret-a-0123456789abcdefghijklm';
@@ -27,14 +27,11 @@ throttle: { window: 1m, client_failures: 3, address_failures: 5 }
   });
 });
 
-const ask = (clientId: string, secret: string, ip: string, url = '/oauth2/token') =>
-  t.app.inject({
-    method: 'POST',
-    url,
-    headers: { ...FORM, authorization: basic(clientId, secret) },
-    payload: form(url === '/oauth2/token' ? { grant_type: 'client_credentials' } : { token: 'x' }),
-    remoteAddress: ip,
-  });
+const ask = (clientId: string, secret: string, ip: string, url: '/oauth2/token' | '/oauth2/introspect' | '/oauth2/revoke' = '/oauth2/token') => {
+  const spec = { client: clientId, secret, ip };
+  if (url === '/oauth2/token') return tokenRequest(t.app, spec);
+  return url === '/oauth2/introspect' ? introspect(t.app, 'x', spec) : revoke(t.app, 'x', spec);
+};
 
 describe('throttling failed client authentication', () => {
   it('refuses a client_id from one address after its failures, with 429 and Retry-After, and not from other addresses', async () => {
