@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { resolve } from 'node:path';
 import { afterAll } from 'vitest';
+import { API, client, registryYaml } from './builders.js';
 import { basic } from './helpers.js';
 
 const running = new Set<ChildProcess>();
@@ -73,16 +74,11 @@ export async function startServerProcess(configFile: string, env: NodeJS.Process
  * A service client ("svc") and a resource server allowed to introspect ("rs"), with the
  * secrets given: the registry most process-level tests need.
  */
-export function serviceAndResourceServer(svc: { secret: string; hash: string }, rs: { secret: string; hash: string }): string {
-  return `clients:
-  - client_id: svc
-    secrets: [{ hash: "${svc.hash}" }]
-    audiences: [https://api.test]
-  - client_id: rs
-    secrets: [{ hash: "${rs.hash}" }]
-    audiences: [https://api.test]
-    introspect: true
-`;
+export function serviceAndResourceServer(svcSecret: string, rsSecret: string): Promise<string> {
+  return registryYaml([
+    client({ id: 'svc', secret: svcSecret, audiences: [API] }),
+    client({ id: 'rs', secret: rsSecret, audiences: [API], introspect: true }),
+  ]);
 }
 
 /** A running server as a client library would meet it: form POSTs with HTTP Basic credentials. */

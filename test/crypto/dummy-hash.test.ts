@@ -4,20 +4,18 @@ import { describe, expect, it } from 'vitest';
 import { argon2Parameters, DummyHash } from '../../src/crypto/dummy-hash.js';
 import { ARGON2_OPTIONS } from '../../src/crypto/secrets.js';
 import { SecretVerifier } from '../../src/crypto/secret-verifier.js';
-import { buildTestApp, hashOf } from '../helpers.js';
+import { API, client, registryYaml } from '../builders.js';
+import { buildTestApp } from '../helpers.js';
 
 const DEFAULT = { memoryCost: ARGON2_OPTIONS.memoryCost, timeCost: ARGON2_OPTIONS.timeCost, parallelism: ARGON2_OPTIONS.parallelism };
 const COSTLY = { memoryCost: 65_536, timeCost: 3, parallelism: 4 };
 
 const costlyHash = argon2.hash('costly-secret-0123456789abcdefghijklmnop', { type: argon2.argon2id, ...COSTLY });
-const registry = async (withCostly: boolean) => `clients:
-  - client_id: plain
-    secrets: [{ hash: "${await hashOf('plain-secret-0123456789abcdefghijklmnopq')}" }]
-    audiences: [https://api.test]
-${withCostly ? `  - client_id: costly
-    secrets: [{ hash: "${await costlyHash}" }]
-    audiences: [https://api.test]
-` : ''}`;
+const registry = async (withCostly: boolean) =>
+  registryYaml([
+    client({ id: 'plain', secret: 'plain-secret-0123456789abcdefghijklmnopq', audiences: [API] }),
+    ...(withCostly ? [client({ id: 'costly', secrets: [{ hash: await costlyHash }], audiences: [API] })] : []),
+  ]);
 
 describe('the dummy hash for unknown clients', () => {
   it('reads the parameters of an argon2 hash', async () => {

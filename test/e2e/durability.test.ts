@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import * as oauth from 'oauth4webapi';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { hashOf, writeFixture, type Fixture } from '../helpers.js';
+import { writeFixture, type Fixture } from '../helpers.js';
 import { httpClient, serviceAndResourceServer, startServerProcess } from '../server-process.js';
 
 // The SQLite store keeps issued-token state across restarts, and an acknowledged revocation
@@ -19,7 +19,7 @@ listen: { host: 127.0.0.1, port: 0 }
 keys: { dir: ./keys }
 store: { kind: sqlite, path: ${join(base.dir, 'tokens.db')} }
 `,
-    clients: serviceAndResourceServer({ secret: SVC, hash: await hashOf(SVC) }, { secret: RS, hash: await hashOf(RS) }),
+    clients: await serviceAndResourceServer(SVC, RS),
   });
 });
 

@@ -6,7 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
 import { createLogger } from '../../src/server/log.js';
 import { startServer } from '../../src/server/start-server.js';
-import { hashOf, LogCapture, tempDir, writeFixture } from '../helpers.js';
+import { API, client, registryYaml } from '../builders.js';
+import { LogCapture, tempDir, writeFixture } from '../helpers.js';
 import { startServerProcess } from '../server-process.js';
 import { makePki } from '../tls-fixtures.js';
 
@@ -20,11 +21,7 @@ listen: { host: 127.0.0.1, port: 0 }
 keys: { dir: ./keys }
 store: { kind: sqlite, path: ${join(tempDir(), 'db')} }
 `,
-      clients: `clients:
-  - client_id: svc
-    secrets: [{ hash: "${await hashOf(SECRET)}" }]
-    audiences: [https://api.test]
-`,
+      clients: await registryYaml([client({ id: 'svc', secret: SECRET, audiences: [API] })]),
     });
     const server = await startServerProcess(f.configFile);
     const { port } = new URL(server.url);

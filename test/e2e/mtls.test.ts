@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
 import { createLogger } from '../../src/server/log.js';
 import { startServer, type RunningServer } from '../../src/server/start-server.js';
-import { buildTestApp, form, FORM, hashOf, tempDir, writeFixture } from '../helpers.js';
+import { API, client, registryYaml } from '../builders.js';
+import { buildTestApp, form, FORM, tempDir, writeFixture } from '../helpers.js';
 import { makeCertificate, makePki, type Pki } from '../tls-fixtures.js';
 
 // Mutual TLS client authentication and certificate-bound tokens (RFC 8705), over real TLS.
@@ -17,44 +18,18 @@ let url: URL;
 
 async function registry(): Promise<string> {
   const selfSigned = new X509Certificate(pki.pem('selfsigned.pem'));
-  return `clients:
-  - client_id: edge-proxy
-    auth_methods: [tls_client_auth]
-    tls_client_auth_subject_dn: "CN=edge-proxy,O=Example"
-    audiences: [https://api.test]
-  - client_id: edge-by-san
-    auth_methods: [tls_client_auth]
-    tls_client_auth_san_dns: edge.internal
-    audiences: [https://api.test]
-  - client_id: batch-runner
-    auth_methods: [self_signed_tls_client_auth]
-    jwks: { keys: [${JSON.stringify(await exportJWK(selfSigned.publicKey))}] }
-    audiences: [https://api.test]
-  - client_id: smith
-    auth_methods: [tls_client_auth]
-    tls_client_auth_subject_dn: 'CN=Smith\\, John,O=Ex'
-    audiences: [https://api.test]
-  - client_id: multi-rdn
-    auth_methods: [tls_client_auth]
-    tls_client_auth_subject_dn: OU=x+CN=multi,O=Ex
-    audiences: [https://api.test]
-  - client_id: by-ipv6
-    auth_methods: [tls_client_auth]
-    tls_client_auth_san_ip: "2001:db8::1"
-    audiences: [https://api.test]
-  - client_id: by-uri
-    auth_methods: [tls_client_auth]
-    tls_client_auth_san_uri: spiffe://example.org/ns/prod/sa/edge
-    audiences: [https://api.test]
-  - client_id: by-email
-    auth_methods: [tls_client_auth]
-    tls_client_auth_san_email: edge@EXAMPLE.org
-    audiences: [https://api.test]
-  - client_id: rs
-    secrets: [{ hash: "${await hashOf(RS_SECRET)}" }]
-    audiences: [https://api.test]
-    introspect: true
-`;
+  const tls = (id: string, fields: Record<string, unknown>) => client({ id, auth_methods: ['tls_client_auth'], ...fields, audiences: [API] });
+  return registryYaml([
+    tls('edge-proxy', { tls_client_auth_subject_dn: 'CN=edge-proxy,O=Example' }),
+    tls('edge-by-san', { tls_client_auth_san_dns: 'edge.internal' }),
+    client({ id: 'batch-runner', auth_methods: ['self_signed_tls_client_auth'], jwks: { keys: [await exportJWK(selfSigned.publicKey)] }, audiences: [API] }),
+    tls('smith', { tls_client_auth_subject_dn: 'CN=Smith\\, John,O=Ex' }),
+    tls('multi-rdn', { tls_client_auth_subject_dn: 'OU=x+CN=multi,O=Ex' }),
+    tls('by-ipv6', { tls_client_auth_san_ip: '2001:db8::1' }),
+    tls('by-uri', { tls_client_auth_san_uri: 'spiffe://example.org/ns/prod/sa/edge' }),
+    tls('by-email', { tls_client_auth_san_email: 'edge@EXAMPLE.org' }),
+    client({ id: 'rs', secret: RS_SECRET, audiences: [API], introspect: true }),
+  ]);
 }
 
 beforeAll(async () => {

@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
 import { startServer, type RunningServer } from '../../src/server/start-server.js';
 import { createLogger } from '../../src/server/log.js';
-import { hashOf, writeFixture } from '../helpers.js';
+import { client as registryClient, registryYaml } from '../builders.js';
+import { writeFixture } from '../helpers.js';
 
 // A backend service with a certified OAuth client library, and a resource server with jose,
 // against a real listening tollgate.
@@ -33,13 +34,9 @@ listen: { host: 127.0.0.1, port: ${port} }
 keys: { dir: ./keys }
 store: { kind: memory }
 `,
-    clients: `clients:
-  - client_id: billing
-    secrets: [{ hash: "${await hashOf(SECRET)}" }]
-    scopes: [invoices:read, invoices:write]
-    default_scopes: [invoices:read]
-    audiences: [https://invoices.test]
-`,
+    clients: await registryYaml([
+      registryClient({ id: 'billing', secret: SECRET, scopes: ['invoices:read', 'invoices:write'], default_scopes: ['invoices:read'], audiences: ['https://invoices.test'] }),
+    ]),
   });
   server = await startServer(loadConfig(fixture.configFile), createLogger('silent'));
   issuer = new URL(server.url);

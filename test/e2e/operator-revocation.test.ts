@@ -2,7 +2,8 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { hashOf, writeFixture, type Fixture } from '../helpers.js';
+import { API, client, registryYaml } from '../builders.js';
+import { writeFixture, type Fixture } from '../helpers.js';
 import { CLI, httpClient, startServerProcess, type ServerProcess } from '../server-process.js';
 
 const run = promisify(execFile);
@@ -19,18 +20,11 @@ listen: { host: 127.0.0.1, port: 0 }
 keys: { dir: ./keys }
 store: { kind: sqlite, path: ${join(state.dir, 'tokens.db')} }
 `,
-    clients: `clients:
-  - client_id: svc
-    secrets: [{ hash: "${await hashOf(SVC)}" }]
-    audiences: [https://api.test]
-  - client_id: other
-    secrets: [{ hash: "${await hashOf(SVC)}" }]
-    audiences: [https://api.test]
-  - client_id: rs
-    secrets: [{ hash: "${await hashOf(RS)}" }]
-    audiences: [https://api.test]
-    introspect: true
-`,
+    clients: await registryYaml([
+      client({ id: 'svc', secret: SVC, audiences: [API] }),
+      client({ id: 'other', secret: SVC, audiences: [API] }),
+      client({ id: 'rs', secret: RS, audiences: [API], introspect: true }),
+    ]),
   });
   server = await startServerProcess(fixture.configFile);
 });

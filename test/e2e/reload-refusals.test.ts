@@ -3,14 +3,15 @@ import { join } from 'node:path';
 import { createPublicKey } from 'node:crypto';
 import { calculateJwkThumbprint, exportJWK } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { hashOf, writeFixture, type Fixture } from '../helpers.js';
+import { API, client, registryYaml } from '../builders.js';
+import { writeFixture, type Fixture } from '../helpers.js';
 import { ecPem, ODD_PEM_FORMS } from '../keys/odd-pem.js';
 import { httpClient, startServerProcess, type ServerProcess } from '../server-process.js';
 
 const SECRET = 'reload-secret-0123456789abcdefghijklmnopq';
 let CLIENTS = '';
 beforeAll(async () => {
-  CLIENTS = `clients:\n  - client_id: svc\n    secrets: [{ hash: "${await hashOf(SECRET)}" }]\n    audiences: [https://api.test]\n`;
+  CLIENTS = await registryYaml([client({ id: 'svc', secret: SECRET, audiences: [API] })]);
 });
 
 const CONFIG = `issuer: http://127.0.0.1

@@ -4,7 +4,7 @@ import { promisify } from 'node:util';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseRedisUrl } from '../../src/shared/redis-url.js';
-import { hashOf, tempDir, writeFixture, type Fixture } from '../helpers.js';
+import { tempDir, writeFixture, type Fixture } from '../helpers.js';
 import { CLI, httpClient, serviceAndResourceServer, startServerProcess, type ServerProcess } from '../server-process.js';
 import { deleteKeys, REDIS_URL, redisAnswers, requireOrSkip, testPrefix } from '../store/redis-helpers.js';
 
@@ -31,7 +31,7 @@ listen: { host: 127.0.0.1, port: 0 }
 keys: { dir: ${join(shared, 'keys')} }
 store: { kind: redis, url: "${REDIS_URL}", prefix: "${PREFIX}" }
 `,
-      clients: serviceAndResourceServer({ secret: SVC, hash: await hashOf(SVC) }, { secret: RS, hash: await hashOf(RS) }),
+      clients: await serviceAndResourceServer(SVC, RS),
     });
     // The first start generates the shared key; the second finds it.
     a = await startServerProcess(fixture.configFile);

@@ -3,7 +3,8 @@ import { unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { hashOf, writeFixture } from '../helpers.js';
+import { API, client, registryYaml } from '../builders.js';
+import { writeFixture } from '../helpers.js';
 import { ecPem, ODD_PEM_FORMS } from '../keys/odd-pem.js';
 import { CLI, startServerProcess } from '../server-process.js';
 
@@ -18,11 +19,7 @@ keys: { dir: ${join(state.dir, 'keys')} }
 store: ${store.replace('STATE', state.dir)}
 log: { level: info }
 `,
-    clients: `clients:
-  - client_id: svc
-    secrets: [{ hash: "${await hashOf(SECRET)}" }]
-    audiences: [https://api.test]
-`,
+    clients: await registryYaml([client({ id: 'svc', secret: SECRET, audiences: [API] })]),
   });
   return { ...f, keysDir: join(state.dir, 'keys') };
 }

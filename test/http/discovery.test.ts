@@ -1,16 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { buildTestApp, hashOf } from '../helpers.js';
+import { API, client, registryYaml } from '../builders.js';
+import { buildTestApp } from '../helpers.js';
 
-const clients = async () => `clients:
-  - client_id: a
-    secrets: [{ hash: "${await hashOf('secret-a-0123456789abcdefghijklmnop')}" }]
-    scopes: [z:write, a:read]
-    audiences: [https://api.test]
-  - client_id: b
-    secrets: [{ hash: "${await hashOf('secret-a-0123456789abcdefghijklmnop')}" }]
-    scopes: [a:read, m:read]
-    audiences: [https://api.test]
-`;
+const SECRET = 'secret-a-0123456789abcdefghijklmnop';
+const clients = () =>
+  registryYaml([
+    client({ id: 'a', secret: SECRET, scopes: ['z:write', 'a:read'], audiences: [API] }),
+    client({ id: 'b', secret: SECRET, scopes: ['a:read', 'm:read'], audiences: [API] }),
+  ]);
 
 describe('GET /.well-known/oauth-authorization-server', () => {
   it('publishes RFC 8414 metadata built from the issuer, cacheable for a short time', async () => {

@@ -1,7 +1,8 @@
 import { connect } from 'node:net';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { basic, buildTestApp, form, FORM, hashOf, type TestApp } from '../helpers.js';
+import { API, client, introspect, registryYaml, tokenRequest } from '../builders.js';
+import { basic, buildTestApp, type TestApp } from '../helpers.js';
 
 // Random and mutated requests at every endpoint: never a 5xx, never a crash, always an OAuth
 // error body for a 4xx, and the server still answers correctly afterwards.
@@ -11,13 +12,7 @@ let t: TestApp;
 
 beforeAll(async () => {
   t = await buildTestApp({
-    clients: `clients:
-  - client_id: svc
-    secrets: [{ hash: "${await hashOf(SECRET)}" }]
-    scopes: [read]
-    audiences: [https://api.test]
-    introspect: true
-`,
+    clients: await registryYaml([client({ id: 'svc', secret: SECRET, scopes: ['read'], audiences: [API], introspect: true })]),
   });
 });
 
@@ -79,19 +74,9 @@ describe('hostile input', () => {
   });
 
   it('still answers correctly afterwards', async () => {
-    const res = await t.app.inject({
-      method: 'POST',
-      url: '/oauth2/token',
-      headers: { ...FORM, authorization: basic('svc', SECRET) },
-      payload: form({ grant_type: 'client_credentials' }),
-    });
+    const res = await tokenRequest(t.app, { client: 'svc', secret: SECRET });
     expect(res.statusCode).toBe(200);
-    const intro = await t.app.inject({
-      method: 'POST',
-      url: '/oauth2/introspect',
-      headers: { ...FORM, authorization: basic('svc', SECRET) },
-      payload: form({ token: res.json().access_token }),
-    });
+    const intro = await introspect(t.app, res.json().access_token, { client: 'svc', secret: SECRET });
     expect(intro.json().active).toBe(true);
   });
 });

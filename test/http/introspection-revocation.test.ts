@@ -1,7 +1,8 @@
 import { SignJWT, decodeJwt, generateKeyPair } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { writeFileSync } from 'node:fs';
-import { basic, buildTestApp, form, FORM, hashOf, type TestApp } from '../helpers.js';
+import { API, client, type ClientSpec, introspect, registryYaml, revoke, tokenRequest } from '../builders.js';
+import { basic, buildTestApp, form, FORM, type TestApp } from '../helpers.js';
 
 const S = {
   a: 'secret-a-0123456789abcdefghijklmnopqrstuvw',
@@ -11,31 +12,19 @@ const S = {
 
 let t: TestApp;
 
-const clientsYaml = async (extra = '') => `clients:
-  - client_id: svc-a
-    secrets: [{ hash: "${await hashOf(S.a)}" }]
-    scopes: [read, write]
-    audiences: [https://api.test]
-  - client_id: svc-b
-    secrets: [{ hash: "${await hashOf(S.b)}" }]
-    audiences: [https://api.test]
-  - client_id: resource-server
-    secrets: [{ hash: "${await hashOf(S.rs)}" }]
-    audiences: [https://api.test]
-    introspect: true
-${extra}`;
+const CLIENTS = [
+  client({ id: 'svc-a', secret: S.a, scopes: ['read', 'write'], audiences: [API] }),
+  client({ id: 'svc-b', secret: S.b, audiences: [API] }),
+  client({ id: 'resource-server', secret: S.rs, audiences: [API], introspect: true }),
+];
+const clientsYaml = (...extra: ClientSpec[]) => registryYaml([...CLIENTS, ...extra]);
 
 beforeAll(async () => {
   t = await buildTestApp({ clients: await clientsYaml() });
 });
 
 async function issue(clientId = 'svc-a', secret = S.a, scope?: string): Promise<string> {
-  const res = await t.app.inject({
-    method: 'POST',
-    url: '/oauth2/token',
-    headers: { ...FORM, authorization: basic(clientId, secret) },
-    payload: form({ grant_type: 'client_credentials', ...(scope ? { scope } : {}) }),
-  });
+  const res = await tokenRequest(t.app, { client: clientId, secret, params: scope ? { scope } : {} });
   expect(res.statusCode, res.body).toBe(200);
   return res.json().access_token;
 }
@@ -49,9 +38,9 @@ function post(url: string, params: Record<string, string>, auth?: [string, strin
   });
 }
 
-const introspectAs = (auth: [string, string], token: string, extra: Record<string, string> = {}) =>
-  post('/oauth2/introspect', { token, ...extra }, auth);
-const revokeAs = (auth: [string, string], token: string, extra: Record<string, string> = {}) => post('/oauth2/revoke', { token, ...extra }, auth);
+const introspectAs = ([client, secret]: [string, string], token: string, params: Record<string, string> = {}) =>
+  introspect(t.app, token, { client, secret, params });
+const revokeAs = ([client, secret]: [string, string], token: string, params: Record<string, string> = {}) => revoke(t.app, token, { client, secret, params });
 
 async function expectInactive(auth: [string, string], token: string): Promise<void> {
   const res = await introspectAs(auth, token);
@@ -234,13 +223,8 @@ describe('POST /oauth2/revoke', () => {
 
 describe('client state', () => {
   it('makes the tokens of a disabled or removed client inactive at once, and of a re-enabled one active again', async () => {
-    const extra = (flags: string) => `  - client_id: svc-c
-    secrets: [{ hash: "HASH" }]
-    audiences: [https://api.test]
-${flags}`;
-    const hash = await hashOf(S.a);
-    const yaml = async (flags: string) => clientsYaml(extra(flags).replace('HASH', hash));
-    const app = await buildTestApp({ clients: await yaml('') });
+    const yaml = (flags: Record<string, unknown>) => clientsYaml(client({ id: 'svc-c', secret: S.a, audiences: [API], ...flags }));
+    const app = await buildTestApp({ clients: await yaml({}) });
     const res = await post('/oauth2/token', { grant_type: 'client_credentials' }, ['svc-c', S.a], app.app);
     const token = res.json().access_token as string;
     const active = async () => (await post('/oauth2/introspect', { token }, ['resource-server', S.rs], app.app)).json().active;
@@ -250,12 +234,12 @@ ${flags}`;
     };
     expect(await active()).toBe(true);
 
-    await edit(await yaml('    disabled: true\n'));
+    await edit(await yaml({ disabled: true }));
     expect(await active()).toBe(false);
     const refused = await post('/oauth2/token', { grant_type: 'client_credentials' }, ['svc-c', S.a], app.app);
     expect(refused.statusCode).toBe(401);
 
-    await edit(await yaml(''));
+    await edit(await yaml({}));
     expect(await active()).toBe(true);
 
     await edit(await clientsYaml());
@@ -311,7 +295,7 @@ describe('verified-credential cache', () => {
     expect((await ask()).statusCode).toBe(200);
     expect((await ask()).statusCode).toBe(200);
     // svc-b now has only a new secret.
-    const rotated = (await clientsYaml()).replace(await hashOf(S.b), await hashOf('brand-new-secret-0123456789abcdefghijk'));
+    const rotated = await registryYaml(CLIENTS.map((c) => (c.id === 'svc-b' ? { ...c, secret: 'brand-new-secret-0123456789abcdefghijk' } : c)));
     writeFileSync(app.fixture.clientsFile, rotated);
     expect(app.registry.reload()).toBe(true);
     expect((await ask()).statusCode).toBe(401);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/server/log.js';
-import { basic, buildTestApp, form, FORM, hashOf, LogCapture } from '../helpers.js';
+import { API, client, registryYaml, tokenRequest } from '../builders.js';
+import { basic, buildTestApp, LogCapture } from '../helpers.js';
 import { rawRequest } from './raw-socket.js';
 
 // At `trace`, Fastify's "client error" line carried the raw request bytes as a byte array that
@@ -47,12 +48,7 @@ function decodings(text: string, depth = 0): string[] {
 async function serverAt(level: (typeof LEVELS)[number]) {
   const logs = new LogCapture();
   const t = await buildTestApp({
-    clients: `clients:
-  - client_id: svc
-    secrets: [{ hash: "${await hashOf(SECRET)}" }]
-    audiences: [https://api.test]
-    introspect: true
-`,
+    clients: await registryYaml([client({ id: 'svc', secret: SECRET, audiences: [API], introspect: true })]),
     deps: { logger: createLogger(level, logs), deadlines: { headersMs: 500, requestMs: 500, checkIntervalMs: 100 } },
   });
   const port = Number(new URL(await t.app.listen({ host: '127.0.0.1', port: 0 })).port);
@@ -62,7 +58,7 @@ async function serverAt(level: (typeof LEVELS)[number]) {
 describe('no log line at any level holds a secret or a token', () => {
   it.each(LEVELS)('at %s', async (level) => {
     const t = await serverAt(level);
-    const issued = await t.app.inject({ method: 'POST', url: '/oauth2/token', headers: { ...FORM, authorization: basic('svc', SECRET) }, payload: form({ grant_type: 'client_credentials' }) });
+    const issued = await tokenRequest(t.app, { client: 'svc', secret: SECRET });
     expect(issued.statusCode).toBe(200);
     const token = issued.json().access_token as string;
     const auth = basic('svc', SECRET);

@@ -2,21 +2,18 @@ import { describe, expect, it } from 'vitest';
 import { Limiter } from '../../src/crypto/limiter.js';
 import { SecretVerifier } from '../../src/crypto/secret-verifier.js';
 import { Metrics } from '../../src/metrics/metrics.js';
-import { basic, buildTestApp, form, FORM, hashOf } from '../helpers.js';
+import { API, client, registryYaml, tokenRequest } from '../builders.js';
+import { buildTestApp } from '../helpers.js';
 
 const SECRET = 'metrics-secret-0123456789abcdefghijklmnop';
 
 describe('GET /metrics', () => {
   it('counts requests by endpoint and status, tokens by client, failures by reason, in Prometheus text', async () => {
     const t = await buildTestApp({
-      clients: `clients:
-  - client_id: svc
-    secrets: [{ hash: "${await hashOf(SECRET)}" }]
-    audiences: [https://api.test]
-`,
+      clients: await registryYaml([client({ id: 'svc', secret: SECRET, audiences: [API] })]),
     });
     const ask = (secret: string) =>
-      t.app.inject({ method: 'POST', url: '/oauth2/token', headers: { ...FORM, authorization: basic('svc', secret) }, payload: form({ grant_type: 'client_credentials' }) });
+      tokenRequest(t.app, { client: 'svc', secret });
     expect((await ask(SECRET)).statusCode).toBe(200);
     expect((await ask(SECRET)).statusCode).toBe(200);
     expect((await ask('wrong')).statusCode).toBe(401);
@@ -54,16 +51,12 @@ describe('argon2 queue-full refusals in /metrics', () => {
       queueFull: () => metrics.argon2QueueFull.inc(),
     });
     const t = await buildTestApp({
-      clients: `clients:
-  - client_id: svc
-    secrets: [{ hash: "${await hashOf(SECRET)}" }]
-    audiences: [https://api.test]
-`,
+      clients: await registryYaml([client({ id: 'svc', secret: SECRET, audiences: [API] })]),
       deps: { metrics, verifier },
     });
     const answers = await Promise.all(
       Array.from({ length: 5 }, (_, i) =>
-        t.app.inject({ method: 'POST', url: '/oauth2/token', headers: { ...FORM, authorization: basic('svc', `wrong-${i}`) }, payload: form({ grant_type: 'client_credentials' }) }),
+        tokenRequest(t.app, { client: 'svc', secret: `wrong-${i}` }),
       ),
     );
     const refused = answers.filter((r) => r.statusCode === 503).length;

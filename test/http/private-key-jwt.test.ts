@@ -4,7 +4,8 @@ import { exportJWK, generateKeyPair, SignJWT, UnsecuredJWT, decodeJwt, type Cryp
 import * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JwksFetcher } from '../../src/clients/jwks-fetcher.js';
-import { buildTestApp, form, FORM, hashOf, tempDir, TestClock, type TestApp } from '../helpers.js';
+import { client, registryYaml } from '../builders.js';
+import { buildTestApp, form, FORM, tempDir, TestClock, type TestApp } from '../helpers.js';
 import { makePki, type Pki } from '../tls-fixtures.js';
 
 // private_key_jwt (RFC 7523 §2.2): a client proves itself with a JWT signed by its own key.
@@ -44,21 +45,11 @@ store: { kind: memory }
 # These tests send many refused assertions from one address; throttling has its own tests.
 throttle: { client_failures: 1000, address_failures: 1000 }
 `,
-    clients: `clients:
-  - client_id: ledger-sync
-    auth_methods: [private_key_jwt]
-    jwks: { keys: [${JSON.stringify(inline.jwk)}] }
-    scopes: [ledger:write]
-    audiences: [https://ledger.test]
-  - client_id: remote-keys
-    auth_methods: [private_key_jwt]
-    jwks_uri: ${jwksUri}
-    audiences: [https://ledger.test]
-  - client_id: secret-only
-    secrets: [{ hash: "${await hashOf(RS_SECRET)}" }]
-    audiences: [https://ledger.test]
-    introspect: true
-`,
+    clients: await registryYaml([
+      client({ id: 'ledger-sync', auth_methods: ['private_key_jwt'], jwks: { keys: [inline.jwk] }, scopes: ['ledger:write'], audiences: ['https://ledger.test'] }),
+      client({ id: 'remote-keys', auth_methods: ['private_key_jwt'], jwks_uri: jwksUri, audiences: ['https://ledger.test'] }),
+      client({ id: 'secret-only', secret: RS_SECRET, audiences: ['https://ledger.test'], introspect: true }),
+    ]),
     // Real time: a client library dates its assertions by the real clock.
     clock: new TestClock(Date.now()),
     deps: { jwksFetcher: new JwksFetcher({ ca: pki.pem('ca.pem'), cooldownMs: 0 }) },

@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { basic, buildTestApp, hashOf, tempDir, type TestApp } from '../helpers.js';
+import { API, client, registryYaml } from '../builders.js';
+import { basic, buildTestApp, tempDir, type TestApp } from '../helpers.js';
 import { makePki } from '../tls-fixtures.js';
 import { rawRequest, type RawAnswer } from './raw-socket.js';
 
@@ -8,11 +9,7 @@ import { rawRequest, type RawAnswer } from './raw-socket.js';
 // listening server spoken to over raw sockets.
 
 const SECRET = 'proto-secret-0123456789abcdefghijklmnop';
-const CLIENTS = async () => `clients:
-  - client_id: svc
-    secrets: [{ hash: "${await hashOf(SECRET)}" }]
-    audiences: [https://api.test]
-`;
+const CLIENTS = () => registryYaml([client({ id: 'svc', secret: SECRET, audiences: [API] })]);
 
 let t: TestApp;
 let port: number;

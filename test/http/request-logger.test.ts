@@ -2,25 +2,22 @@ import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { lazyRequestLogger } from '../../src/http/request-logger.js';
 import { createLogger } from '../../src/server/log.js';
-import { basic, buildTestApp, form, FORM, hashOf, LogCapture } from '../helpers.js';
+import { API, client, registryYaml, tokenRequest } from '../builders.js';
+import { buildTestApp, LogCapture } from '../helpers.js';
 
 const SECRET = 'request-logger-secret-0123456789abcdefghij';
 
 async function app(level?: string) {
   const logs = new LogCapture();
   const t = await buildTestApp({
-    clients: `clients:
-  - client_id: svc
-    secrets: [{ hash: "${await hashOf(SECRET)}" }]
-    audiences: [https://api.test]
-`,
+    clients: await registryYaml([client({ id: 'svc', secret: SECRET, audiences: [API] })]),
     ...(level === undefined ? {} : { deps: { logger: createLogger(level, logs) } }),
   });
   return { ...t, logs: level === undefined ? t.logs : logs };
 }
 
 const token = (t: Awaited<ReturnType<typeof app>>, secret: string) =>
-  t.app.inject({ method: 'POST', url: '/oauth2/token', headers: { ...FORM, authorization: basic('svc', secret) }, payload: form({ grant_type: 'client_credentials' }) });
+  tokenRequest(t.app, { client: 'svc', secret });
 
 describe('request loggers', () => {
   it('tag every line of one request with the same reqId, and each request with its own', async () => {

@@ -1,6 +1,7 @@
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { basic, buildTestApp, form, FORM, hashOf } from '../helpers.js';
+import { API, client, registryYaml, tokenRequest } from '../builders.js';
+import { buildTestApp } from '../helpers.js';
 
 const SECRET = 'alg-secret-0123456789abcdefghijklmnopqrst';
 
@@ -11,18 +12,9 @@ describe('keys.algorithm', () => {
 keys: { dir: ./keys, algorithm: ${alg} }
 store: { kind: memory }
 `,
-      clients: `clients:
-  - client_id: svc
-    secrets: [{ hash: "${await hashOf(SECRET)}" }]
-    audiences: [https://api.test]
-`,
+      clients: await registryYaml([client({ id: 'svc', secret: SECRET, audiences: [API] })]),
     });
-    const res = await t.app.inject({
-      method: 'POST',
-      url: '/oauth2/token',
-      headers: { ...FORM, authorization: basic('svc', SECRET) },
-      payload: form({ grant_type: 'client_credentials' }),
-    });
+    const res = await tokenRequest(t.app, { client: 'svc', secret: SECRET });
     expect(res.statusCode).toBe(200);
     const jwks = (await t.app.inject({ method: 'GET', url: '/.well-known/jwks.json' })).json();
     const { protectedHeader } = await jwtVerify(res.json().access_token, createLocalJWKSet(jwks), {

@@ -8,7 +8,8 @@ import { RedisTokenStore } from '../../src/store/redis-token-store.js';
 import { SqliteTokenStore } from '../../src/store/sqlite-token-store.js';
 import type { TokenStore } from '../../src/store/token-store.js';
 import { deleteKeys, REDIS_URL, redisAnswers, requireOrSkip, testPrefix } from '../store/redis-helpers.js';
-import { basic, buildTestApp, form, FORM, hashOf, tempDir, TestClock, type TestApp } from '../helpers.js';
+import { API, client, introspect, registryYaml, revoke, tokenRequest } from '../builders.js';
+import { buildTestApp, form, FORM, tempDir, TestClock, type TestApp } from '../helpers.js';
 import { makePki } from '../tls-fixtures.js';
 
 const A = 'throttle-secret-a-0123456789abcdefghijklm';
@@ -22,25 +23,15 @@ keys: { dir: ./keys }
 store: { kind: memory }
 throttle: { window: 1m, client_failures: 3, address_failures: 5 }
 `,
-    clients: `clients:
-  - client_id: svc-a
-    secrets: [{ hash: "${await hashOf(A)}" }]
-    audiences: [https://api.test]
-  - client_id: svc-b
-    secrets: [{ hash: "${await hashOf(B)}" }]
-    audiences: [https://api.test]
-`,
+    clients: await registryYaml([client({ id: 'svc-a', secret: A, audiences: [API] }), client({ id: 'svc-b', secret: B, audiences: [API] })]),
   });
 });
 
-const ask = (clientId: string, secret: string, ip: string, url = '/oauth2/token') =>
-  t.app.inject({
-    method: 'POST',
-    url,
-    headers: { ...FORM, authorization: basic(clientId, secret) },
-    payload: form(url === '/oauth2/token' ? { grant_type: 'client_credentials' } : { token: 'x' }),
-    remoteAddress: ip,
-  });
+const ask = (clientId: string, secret: string, ip: string, url: '/oauth2/token' | '/oauth2/introspect' | '/oauth2/revoke' = '/oauth2/token') => {
+  const spec = { client: clientId, secret, ip };
+  if (url === '/oauth2/token') return tokenRequest(t.app, spec);
+  return url === '/oauth2/introspect' ? introspect(t.app, 'x', spec) : revoke(t.app, 'x', spec);
+};
 
 describe('throttling failed client authentication', () => {
   it('refuses a client_id from one address after its failures, with 429 and Retry-After, and not from other addresses', async () => {
@@ -115,15 +106,11 @@ keys: { dir: ./keys }
 store: { kind: memory }
 throttle: { window: 1m, client_failures: 10, address_failures: 100 }
 `,
-      clients: `clients:
-  - client_id: svc-a
-    secrets: [{ hash: "${await hashOf(A)}" }]
-    audiences: [https://api.test]
-`,
+      clients: await registryYaml([client({ id: 'svc-a', secret: A, audiences: [API] })]),
     });
   });
   const post = (clientId: string, secret: string, ip: string) =>
-    c.app.inject({ method: 'POST', url: '/oauth2/token', headers: { ...FORM, authorization: basic(clientId, secret) }, payload: form({ grant_type: 'client_credentials' }), remoteAddress: ip });
+    tokenRequest(c.app, { client: clientId, secret, ip });
 
   it('lets at most client_failures of 200 concurrent wrong secrets for one client reach argon2; the rest get 429', async () => {
     const before = await verifications(c.app);
@@ -150,18 +137,17 @@ throttle: { window: 1m, client_failures: 10, address_failures: 100 }
     // 120 services behind one NAT address, none of them in the verified-secret cache (as after
     // a registry reload): none has failed, so none is refused.
     const secret = 'many-services-secret-0123456789abcdefghij';
-    const hash = await hashOf(secret);
     const many = await buildTestApp({
       config: `issuer: https://auth.test
 keys: { dir: ./keys }
 store: { kind: memory }
 throttle: { window: 1m, client_failures: 10, address_failures: 100 }
 `,
-      clients: `clients:\n${Array.from({ length: 120 }, (_, i) => `  - client_id: svc-${i}\n    secrets: [{ hash: "${hash}" }]\n    audiences: [https://api.test]\n`).join('')}`,
+      clients: await registryYaml(Array.from({ length: 120 }, (_, i) => client({ id: `svc-${i}`, secret, audiences: [API] }))),
     });
     const answers = await Promise.all(
       Array.from({ length: 120 }, (_, i) =>
-        many.app.inject({ method: 'POST', url: '/oauth2/token', headers: { ...FORM, authorization: basic(`svc-${i}`, secret) }, payload: form({ grant_type: 'client_credentials' }), remoteAddress: '10.1.0.9' }),
+        tokenRequest(many.app, { client: `svc-${i}`, secret, ip: '10.1.0.9' }),
       ),
     );
     expect(count(answers.map((r) => r.statusCode))).toEqual({ 200: 120 });
@@ -237,7 +223,7 @@ throttle: { window: 1m, client_failures: 10, address_failures: 20 }
     });
   const spendAddress = async (ip: string) => {
     for (let i = 0; i < 20; i++) {
-      await m.app.inject({ method: 'POST', url: '/oauth2/token', headers: { ...FORM, authorization: basic(`nobody-${i}`, 'guess') }, payload: form({ grant_type: 'client_credentials' }), remoteAddress: ip });
+      await tokenRequest(m.app, { client: `nobody-${i}`, secret: 'guess', ip });
     }
   };
 
@@ -310,11 +296,7 @@ describe('concurrent failed authentications across instances sharing a store', (
 
   for (const [kind, open] of Object.entries(shared)) {
     it.skipIf(kind === 'redis' && !redisUp)(`lets at most client_failures of 200 wrong secrets sent at once to two instances on one ${kind} store reach argon2`, async () => {
-      const clients = `clients:
-  - client_id: svc-a
-    secrets: [{ hash: "${await hashOf(A)}" }]
-    audiences: [https://api.test]
-`;
+      const clients = await registryYaml([client({ id: 'svc-a', secret: A, audiences: [API] })]);
       const config = `issuer: https://auth.test
 keys: { dir: ./keys }
 store: { kind: memory }
@@ -328,13 +310,7 @@ throttle: { window: 1m, client_failures: 10, address_failures: 100 }
       const before = (await verifications(instances[0]!.app)) + (await verifications(instances[1]!.app));
       const answers = await Promise.all(
         Array.from({ length: 200 }, (_, i) =>
-          instances[i % 2]!.app.inject({
-            method: 'POST',
-            url: '/oauth2/token',
-            headers: { ...FORM, authorization: basic('svc-a', `shared-wrong-${i}`) },
-            payload: form({ grant_type: 'client_credentials' }),
-            remoteAddress: '10.3.0.1',
-          }),
+          tokenRequest(instances[i % 2]!.app, { client: 'svc-a', secret: `shared-wrong-${i}`, ip: '10.3.0.1' }),
         ),
       );
       const after = (await verifications(instances[0]!.app)) + (await verifications(instances[1]!.app));

@@ -1,6 +1,7 @@
 import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { basic, buildTestApp, form, FORM, hashOf, type TestApp } from '../helpers.js';
+import { client, registryYaml, tokenRequest } from '../builders.js';
+import { basic, buildTestApp, form, FORM, type TestApp } from '../helpers.js';
 
 const SECRET_A = 'secret-A-0123456789abcdefghijklmnopqrstuv';
 const SECRET_A2 = 'secret-A2-rotated-0123456789abcdefghijklm';
@@ -11,7 +12,6 @@ const WEIRD_SECRET = 'p@ss w:rd+%/&=?ü';
 let t: TestApp;
 
 beforeAll(async () => {
-  const [a, a2, b, weird] = await Promise.all([hashOf(SECRET_A), hashOf(SECRET_A2), hashOf(SECRET_B), hashOf(WEIRD_SECRET)]);
   t = await buildTestApp({
     config: `issuer: https://auth.test
 clients_file: ./clients.yaml
@@ -19,38 +19,23 @@ keys: { dir: ./keys }
 store: { kind: memory }
 tokens: { ttl: 900, audience: [https://default.test] }
 `,
-    clients: `clients:
-  - client_id: svc-a
-    secrets:
-      - hash: "${a}"
-        expires_at: 2026-06-01T00:00:00Z
-      - hash: "${a2}"
-    scopes: [read, write, admin]
-    default_scopes: [read]
-    audiences: [https://api.a.test, https://api.b.test, ledger]
-    token_ttl: 600
-  - client_id: svc-post
-    secrets: [{ hash: "${b}" }]
-    auth_methods: [client_secret_post]
-    scopes: [read]
-  - client_id: svc-basic
-    secrets: [{ hash: "${b}" }]
-    auth_methods: [client_secret_basic]
-  - client_id: svc-disabled
-    secrets: [{ hash: "${b}" }]
-    disabled: true
-  - client_id: svc-expired
-    secrets: [{ hash: "${b}", expires_at: 2025-12-31T00:00:00Z }]
-  - client_id: svc-ip
-    secrets: [{ hash: "${b}" }]
-    allowed_ips: [10.0.0.0/8, "2001:db8::/32"]
-  - client_id: svc-local
-    secrets: [{ hash: "${b}" }]
-    allowed_ips: [127.0.0.1]
-  - client_id: "${WEIRD_ID}"
-    secrets: [{ hash: "${weird}" }]
-    scopes: [x]
-`,
+    clients: await registryYaml([
+      client({
+        id: 'svc-a',
+        secrets: [{ secret: SECRET_A, expires_at: '2026-06-01T00:00:00Z' }, { secret: SECRET_A2 }],
+        scopes: ['read', 'write', 'admin'],
+        default_scopes: ['read'],
+        audiences: ['https://api.a.test', 'https://api.b.test', 'ledger'],
+        token_ttl: 600,
+      }),
+      client({ id: 'svc-post', secret: SECRET_B, auth_methods: ['client_secret_post'], scopes: ['read'] }),
+      client({ id: 'svc-basic', secret: SECRET_B, auth_methods: ['client_secret_basic'] }),
+      client({ id: 'svc-disabled', secret: SECRET_B, disabled: true }),
+      client({ id: 'svc-expired', secrets: [{ secret: SECRET_B, expires_at: '2025-12-31T00:00:00Z' }] }),
+      client({ id: 'svc-ip', secret: SECRET_B, allowed_ips: ['10.0.0.0/8', '2001:db8::/32'] }),
+      client({ id: 'svc-local', secret: SECRET_B, allowed_ips: ['127.0.0.1'] }),
+      client({ id: WEIRD_ID, secret: WEIRD_SECRET, scopes: ['x'] }),
+    ]),
   });
 });
 
@@ -79,7 +64,7 @@ async function verify(accessToken: string) {
 
 describe('POST /oauth2/token — success', () => {
   it('issues an RFC 9068 token to a client_secret_basic client', async () => {
-    const res = await token(form({ grant_type: 'client_credentials' }), { authorization: basic('svc-a', SECRET_A) });
+    const res = await tokenRequest(t.app, { client: 'svc-a', secret: SECRET_A });
     expect(res.statusCode, res.body).toBe(200);
     expectNoStore(res);
     const body = res.json();
@@ -118,19 +103,19 @@ describe('POST /oauth2/token — success', () => {
   it('gives every token a different jti', async () => {
     const jtis = new Set<unknown>();
     for (let i = 0; i < 3; i++) {
-      const res = await token(form({ grant_type: 'client_credentials' }), { authorization: basic('svc-a', SECRET_A) });
+      const res = await tokenRequest(t.app, { client: 'svc-a', secret: SECRET_A });
       jtis.add(decodeJwt(res.json().access_token).jti);
     }
     expect(jtis.size).toBe(3);
   });
 
   it('accepts a second live secret during rotation', async () => {
-    const res = await token(form({ grant_type: 'client_credentials' }), { authorization: basic('svc-a', SECRET_A2) });
+    const res = await tokenRequest(t.app, { client: 'svc-a', secret: SECRET_A2 });
     expect(res.statusCode).toBe(200);
   });
 
   it('form-urlencodes the Basic id and secret (RFC 6749 §2.3.1)', async () => {
-    const res = await token(form({ grant_type: 'client_credentials' }), { authorization: basic(WEIRD_ID, WEIRD_SECRET) });
+    const res = await tokenRequest(t.app, { client: WEIRD_ID, secret: WEIRD_SECRET });
     expect(res.statusCode, res.body).toBe(200);
     expect(decodeJwt(res.json().access_token).sub).toBe(WEIRD_ID);
   });
@@ -162,11 +147,11 @@ describe('POST /oauth2/token — client authentication failures', () => {
   const grant = form({ grant_type: 'client_credentials' });
   const cases: [string, () => ReturnType<typeof token>][] = [
     ['no credentials', () => token(grant)],
-    ['an unknown client', () => token(grant, { authorization: basic('nobody', SECRET_A) })],
-    ['a wrong secret', () => token(grant, { authorization: basic('svc-a', SECRET_B) })],
-    ['a disabled client', () => token(grant, { authorization: basic('svc-disabled', SECRET_B) })],
-    ['an expired secret', () => token(grant, { authorization: basic('svc-expired', SECRET_B) })],
-    ['basic for a post-only client', () => token(grant, { authorization: basic('svc-post', SECRET_B) })],
+    ['an unknown client', () => tokenRequest(t.app, { client: 'nobody', secret: SECRET_A })],
+    ['a wrong secret', () => tokenRequest(t.app, { client: 'svc-a', secret: SECRET_B })],
+    ['a disabled client', () => tokenRequest(t.app, { client: 'svc-disabled', secret: SECRET_B })],
+    ['an expired secret', () => tokenRequest(t.app, { client: 'svc-expired', secret: SECRET_B })],
+    ['basic for a post-only client', () => tokenRequest(t.app, { client: 'svc-post', secret: SECRET_B })],
     ['post for a basic-only client', () => token(form({ grant_type: 'client_credentials', client_id: 'svc-basic', client_secret: SECRET_B }))],
     ['an address outside allowed_ips', () => token(form({ grant_type: 'client_credentials', client_id: 'svc-ip', client_secret: SECRET_B }), {}, { remoteAddress: '192.0.2.1' })],
     ['a client_id without a secret', () => token(form({ grant_type: 'client_credentials', client_id: 'svc-a' }))],
@@ -175,7 +160,7 @@ describe('POST /oauth2/token — client authentication failures', () => {
     ['Basic with bad base64', () => token(grant, { authorization: 'Basic !!!' })],
     ['Basic without a colon', () => token(grant, { authorization: `Basic ${Buffer.from('svc-a').toString('base64')}` })],
     ['Basic with broken percent-encoding', () => token(grant, { authorization: `Basic ${Buffer.from('svc-a:%ZZ').toString('base64')}` })],
-    ['Basic with an empty id', () => token(grant, { authorization: basic('', SECRET_A) })],
+    ['Basic with an empty id', () => tokenRequest(t.app, { client: '', secret: SECRET_A })],
     ['a secret far too long', () => token(form({ grant_type: 'client_credentials', client_id: 'svc-a', client_secret: 'x'.repeat(5000) }))],
   ];
   for (const [what, send] of cases) {
@@ -188,14 +173,14 @@ describe('POST /oauth2/token — client authentication failures', () => {
   }
 
   it('stops accepting a secret once its expires_at passes', async () => {
-    const before = await token(grant, { authorization: basic('svc-a', SECRET_A) });
+    const before = await tokenRequest(t.app, { client: 'svc-a', secret: SECRET_A });
     expect(before.statusCode).toBe(200);
     const saved = t.clock.ms;
     t.clock.ms = Date.parse('2026-06-01T00:00:01Z');
     try {
-      expectError(await token(grant, { authorization: basic('svc-a', SECRET_A) }), 401, 'invalid_client');
+      expectError(await tokenRequest(t.app, { client: 'svc-a', secret: SECRET_A }), 401, 'invalid_client');
       // The other secret of the same client still works.
-      expect((await token(grant, { authorization: basic('svc-a', SECRET_A2) })).statusCode).toBe(200);
+      expect((await tokenRequest(t.app, { client: 'svc-a', secret: SECRET_A2 })).statusCode).toBe(200);
     } finally {
       t.clock.ms = saved;
     }
@@ -303,9 +288,9 @@ describe('POST /oauth2/token — scope', () => {
   });
 
   it('defaults to every scope when default_scopes is absent, and omits scope when there is none', async () => {
-    const weird = await token(form({ grant_type: 'client_credentials' }), { authorization: basic(WEIRD_ID, WEIRD_SECRET) });
+    const weird = await tokenRequest(t.app, { client: WEIRD_ID, secret: WEIRD_SECRET });
     expect(weird.json().scope).toBe('x');
-    const none = await token(form({ grant_type: 'client_credentials' }), { authorization: basic('svc-basic', SECRET_B) });
+    const none = await tokenRequest(t.app, { client: 'svc-basic', secret: SECRET_B });
     expect(none.statusCode).toBe(200);
     expect(none.json()).not.toHaveProperty('scope');
     expect(decodeJwt(none.json().access_token)).not.toHaveProperty('scope');
@@ -354,8 +339,8 @@ describe('POST /oauth2/token — resource and audience', () => {
 
 describe('logs', () => {
   it('record issued tokens and failures without any secret or token', async () => {
-    const ok = await token(form({ grant_type: 'client_credentials' }), { authorization: basic('svc-a', SECRET_A) });
-    await token(form({ grant_type: 'client_credentials' }), { authorization: basic('svc-a', SECRET_B) });
+    const ok = await tokenRequest(t.app, { client: 'svc-a', secret: SECRET_A });
+    await tokenRequest(t.app, { client: 'svc-a', secret: SECRET_B });
     await token(form({ grant_type: 'client_credentials', client_id: 'svc-post', client_secret: SECRET_A }));
     // A secret pasted into the client_id field is logged only as a fingerprint.
     const pasted = 'pasted-secret-0123456789abcdefghijklmnopq';

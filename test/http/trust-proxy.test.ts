@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
 import { createLogger } from '../../src/server/log.js';
 import { startServer } from '../../src/server/start-server.js';
-import { basic, buildTestApp, form, FORM, hashOf, LogCapture, writeFixture } from '../helpers.js';
+import { API, client, registryYaml, tokenRequest } from '../builders.js';
+import { buildTestApp, LogCapture, writeFixture } from '../helpers.js';
 
 const SECRET = 'proxy-secret-0123456789abcdefghijklmnopq';
 
@@ -13,23 +14,12 @@ keys: { dir: ./keys }
 store: { kind: memory }
 trust_proxy: ${trustProxy}
 `,
-    clients: `clients:
-  - client_id: inside
-    secrets: [{ hash: "${await hashOf(SECRET)}" }]
-    audiences: [https://api.test]
-    allowed_ips: [10.0.0.0/8]
-`,
+    clients: await registryYaml([client({ id: 'inside', secret: SECRET, audiences: [API], allowed_ips: ['10.0.0.0/8'] })]),
   });
 }
 
 const ask = (t: Awaited<ReturnType<typeof app>>, remoteAddress: string, forwardedFor?: string) =>
-  t.app.inject({
-    method: 'POST',
-    url: '/oauth2/token',
-    headers: { ...FORM, authorization: basic('inside', SECRET), ...(forwardedFor ? { 'x-forwarded-for': forwardedFor } : {}) },
-    payload: form({ grant_type: 'client_credentials' }),
-    remoteAddress,
-  });
+  tokenRequest(t.app, { client: 'inside', secret: SECRET, ip: remoteAddress, ...(forwardedFor ? { headers: { 'x-forwarded-for': forwardedFor } } : {}) });
 
 describe('trust_proxy', () => {
   it('takes the client address from X-Forwarded-For only when a listed proxy sends it', async () => {

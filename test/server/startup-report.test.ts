@@ -8,7 +8,8 @@ import { createLogger } from '../../src/server/log.js';
 import { startServer } from '../../src/server/start-server.js';
 import { DEMO_CLIENT, demoClients, issuerWarnings } from '../../src/server/startup-report.js';
 import { parseRedisUrl } from '../../src/shared/redis-url.js';
-import { hashOf, LogCapture, tempDir, writeFixture, type Fixture } from '../helpers.js';
+import { API, client, registryYaml } from '../builders.js';
+import { LogCapture, tempDir, writeFixture, type Fixture } from '../helpers.js';
 import { REDIS_URL, testPrefix } from '../store/redis-helpers.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -34,7 +35,7 @@ describe('the start of a server', () => {
     const dbDir = tempDir();
     const { f, lines } = await started(
       `issuer: https://auth.example.com\nlisten: { host: 127.0.0.1, port: 0 }\nkeys: { dir: ./keys }\nstore: { kind: sqlite, path: ${dbDir}/t.db }\n`,
-      `clients:\n  - client_id: a\n    secrets: [{ hash: "${await hashOf('a-secret-0123456789abcdefghijklmnopqrstuvwxyz')}" }]\n    audiences: [https://api.test]\n`,
+      await registryYaml([client({ id: 'a', secret: 'a-secret-0123456789abcdefghijklmnopqrstuvwxyz', audiences: [API] })]),
     );
     const line = lines.find((l) => l.event === 'server.started')!;
     expect(line).toMatchObject({
@@ -132,13 +133,17 @@ describe('demoClients', () => {
   });
 
   it('finds the demo hash under any id, and demo-service with the published secret hashed anew, but not a disabled one', async () => {
-    const fresh = await hashOf(DEMO_CLIENT.secret);
-    const other = await hashOf('another-secret-0123456789abcdefghijklmnop');
     const file = join(tempDir(), 'clients.yaml');
-    const entry = (id: string, hash: string, extra = '') => `  - client_id: ${id}\n    secrets: [{ hash: "${hash}" }]\n    audiences: [https://api.test]\n${extra}`;
+    const demoHash = [{ hash: DEMO_CLIENT.hash }];
     writeFileSync(
       file,
-      `clients:\n${entry('copied', DEMO_CLIENT.hash)}${entry('demo-service', fresh)}${entry('renamed', fresh)}${entry('own', other)}${entry('off', DEMO_CLIENT.hash, '    disabled: true\n')}`,
+      await registryYaml([
+        client({ id: 'copied', secrets: demoHash, audiences: [API] }),
+        client({ id: 'demo-service', secret: DEMO_CLIENT.secret, audiences: [API] }),
+        client({ id: 'renamed', secret: DEMO_CLIENT.secret, audiences: [API] }),
+        client({ id: 'own', secret: 'another-secret-0123456789abcdefghijklmnop', audiences: [API] }),
+        client({ id: 'off', secrets: demoHash, audiences: [API], disabled: true }),
+      ]),
     );
     expect(await demoClients(loadRegistryFile(file, { defaultAudience: [] }).all())).toEqual(['copied', 'demo-service']);
   });

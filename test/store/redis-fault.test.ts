@@ -1,7 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hashOf, tempDir, writeFixture } from '../helpers.js';
+import { tempDir, writeFixture } from '../helpers.js';
 import { httpClient, serviceAndResourceServer, startServerProcess, type ServerProcess } from '../server-process.js';
 import { freePort, hasRedisServer, requireOrSkip, startRedisServer, stopRedisServer } from './redis-helpers.js';
 
@@ -27,7 +27,7 @@ listen: { host: 127.0.0.1, port: 0 }
 keys: { dir: ./keys }
 store: { kind: redis, url: "redis://127.0.0.1:${port}/0", prefix: "tollgate-fault:${randomUUID()}:" }
 `,
-      clients: serviceAndResourceServer({ secret: SVC, hash: await hashOf(SVC) }, { secret: RS, hash: await hashOf(RS) }),
+      clients: await serviceAndResourceServer(SVC, RS),
     });
     server = await startServerProcess(fixture.configFile);
   });
