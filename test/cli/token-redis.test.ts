@@ -66,13 +66,11 @@ describe.skipIf(!available)('the CLI against a Redis store', () => {
   it('fails in one line, naming the server but not its password, when Redis is unreachable', async () => {
     const port = await freePort();
     const config = await fixtureFor(`redis://:hunter2-pw@127.0.0.1:${port}/0`);
-    const started = Date.now();
     const run = await tollgate(config, 'token', 'revoke', '--client', 'svc');
     expect(run.code).toBe(1);
     expect(run.stderr.trim().split('\n')).toHaveLength(1);
     expect(run.stderr).toMatch(new RegExp(`^tollgate: redis://127\\.0\\.0\\.1:${port}/0: cannot write to the token store: not connected`));
     expect(run.stderr).not.toContain('hunter2');
-    expect(Date.now() - started).toBeLessThan(10_000);
 
     // The registry is left as it was when the revocation could not be made.
     const disable = await tollgate(config, 'client', 'disable', 'svc');

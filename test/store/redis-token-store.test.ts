@@ -192,14 +192,12 @@ describe.skipIf(!available)('RedisTokenStore', () => {
     const lines: string[] = [];
     const logger = { warn: (o: object, m: string) => lines.push(JSON.stringify(o) + m), info: (o: object, m: string) => lines.push(JSON.stringify(o) + m) };
     const store = openStore(`${PREFIX}down:`, `redis://tollgate:s3cr%3Et-pa55@127.0.0.1:${port}/0`, logger);
-    const started = Date.now();
     const err = await store.ping().then(
       () => undefined,
       (e: unknown) => e as Error,
     );
     expect(err?.message).toMatch(new RegExp(`^redis://127\\.0\\.0\\.1:${port}/0: not connected`));
     expect(err?.message).not.toMatch(/s3cr|pa55/);
-    expect(Date.now() - started).toBeLessThan(3000);
     // Later calls fail without waiting at all: before the event loop gets to any I/O or timer.
     const settled = store.record(makeRecord({ iat: Math.floor(Date.now() / 1000) })).then(
       () => 'recorded',
