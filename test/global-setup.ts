@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join, relative, resolve, sep } from 'node:path';
 import { Redis } from 'ioredis';
 import type { TestProject } from 'vitest/node';
+import { deleteByPrefix } from './store/delete-by-prefix.js';
 
 // Runs once per `vitest` run, before any test file, in the main process: builds what the CLI
 // tests run, chooses where in Redis this run may write, and gives the tests that run tollgate as
@@ -107,12 +108,7 @@ async function deleteRunKeys(): Promise<void> {
     return;
   }
   try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await client.scan(cursor, 'MATCH', `${redisPrefix}*`, 'COUNT', 1000);
-      if (keys.length > 0) await client.unlink(...keys);
-      cursor = next;
-    } while (cursor !== '0');
+    await deleteByPrefix(client, redisPrefix);
   } finally {
     client.disconnect();
   }

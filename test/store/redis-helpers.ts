@@ -5,6 +5,7 @@ import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
 import { inject } from 'vitest';
 import { parseRedisUrl } from '../../src/shared/redis-url.js';
+import { deleteByPrefix } from './delete-by-prefix.js';
 
 /**
  * The shared Redis database this run writes to (CI starts a server on 6379 when none answers):
@@ -59,12 +60,7 @@ export async function deleteKeys(prefix: string, url = REDIS_URL): Promise<void>
   const client = plainClient(url);
   await client.connect();
   try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      if (keys.length > 0) await client.del(...keys);
-      cursor = next;
-    } while (cursor !== '0');
+    await deleteByPrefix(client, prefix);
   } finally {
     client.disconnect();
   }
