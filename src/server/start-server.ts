@@ -9,7 +9,7 @@ import type { Config } from '../config/config.js';
 import { workerMetrics } from '../metrics/cluster-metrics.js';
 import { createLogger } from './log.js';
 import { buildServices } from './services.js';
-import { demoClients, demoClientWarning, issuerWarnings, startedLine } from './startup-report.js';
+import { demoClients, demoClientWarning, isLoopbackHost, issuerWarnings, startedLine } from './startup-report.js';
 import type { TokenStore } from '../store/token-store.js';
 
 /**
@@ -116,7 +116,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
   await warnOfDemoClients();
   // A warning that fails to be made must not end the process.
   registry.onReload(() => void warnOfDemoClients().catch((err: unknown) => logger.warn({ err }, 'could not check the registry for the demo client')));
-  if (tls === undefined && !isLoopback(config.listen.host)) {
+  if (tls === undefined && !isLoopbackHost(config.listen.host)) {
     logger.warn({ host: config.listen.host }, 'listening beyond loopback without TLS: put a TLS-terminating proxy in front');
   }
   return {
@@ -147,10 +147,6 @@ export async function startServer(config: Config, logger: Logger = createLogger(
 
 function logSkippedKeys(logger: Logger, skipped: readonly string[]): void {
   for (const problem of skipped) logger.warn({ event: 'keys.skipped', problem }, 'a key file was left out');
-}
-
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || host.startsWith('127.');
 }
 
 /** Stops accepting connections on SIGTERM or SIGINT, lets requests finish, exits. */
