@@ -171,13 +171,19 @@ describe('tollgate serve --workers', () => {
     expect(await server.stop('SIGTERM')).toBe(0);
   });
 
-  it('tries again a worker that cannot start while another serves, and has it back once the key folder is fixed', async () => {
+  /** Two workers on SQLite, both of which have refused a broken key file dropped into the folder. */
+  const twoWorkersRefusingABrokenKey = async () => {
     const f = await fixture('{ kind: sqlite, path: STATE/tokens.db }');
     const server = await startServerProcess(f.configFile, {}, ['--workers', '2']);
     await server.waitForOutput(BOTH_STARTED);
     const broken = join(f.keysDir, 'broken.pem');
     writeFileSync(broken, 'not a key\n');
     await waitUntil(() => count(server.stdout(), 'keys.rejected') === 2, 'both workers refuse the broken key');
+    return { server, broken };
+  };
+
+  it('tries again a worker that cannot start while another serves, and has it back once the key folder is fixed', async () => {
+    const { server, broken } = await twoWorkersRefusingABrokenKey();
     // Refused by both workers, counted once: the sum over workers takes the largest count.
     const metrics = await (await fetch(`${server.url}/metrics`, { headers: { connection: 'close' } })).text();
     expect(metrics).toMatch(/^tollgate_reloads_rejected_total\{source="keys"\} 1$/m);
@@ -199,12 +205,7 @@ describe('tollgate serve --workers', () => {
   });
 
   it('stops with exit 1 and one line, rather than sitting with nothing listening, when no worker can start', async () => {
-    const f = await fixture('{ kind: sqlite, path: STATE/tokens.db }');
-    const server = await startServerProcess(f.configFile, {}, ['--workers', '2']);
-    await server.waitForOutput(BOTH_STARTED);
-    const broken = join(f.keysDir, 'broken.pem');
-    writeFileSync(broken, 'not a key\n');
-    await waitUntil(() => count(server.stdout(), 'keys.rejected') === 2, 'both workers refuse the broken key');
+    const { server, broken } = await twoWorkersRefusingABrokenKey();
 
     for (const pid of pidsIn(server.stdout())) process.kill(pid, 'SIGKILL');
     await waitUntil(() => server.proc.exitCode !== null, 'the primary exits');
