@@ -95,11 +95,11 @@ export async function initStandby(root: string, primary: OwnServer, name: string
   const dataDir = join(root, name);
   asPostgres([join(bin, 'pg_basebackup'), '-h', '127.0.0.1', '-p', String(primary.port), '-U', 'postgres', '-D', dataDir, '-R', '-X', 'stream', '--no-sync']);
   const port = await freePort();
-  appendConf(dataDir, {
-    port: String(port),
-    primary_conninfo: `'host=127.0.0.1 port=${primary.port} user=postgres application_name=${name}'`,
-    hot_standby: 'on',
-  });
+  appendConf(dataDir, { port: String(port), hot_standby: 'on' });
+  // pg_basebackup -R wrote primary_conninfo to postgresql.auto.conf, which wins over
+  // postgresql.conf: the name synchronous_standby_names waits for goes there too.
+  const auto = join(dataDir, 'postgresql.auto.conf');
+  writeFileSync(auto, `${readFileSync(auto, 'utf8')}\nprimary_conninfo = 'host=127.0.0.1 port=${primary.port} user=postgres application_name=${name}'\n`);
   return { port, dataDir, proc: undefined, log: join(root, `${name}.log`) };
 }
 
@@ -166,6 +166,12 @@ export async function stopServer(server: OwnServer, signal: NodeJS.Signals = 'SI
     await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 15_000))]);
   }
   server.proc = undefined;
+}
+
+/** Makes the server read its configuration again (SIGHUP to its postmaster). */
+export function reload(server: OwnServer): void {
+  const pid = serverPid(server);
+  if (pid !== undefined) process.kill(pid, 'SIGHUP');
 }
 
 /** Promotes a standby (pg_ctl promote) and waits until it accepts writes. */
