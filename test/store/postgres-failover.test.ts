@@ -11,6 +11,7 @@ import {
   postgresTempDir,
   promote,
   reload,
+  signalServer,
   removeDir,
   startServer,
   stopServer,
@@ -116,6 +117,24 @@ store: { kind: postgres }
     expect(server.stdout() + server.stderr()).not.toContain(PASSWORD);
     expect(server.stderr()).not.toMatch(/Unhandled|uncaught/i);
   }, 90_000);
+
+  it('answers 503 rather than hang while the database hangs, and resumes when it answers again', async () => {
+    await until('readiness', async () => (await readyz()) === 200);
+    const kept = await issue();
+    // Every process of the (promoted) server stops answering, its connections left open.
+    signalServer(standby!, 'SIGSTOP');
+    try {
+      // The statement deadline ends the wait: 503, not a request that hangs.
+      await expectUnavailable(await post('/oauth2/introspect', 'rs', RS, { token: kept }));
+      await until('readyz 503', async () => (await readyz()) === 503);
+      await expectUnavailable(await post('/oauth2/token', 'svc', SVC, { grant_type: 'client_credentials' }));
+    } finally {
+      signalServer(standby!, 'SIGCONT');
+    }
+    await until('readyz 200 once the database answers', async () => (await readyz()) === 200, 20_000);
+    expect((await introspect(kept)).active).toBe(true);
+    expect((await introspect(await issue())).active).toBe(true);
+  }, 60_000);
 });
 
 async function until(what: string, check: () => Promise<boolean>, ms = 15_000): Promise<void> {

@@ -168,6 +168,20 @@ export async function stopServer(server: OwnServer, signal: NodeJS.Signals = 'SI
   server.proc = undefined;
 }
 
+/** Sends a signal to the server and every process it forked (SIGSTOP: a hung database; SIGCONT: back). */
+export function signalServer(server: OwnServer, signal: NodeJS.Signals): void {
+  const pid = serverPid(server);
+  if (pid === undefined) return;
+  const children = spawnSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map(Number);
+  for (const p of [pid, ...children]) {
+    try {
+      process.kill(p, signal);
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+}
+
 /** Makes the server read its configuration again (SIGHUP to its postmaster). */
 export function reload(server: OwnServer): void {
   const pid = serverPid(server);
