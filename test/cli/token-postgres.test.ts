@@ -4,7 +4,8 @@ import { parsePostgresUrl } from '../../src/shared/postgres-url.js';
 import { hashOf, writeFixture } from '../helpers.js';
 import { type CliRun, tollgateInProcess } from './run-cli.js';
 import { makeRecord } from '../store/contract/token-records.js';
-import { freePort, POSTGRES_URL, requirePostgres } from '../store/postgres-helpers.js';
+import { freePort, plainSql, POSTGRES_URL, requirePostgres } from '../store/postgres-helpers.js';
+import { serviceAndResourceServer, startServerProcess } from '../server-process.js';
 
 const available = requirePostgres();
 const SECRET = 'svc-secret-0123456789abcdefghijklmnopqrstu';
@@ -105,5 +106,59 @@ describe.skipIf(!available)('the CLI against a PostgreSQL store', () => {
     const disable = await tollgate(config, 'client', 'disable', 'svc');
     expect(disable.code).toBe(1);
     expect(disable.stderr).not.toContain('hunter2');
+  });
+});
+
+describe.skipIf(!available)('serve against a PostgreSQL store', () => {
+  const serveFixture = async (url: string): Promise<string> =>
+    writeFixture({
+      config: `issuer: http://127.0.0.1
+listen: { host: 127.0.0.1, port: 0 }
+keys: { dir: ./keys }
+store: { kind: postgres, url: "${url}" }
+`,
+      clients: await serviceAndResourceServer(SECRET, SECRET),
+    }).configFile;
+
+  it('refuses to start on a schema written by a newer tollgate, in one line', async () => {
+    // A database of its own, dropped after: the run's database keeps its current schema.
+    const name = `${new URL(POSTGRES_URL).pathname.slice(1)}_newer`;
+    const admin = plainSql();
+    await admin.unsafe(`CREATE DATABASE ${name}`);
+    try {
+      const url = new URL(POSTGRES_URL);
+      url.pathname = `/${name}`;
+      const db = plainSql(url.toString());
+      try {
+        await db.unsafe('CREATE TABLE tollgate_schema (version integer NOT NULL); INSERT INTO tollgate_schema VALUES (99)');
+      } finally {
+        await db.end();
+      }
+      const started = startServerProcess(await serveFixture(url.toString()));
+      await expect(started).rejects.toThrow(/store\.url: postgres:\/\/postgres@127\.0\.0\.1:5432\/\w+: the token store has schema version 99, newer than this tollgate knows \(\d+\); upgrade tollgate/);
+      await expect(started).rejects.not.toThrow(/\n\s+at /);
+    } finally {
+      await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await admin.end();
+    }
+  });
+
+  it('starts while the database is down, answering 503 and /readyz 503 rather than exit', async () => {
+    const port = await freePort();
+    const server = await startServerProcess(await serveFixture(`postgres://tollgate:hunter2-pw@127.0.0.1:${port}/tollgate`));
+    try {
+      expect((await fetch(`${server.url}/readyz`)).status).toBe(503);
+      const res = await fetch(`${server.url}/oauth2/token`, {
+        method: 'POST',
+        headers: { authorization: `Basic ${Buffer.from(`svc:${SECRET}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+        body: 'grant_type=client_credentials',
+      });
+      expect(res.status).toBe(503);
+      expect(res.headers.get('retry-after')).toMatch(/^\d+$/);
+      expect(((await res.json()) as { error: string }).error).toBe('temporarily_unavailable');
+      expect(server.stdout() + server.stderr()).not.toContain('hunter2');
+    } finally {
+      await server.stop();
+    }
   });
 });

@@ -81,6 +81,7 @@ store: { kind: postgres }
   async function expectUnavailable(res: Response): Promise<void> {
     expect(res.status).toBe(503);
     expect(res.headers.get('retry-after')).toMatch(/^\d+$/);
+    expect(res.headers.get('cache-control')).toBe('no-store');
     const body = (await res.json()) as Record<string, unknown>;
     expect(body.error).toBe('temporarily_unavailable');
     expect(body).not.toHaveProperty('access_token');
