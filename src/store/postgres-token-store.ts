@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { ConnectionOptions } from 'node:tls';
+import { checkServerIdentity, type ConnectionOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import postgres, { type Sql } from 'postgres';
 import { ConfigError } from '../shared/config-error.js';
@@ -170,7 +170,7 @@ export class PostgresTokenStore implements TokenStore {
       database: t.database,
       user: t.user,
       ...(t.password === undefined ? {} : { pass: t.password }),
-      ssl: this.#tls,
+      ssl: forHost(this.#tls, host.host),
       max: this.#options.poolSize ?? POOL_SIZE,
       connect_timeout: t.connectTimeout ?? CONNECT_TIMEOUT_S,
       // Idle connections are closed after a while, so a pool made during a burst shrinks again.
@@ -195,6 +195,8 @@ export class PostgresTokenStore implements TokenStore {
    * transaction_read_only is off; primary: not in recovery; any: the first that answers).
    */
   async #select(): Promise<Sql> {
+    // A probe still running when the store closes must not open connections again.
+    if (this.#closed) throw this.#error('the store is closed');
     if (this.#active !== undefined) return this.#pool(this.#active);
     const t = this.target;
     const connectMs = (t.connectTimeout ?? CONNECT_TIMEOUT_S) * 1000 + STATEMENT_TIMEOUT_MS;
@@ -537,8 +539,19 @@ function tlsOptions(t: PostgresTarget): boolean | 'prefer' | 'require' | Connect
       // The chain is checked, the host name is not.
       return { rejectUnauthorized: true, ...ca, ...client, checkServerIdentity: () => undefined };
     case 'verify-full':
+      // The host name is checked per host (forHost).
       return { rejectUnauthorized: true, ...ca, ...client };
   }
+}
+
+/**
+ * The TLS setting for one host. The driver hands Node an open socket and no host name, so Node
+ * would check the certificate against "localhost": verify-full checks it against the host of
+ * the URL instead, an IP address against the certificate's IP addresses.
+ */
+function forHost(tls: boolean | 'prefer' | 'require' | ConnectionOptions, host: string): boolean | 'prefer' | 'require' | ConnectionOptions {
+  if (typeof tls !== 'object' || tls.checkServerIdentity !== undefined) return tls;
+  return { ...tls, checkServerIdentity: (_name, cert) => checkServerIdentity(host, cert) };
 }
 
 /** SQLSTATEs and driver codes that mean the connection, not the statement, failed. */
