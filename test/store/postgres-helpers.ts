@@ -161,6 +161,7 @@ export async function stopServer(server: OwnServer, signal: NodeJS.Signals = 'SI
   }
   const proc = server.proc;
   if (proc !== undefined && proc.exitCode === null && proc.signalCode === null) {
+    proc.kill('SIGCONT');
     const exited = new Promise((resolve) => proc.once('exit', resolve));
     if (pid === undefined) proc.kill(signal);
     await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 15_000))]);
@@ -180,6 +181,9 @@ export function signalServer(server: OwnServer, signal: NodeJS.Signals): void {
       // Gone meanwhile.
     }
   }
+  // runuser stops itself when its child stops, as a shell's job control would: wake it too, or
+  // it would never reap the server and outlive the test.
+  if (signal === 'SIGCONT') server.proc?.kill('SIGCONT');
 }
 
 /** Makes the server read its configuration again (SIGHUP to its postmaster). */
