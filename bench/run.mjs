@@ -16,7 +16,8 @@ import { atLeast, atMost, fmtRatio, formatTable, median, roundRatio, summarize, 
 const HELP = `Usage: npm run bench [-- options]      (or node bench/run.mjs [options])
 
 Builds tollgate, starts it (production build, loopback) with the SQLite store and, when the
-build accepts store.kind redis and Redis answers, a second instance with the Redis store; starts
+build accepts store.kind redis and Redis answers, a second instance with the Redis store, and when
+PostgreSQL answers, one with the PostgreSQL store in a database made for the run (dropped after); starts
 the two baselines (bench/ceiling.mjs and bench/oidc-baseline.mjs); then drives load with wrk when
 it is installed, else autocannon, alternating the order of servers over rounds, and prints median
 req/s, p50, p99, RSS and the ratios to the baselines with each target. Writes
@@ -39,6 +40,9 @@ Options:
                       introspection, bare, bare-post, bare-jwks, jwks, metadata (the ratios
                       need their baseline: bare for introspection, JWKS and metadata)
   --redis-url URL     Redis for the Redis store (default $REDIS_URL, else redis://127.0.0.1:6379/0)
+  --postgres-url URL  PostgreSQL server where the run makes its database, as a URL to a database
+                      to connect to first (default $POSTGRES_URL, else
+                      postgres://postgres@127.0.0.1:5432/postgres)
   --no-build          use dist/ as it is
   -h, --help          this text
 
@@ -63,6 +67,7 @@ const { values } = parseArgs({
     connections: { type: 'string' },
     'load-generator': { type: 'string' },
     'redis-url': { type: 'string' },
+    'postgres-url': { type: 'string' },
     only: { type: 'string' },
     workers: { type: 'string' },
     'no-build': { type: 'boolean' },
@@ -95,6 +100,7 @@ const settings = {
   connections: positiveInt('connections', values.connections, 50),
   soakSeconds: values.soak ? positiveInt('soak-seconds', values['soak-seconds'], 300) : 0,
   redisUrl: values['redis-url'] ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379/0',
+  postgresUrl: values['postgres-url'] ?? process.env.POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
 };
 const SCENARIOS = ['token-basic', 'token-post', 'introspection', 'bare', 'bare-post', 'bare-jwks', 'jwks', 'metadata'];
 const only = values.only === undefined ? undefined : values.only.split(',').map((x) => x.trim()).filter(Boolean);
@@ -126,6 +132,7 @@ settings.generator = generatorWanted ?? (haveWrk ? 'wrk' : 'autocannon');
 
 /** The Redis URL as printed and recorded: without a password. */
 const shownRedisUrl = settings.redisUrl.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
+const shownPostgresUrl = settings.postgresUrl.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
 
 // ---------------------------------------------------------------------------------------------
 // Cleanup: every child is stopped and the temporary folder and Redis keys removed, whatever
@@ -152,9 +159,29 @@ function deleteRedisKeys() {
   console.error(`redis: deleted ${deleted} key${deleted === 1 ? '' : 's'} under "${prefix}"`);
 }
 
+let postgresDb; // { url, name } once the run's PostgreSQL database exists
+
+/** psql on the server of --postgres-url; the URL reaches psql in its environment, not its arguments. */
+function psql(url, command) {
+  return spawnSync('sh', ['-c', 'psql "$URL" -v ON_ERROR_STOP=1 -qAtc "$COMMAND"'], {
+    env: { PATH: process.env.PATH, URL: url, COMMAND: command },
+    encoding: 'utf8',
+  });
+}
+
+function dropPostgresDb() {
+  if (!postgresDb) return;
+  const { url, name } = postgresDb;
+  postgresDb = undefined;
+  const r = psql(url, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  if (r.status !== 0) console.error(`postgres: could not drop the database ${name} (${(r.stderr || r.error?.message || '').trim()}); drop it by hand`);
+  else console.error(`postgres: dropped the database ${name}`);
+}
+
 function cleanupNow() {
   killAllNow();
   deleteRedisKeys();
+  dropPostgresDb();
   rmSync(work, { recursive: true, force: true });
 }
 
@@ -348,11 +375,37 @@ async function setup() {
   }
   log(redis.status === 'measured' ? `redis: ${shownRedisUrl}, key prefix "${prefix}"` : `redis: skipped (${redis.reason})`);
 
+  const postgres = { status: 'skipped', reason: '' };
+  const pgName = `tollgate_bench_${process.pid}_${randomBytes(4).toString('hex')}`;
+  const made = psql(settings.postgresUrl, `CREATE DATABASE ${pgName}`);
+  if (made.status !== 0) {
+    postgres.reason = `cannot create a database on ${shownPostgresUrl}: ${(made.stderr || made.error?.message || '').trim().split('\n')[0]}`;
+  } else {
+    postgresDb = { url: settings.postgresUrl, name: pgName };
+    const url = new URL(settings.postgresUrl);
+    url.pathname = `/${pgName}`;
+    const pgPort = await freePort();
+    const pgConfig = writeConfig('postgres.yaml', pgPort, `{ kind: postgres, url: "${url}" }`);
+    const pgCheck = tollgateCli(['config', 'check', '--config', pgConfig]);
+    if (pgCheck.status !== 0) {
+      postgres.reason = `this build refuses store.kind postgres: ${pgCheck.err.split('\n')[0].replace(`${pgConfig}:`, '').trim()}`;
+    } else {
+      try {
+        const server = await startTollgate('tollgate (postgres)', pgConfig, pgPort);
+        tollgates.push({ store: 'postgres', label: 'tollgate (postgres)', server });
+        Object.assign(postgres, { status: 'measured', database: pgName });
+      } catch (err) {
+        postgres.reason = `tollgate with store.kind postgres did not start: ${err.message.split('\n').slice(0, 3).join(' ').replace(/\s+/g, ' ')}`;
+      }
+    }
+  }
+  log(postgres.status === 'measured' ? `postgres: database ${pgName} on ${shownPostgresUrl}` : `postgres: skipped (${postgres.reason})`);
+
   const [ceiling, oidc] = await baselines;
 
   for (const t of tollgates) t.token = await fetchToken(t.server, '/oauth2/token', 'svc', secret);
   const opaque = await fetchToken(oidc, '/token', 'svc-opaque', secret);
-  return { secret, rsSecret, tollgates, ceiling, oidc, opaque, redis };
+  return { secret, rsSecret, tollgates, ceiling, oidc, opaque, redis, postgres };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -468,6 +521,12 @@ function evaluate({ runs, failures }, tollgates) {
       const list = [atLeast('req/s ÷ ceiling', vsBase, 0.9)];
       if (scenario === 'token-basic') list.push(atLeast('req/s ÷ oidc-provider', vsOidc, 1.5));
       list.push(atMost('p99 ÷ ceiling p99', p99, 1.2));
+      if (t.store === 'postgres') {
+        // The shared durable store against the single-machine one, in the same run.
+        r.vsSqlite = roundRatio(mine, get(scenario, 'tollgate (sqlite)'));
+        r.vsSqliteCpu = roundRatio(mine, get(scenario, 'tollgate (sqlite)'), 'cpuPerRequest');
+        if (scenario === 'token-basic') list.push(atLeast('req/s ÷ tollgate (sqlite)', r.vsSqlite, 0.85));
+      }
       if (t.workers) continue; // a variant: figures beside the default, no verdict
       r.target = scenario === 'token-basic' ? '≥0.90 ceil, ≥1.5 oidc, p99 ≤1.2x' : '≥0.90 ceil, p99 ≤1.2x';
       judge(r, list);
@@ -485,7 +544,13 @@ function evaluate({ runs, failures }, tollgates) {
     r.vsCpu = roundRatio(mine, get('bare-post', 'ceiling POST /bare'), 'cpuPerRequest');
     if (t.workers) continue;
     r.target = '≥0.75 bare, ≥3 oidc';
-    judge(r, [atLeast('req/s ÷ bare route', vsBase, 0.75), atLeast('req/s ÷ oidc-provider opaque', vsOidc, 3)]);
+    const list = [atLeast('req/s ÷ bare route', vsBase, 0.75), atLeast('req/s ÷ oidc-provider opaque', vsOidc, 3)];
+    if (t.store === 'postgres') {
+      r.vsSqlite = roundRatio(mine, get('introspection', 'tollgate (sqlite)'));
+      r.vsSqliteCpu = roundRatio(mine, get('introspection', 'tollgate (sqlite)'), 'cpuPerRequest');
+      list.push(atLeast('req/s ÷ tollgate (sqlite)', r.vsSqlite, 0.7));
+    }
+    judge(r, list);
   }
   row('introspection', 'oidc-provider (opaque)');
   row('bare', 'ceiling GET /bare');
@@ -563,7 +628,7 @@ async function main() {
   };
   const git = spawnSync('git', ['describe', '--always', '--dirty'], { cwd: ROOT, encoding: 'utf8' });
   const revision = git.status === 0 ? git.stdout.trim() : undefined;
-  const versions = Object.fromEntries(['fastify', 'jose', 'oidc-provider', 'autocannon', 'argon2', 'better-sqlite3'].map((p) => [p, versionOf(p)]));
+  const versions = Object.fromEntries(['fastify', 'jose', 'oidc-provider', 'autocannon', 'argon2', 'better-sqlite3', 'postgres'].map((p) => [p, versionOf(p)]));
   if (settings.generator === 'wrk') versions.wrk = spawnSync('wrk', ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0].trim();
   log(`tollgate benchmark, ${settings.mode} mode: ${started.toISOString()}${revision ? `, revision ${revision}` : ''}`);
   log(`machine: ${machine.cpus} × ${machine.cpu}, ${machine.memory_gib} GiB, Node ${machine.node}, load average ${machine.loadavg_at_start[0]}`);
@@ -606,6 +671,10 @@ async function main() {
     log(`reference  jwks · ${r.server}: ${fmtRatio(r.vsBareJwks)} of a bare route serving a JWKS of the same size (GET /jwks)`);
   }
   log(`redis   ${env.redis.status === 'measured' ? 'measured' : `skipped (${env.redis.reason})`}`);
+  log(`postgres ${env.postgres.status === 'measured' ? 'measured' : `skipped (${env.postgres.reason})`}`);
+  for (const r of rows.filter((x) => x.vsSqlite !== undefined)) {
+    log(`postgres ÷ sqlite  ${r.scenario} · ${r.server}: req/s ${fmtRatio(r.vsSqlite)}, CPU/request ${fmtRatio(r.vsSqliteCpu)} (same run)`);
+  }
 
   log('\ntargets');
   for (const c of checks) {
@@ -627,11 +696,12 @@ async function main() {
         finished: new Date().toISOString(),
         loadavg_at_end: loadavg().map((x) => +x.toFixed(2)),
         revision,
-        settings: { ...settings, redisUrl: shownRedisUrl },
+        settings: { ...settings, redisUrl: shownRedisUrl, postgresUrl: shownPostgresUrl },
         tollgate_start: start,
         machine,
         versions,
         redis: env.redis,
+        postgres: env.postgres,
         summary: rows.map(({ checks: _checks, ...r }) => r),
         targets: checks,
         memory,

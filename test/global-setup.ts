@@ -5,6 +5,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve, sep } from 'node:path';
 import { Redis } from 'ioredis';
+import postgres from 'postgres';
 import type { TestProject } from 'vitest/node';
 import { deleteByPrefix } from './store/delete-by-prefix.js';
 
@@ -18,6 +19,11 @@ declare module 'vitest' {
     redisUrl: string;
     /** The key prefix every Redis key of this run starts with; the teardown deletes them all. */
     redisPrefix: string;
+    /**
+     * A PostgreSQL database of this run's own, created here and dropped by the teardown: its URL,
+     * or '' when no server answered (the tests that need one skip locally and fail in CI).
+     */
+    postgresUrl: string;
     /** dist/cli/tollgate.cjs in a folder any user can read, when the tests run as root; else ''. */
     cliForOtherUsers: string;
   }
@@ -28,6 +34,7 @@ const ROOT = resolve(import.meta.dirname, '..');
 let redisUrl = '';
 let redisPrefix = '';
 let cliCopy: string | undefined;
+let postgresDb: { server: string; name: string } | undefined;
 
 export async function setup(project: TestProject): Promise<void> {
   build();
@@ -35,6 +42,7 @@ export async function setup(project: TestProject): Promise<void> {
   redisPrefix = `tollgate-test:${randomUUID()}:`;
   project.provide('redisUrl', redisUrl);
   project.provide('redisPrefix', redisPrefix);
+  project.provide('postgresUrl', await createRunDatabase());
   cliCopy = process.getuid?.() === 0 ? copyForOtherUsers() : undefined;
   project.provide('cliForOtherUsers', cliCopy === undefined ? '' : join(cliCopy, 'dist/cli/tollgate.cjs'));
 }
@@ -42,6 +50,45 @@ export async function setup(project: TestProject): Promise<void> {
 export async function teardown(): Promise<void> {
   if (cliCopy !== undefined) rmSync(cliCopy, { recursive: true, force: true });
   await deleteRunKeys();
+  await dropRunDatabase();
+}
+
+/**
+ * The server TEST_POSTGRES_URL names (a URL to its maintenance database, e.g.
+ * postgres://postgres@127.0.0.1:5432/postgres), else the local one with trust auth.
+ */
+const POSTGRES_SERVER = process.env.TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+function adminClient(): postgres.Sql {
+  return postgres(POSTGRES_SERVER, { max: 1, connect_timeout: 3, onnotice: () => {}, fetch_types: false });
+}
+
+/** A fresh database for this run, so that no test meets another run's tables. */
+async function createRunDatabase(): Promise<string> {
+  const name = `tollgate_test_${randomUUID().replaceAll('-', '')}`;
+  const sql = adminClient();
+  try {
+    await sql.unsafe(`CREATE DATABASE ${name}`);
+  } catch {
+    return '';
+  } finally {
+    await sql.end({ timeout: 1 });
+  }
+  postgresDb = { server: POSTGRES_SERVER, name };
+  const url = new URL(POSTGRES_SERVER);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+async function dropRunDatabase(): Promise<void> {
+  if (postgresDb === undefined) return;
+  const sql = adminClient();
+  try {
+    // FORCE: a connection a failed test left open must not keep the database alive.
+    await sql.unsafe(`DROP DATABASE IF EXISTS ${postgresDb.name} WITH (FORCE)`);
+  } finally {
+    await sql.end({ timeout: 1 });
+  }
 }
 
 /**

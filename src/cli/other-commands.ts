@@ -26,7 +26,8 @@ SIGTERM or SIGINT stops it after requests in flight finish; SIGHUP re-reads the 
 
   --workers N     run N processes sharing the port (auto: one per core; default 1). A worker
                   that dies is replaced; one that cannot start is tried again while another
-                  serves, and when none can, serve exits 1. Needs the sqlite or redis store.
+                  serves, and when none can, serve exits 1. Needs the sqlite, redis or postgres
+                  store.
 ${COMMON}`;
 
 export const HASH_SECRET_HELP = `Usage: tollgate hash-secret < secret.txt
@@ -39,7 +40,8 @@ secrets[].hash in the client registry.
 export const CONFIG_HELP = `Usage: tollgate config check [--config FILE]
 
 Validates the config, the client registry it names and the key directory, and tries the token
-store (opens an existing SQLite file read-only, pings Redis) without changing anything. Exit 0
+store (opens an existing SQLite file read-only, pings Redis, reads PostgreSQL's schema version)
+without changing anything. Exit 0
 when sound; exit 1 with every problem listed (file:line: path: reason), one per line on stderr.
 
 ${COMMON}`;

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { ConfigError, type Problem } from '../shared/config-error.js';
 import { parseCidr } from '../shared/address-list.js';
 import { audienceSchema, durationSchema, ttlSchema } from '../shared/field-schemas.js';
+import { parsePostgresUrl } from '../shared/postgres-url.js';
 import { parseRedisUrl, REDIS_URL_FORM } from '../shared/redis-url.js';
 import { formatPath, plainMessages, readYamlFile, zodProblems, type DocPath } from '../shared/yaml-file.js';
 
@@ -28,12 +29,14 @@ function isIssuer(s: string): boolean {
   }
 }
 
-function checkRedisUrl(value: string, ctx: z.RefinementCtx): void {
+/** store.url as the kind reads it: a Redis URL, or a libpq URL for postgres. */
+function checkStoreUrl(kind: string, value: string, ctx: z.RefinementCtx): void {
   try {
-    parseRedisUrl(value);
+    if (kind === 'postgres') parsePostgresUrl(value);
+    else parseRedisUrl(value);
   } catch (err) {
     // The reason never repeats the URL: it may hold a password.
-    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    ctx.addIssue({ code: 'custom', path: ['url'], message: (err as Error).message });
   }
 }
 
@@ -109,9 +112,9 @@ const configSchema = z.strictObject({
     .prefault({}),
   store: z
     .strictObject({
-      kind: z.enum(['sqlite', 'memory', 'redis'], { error: 'must be sqlite, memory or redis' }).default('sqlite'),
+      kind: z.enum(['sqlite', 'memory', 'redis', 'postgres'], { error: 'must be sqlite, memory, redis or postgres' }).default('sqlite'),
       path: z.string().min(1).default('../data/tollgate.db'),
-      url: z.string({ error: `must be a URL of the form ${REDIS_URL_FORM}` }).superRefine(checkRedisUrl).optional(),
+      url: z.string({ error: `must be a URL of the form ${REDIS_URL_FORM}, or a postgres:// URL` }).optional(),
       prefix: z
         .string({ error: 'must be a string' })
         .regex(/^\S+$/, { error: 'must be non-empty and contain no whitespace' })
@@ -121,6 +124,14 @@ const configSchema = z.strictObject({
       if (store.kind === 'redis' && store.url === undefined) {
         ctx.addIssue({ code: 'custom', path: ['url'], message: 'is required when store.kind is redis (e.g. redis://127.0.0.1:6379/0)' });
       }
+      if (store.kind === 'postgres' && store.url === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['url'],
+          message: 'is required when store.kind is postgres (e.g. postgres://tollgate@db1:5432,db2:5432/tollgate?target_session_attrs=read-write; the password in TOLLGATE_STORE__URL)',
+        });
+      }
+      if (store.url !== undefined) checkStoreUrl(store.kind, store.url, ctx);
     })
     .prefault({}),
   metadata: z

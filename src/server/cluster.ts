@@ -38,7 +38,7 @@ export function workerCannotStart(line: string): Promise<never> {
  */
 export async function runPrimary(config: Config, workers: number, logger: Logger): Promise<void> {
   if (config.store.kind === 'memory') {
-    throw ConfigError.single(config.file, `store.kind memory keeps tokens inside one process and cannot serve ${workers} workers: use sqlite or redis, or --workers 1`, 'store.kind');
+    throw ConfigError.single(config.file, `store.kind memory keeps tokens inside one process and cannot serve ${workers} workers: use sqlite, redis or postgres, or --workers 1`, 'store.kind');
   }
   // Done here, once: see prepareServices.
   await prepareServices(config);

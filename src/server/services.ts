@@ -16,7 +16,9 @@ import { TOKEN_PATH } from '../oauth/metadata.js';
 import { FailureThrottle } from '../oauth/throttle.js';
 import { TokenIssuer } from '../oauth/token-issuer.js';
 import { systemClock, type Clock } from '../shared/clock.js';
+import { ConfigError } from '../shared/config-error.js';
 import { createTokenStore } from '../store/create-token-store.js';
+import { PostgresTokenStore } from '../store/postgres-token-store.js';
 import { SqliteTokenStore } from '../store/sqlite-token-store.js';
 import type { TokenStore } from '../store/token-store.js';
 
@@ -152,6 +154,9 @@ export async function buildServices(config: Config, options: BuildServicesOption
   const registry = loadRegistry(config, logger);
   const keys = await loadKeys(config);
   const store = options.store ?? createTokenStore(config.store, logger);
+  // A PostgreSQL database holding a newer tollgate's schema is refused at start; one that is
+  // down is not: the store keeps trying, answering 503 meanwhile.
+  if (store instanceof PostgresTokenStore) await refuseUnusableSchema(store, config);
 
   const metrics = options.metrics ?? new Metrics();
   const verifier = options.verifier ?? new SecretVerifier({ observe: (s) => metrics.argon2Seconds.observe(s), queueFull: () => metrics.argon2QueueFull.inc() });
@@ -192,6 +197,24 @@ export async function prepareServices(config: Config): Promise<void> {
   loadRegistryFile(config.clients_file, { defaultAudience: config.tokens.audience });
   await DiskKeySet.load(config.keys.dir, { generateIfEmpty: true, algorithm: config.keys.algorithm });
   if (config.store.kind === 'sqlite') await new SqliteTokenStore(config.store.path).close();
+  if (config.store.kind === 'postgres') {
+    // Tables made once by the primary rather than raced for by every worker (safe either way).
+    const store = createTokenStore(config.store) as PostgresTokenStore;
+    try {
+      await refuseUnusableSchema(store, config);
+    } finally {
+      await store.close();
+    }
+  }
+}
+
+async function refuseUnusableSchema(store: PostgresTokenStore, config: Config): Promise<void> {
+  try {
+    await store.untilOpened();
+  } catch (err) {
+    await store.close();
+    throw ConfigError.single(config.file, (err as Error).message, 'store.url');
+  }
 }
 
 function loadRegistry(config: Config, logger: Logger): ReloadingClientRegistry {

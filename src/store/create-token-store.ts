@@ -1,15 +1,18 @@
 import type { Logger } from 'pino';
 import type { StoreSettings } from './store-settings.js';
 import { MemoryTokenStore } from './memory-token-store.js';
+import { PostgresTokenStore } from './postgres-token-store.js';
 import { RedisTokenStore } from './redis-token-store.js';
+import { parsePostgresUrl } from '../shared/postgres-url.js';
 import { parseRedisUrl } from '../shared/redis-url.js';
 import { SqliteTokenStore } from './sqlite-token-store.js';
 import type { TokenStore } from './token-store.js';
 
 /**
- * The adapter `store.kind` names. Throws ConfigError when it cannot be opened. A Redis store
- * connects in the background; `logger` hears when it loses and regains its server. With
- * `mustExist`, a SQLite file that does not exist yet is refused rather than created.
+ * The adapter `store.kind` names. Throws ConfigError when it cannot be opened. A Redis or
+ * PostgreSQL store connects in the background; `logger` hears when it loses and regains its
+ * server. With `mustExist`, a SQLite file that does not exist yet, or a PostgreSQL database
+ * without tollgate's tables, is refused rather than created.
  */
 export function createTokenStore(store: StoreSettings, logger?: Pick<Logger, 'warn' | 'info'>, options: { mustExist?: boolean } = {}): TokenStore {
   switch (store.kind) {
@@ -20,10 +23,13 @@ export function createTokenStore(store: StoreSettings, logger?: Pick<Logger, 'wa
     case 'redis':
       if (store.url === undefined) throw new TypeError('store.url is required when store.kind is redis');
       return new RedisTokenStore({ url: store.url, prefix: store.prefix, logger });
+    case 'postgres':
+      if (store.url === undefined) throw new TypeError('store.url is required when store.kind is postgres');
+      return new PostgresTokenStore({ url: store.url, ...(logger === undefined ? {} : { logger }), mustExist: options.mustExist ?? false });
   }
 }
 
-/** Names the store for an operator: the SQLite file, or the Redis URL without its credentials. */
+/** Names the store for an operator: the SQLite file, or the server URL without its credentials. */
 export function describeStore(store: StoreSettings): string {
   switch (store.kind) {
     case 'memory':
@@ -32,5 +38,7 @@ export function describeStore(store: StoreSettings): string {
       return store.path;
     case 'redis':
       return store.url === undefined ? 'redis' : parseRedisUrl(store.url).display;
+    case 'postgres':
+      return store.url === undefined ? 'postgres' : parsePostgresUrl(store.url).display;
   }
 }

@@ -85,7 +85,7 @@ colour: blue
     ['a duplicated key', 'issuer: https://a.test\nissuer: https://b.test\n', /:2: YAML syntax: Map keys must be unique/],
     ['a list instead of a mapping', '- a\n- b\n', /must be a YAML mapping/],
     ['a wrong type', 'issuer: https://a.test\nlisten: { port: "eighty" }\n', /listen.port: must be a port number/],
-    ['an unknown store kind', 'issuer: https://a.test\nstore: { kind: mongo }\n', /store.kind: must be sqlite, memory or redis/],
+    ['an unknown store kind', 'issuer: https://a.test\nstore: { kind: mongo }\n', /store.kind: must be sqlite, memory, redis or postgres/],
     ['a redis store without a url', 'issuer: https://a.test\nstore: { kind: redis }\n', /store.url: is required when store.kind is redis/],
     ['a store url that is not redis', 'issuer: https://a.test\nstore: { kind: redis, url: "http://cache:6379" }\n', /store.url: must start with redis:\/\/ or rediss:\/\//],
     ['a store url with options', 'issuer: https://a.test\nstore: { kind: redis, url: "redis://cache:6379/0?tls=true" }\n', /store.url: must not have a query/],

@@ -4,10 +4,12 @@ import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PresentedCertificate } from '../../src/oauth/client-auth.js';
+import { PostgresTokenStore } from '../../src/store/postgres-token-store.js';
 import { RedisTokenStore } from '../../src/store/redis-token-store.js';
 import { SqliteTokenStore } from '../../src/store/sqlite-token-store.js';
 import type { TokenStore } from '../../src/store/token-store.js';
 import { deleteKeys, REDIS_URL, redisAnswers, requireOrSkip, testPrefix } from '../store/redis-helpers.js';
+import { POSTGRES_URL, requirePostgres, testSchema } from '../store/postgres-helpers.js';
 import { API, client, introspect, registryYaml, revoke, tokenRequest } from '../builders.js';
 import { buildTestApp, form, FORM, tempDir, TestClock, type TestApp } from '../helpers.js';
 import { makePki } from '../tls-fixtures.js';
@@ -277,6 +279,7 @@ throttle: { window: 1m, client_failures: 10, address_failures: 20 }
 });
 
 const redisUp = requireOrSkip(await redisAnswers(), 'Redis for the shared-store throttle test');
+const postgresUp = requirePostgres();
 
 describe('concurrent failed authentications across instances sharing a store', () => {
   const prefix = testPrefix();
@@ -292,10 +295,14 @@ describe('concurrent failed authentications across instances sharing a store', (
       return () => new SqliteTokenStore(path);
     })(),
     redis: () => new RedisTokenStore({ url: REDIS_URL, prefix }),
+    postgres: (() => {
+      const schema = testSchema();
+      return () => new PostgresTokenStore({ url: POSTGRES_URL, schema });
+    })(),
   };
 
   for (const [kind, open] of Object.entries(shared)) {
-    it.skipIf(kind === 'redis' && !redisUp)(`lets at most client_failures of 200 wrong secrets sent at once to two instances on one ${kind} store reach argon2`, async () => {
+    it.skipIf((kind === 'redis' && !redisUp) || (kind === 'postgres' && !postgresUp))(`lets at most client_failures of 200 wrong secrets sent at once to two instances on one ${kind} store reach argon2`, async () => {
       const clients = await registryYaml([client({ id: 'svc-a', secret: A, audiences: [API] })]);
       const config = `issuer: https://auth.test
 keys: { dir: ./keys }
