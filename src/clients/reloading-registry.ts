@@ -76,7 +76,10 @@ export class ReloadingClientRegistry implements ClientRegistry {
     const summary = diff(this.#current, next);
     this.#current = next;
     for (const listener of this.#listeners) listener();
-    this.logger.info({ event: 'registry.reloaded', file: this.file, clients: next.all().length, ...summary }, 'registry reloaded');
+    this.logger.info(
+      { event: 'registry.reloaded', file: this.file, clients: next.all().length, trusted_issuers: next.trustedIssuers().length, ...summary },
+      'registry reloaded',
+    );
     return true;
   }
 

@@ -335,6 +335,22 @@ describe('key rotation at the issuer, followed without a restart', () => {
   });
 });
 
+describe('an issuer whose key set stops answering', () => {
+  it('keeps verifying with the last set fetched', async () => {
+    const serve = issuers.documents.get('/k8s/openid/v1/jwks')!;
+    expectToken(await present(await k8s(), 'billing'), 'billing');
+    issuers.documents.delete('/k8s/openid/v1/jwks');
+    try {
+      clock.advance(61); // the set is due to be fetched again, and the fetch fails
+      const before = issuers.hits.get('/k8s/openid/v1/jwks') ?? 0;
+      expectToken(await present(await k8s(), 'billing'), 'billing');
+      expect(issuers.hits.get('/k8s/openid/v1/jwks')).toBe(before + 1);
+    } finally {
+      issuers.documents.set('/k8s/openid/v1/jwks', serve);
+    }
+  });
+});
+
 describe('throttle', () => {
   it('counts refused federated tokens like other failures', async () => {
     const throttled = await buildTestApp({

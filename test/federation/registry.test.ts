@@ -194,6 +194,7 @@ describe('client add --federated and --spiffe-id', () => {
     [['--federated', 'github:x', '--auth-method', 'client_secret_basic'], /--federated sets the client's auth method: leave out --auth-method/],
     [['--spiffe-id', 'spiffe://other.org/x'], /trusts no SPIFFE trust domain "other\.org"/],
     [['--spiffe-id', 'https://example.org/x'], /--spiffe-id must be a SPIFFE ID/],
+    [['--auth-method', 'federated_jwt'], /client add makes a federated_jwt client with --federated ISSUER:SUBJECT, not --auth-method/],
   ])('refuses %j with one line and exit 1, the file unchanged', async (flags, message) => {
     const f = fixture();
     expectUserError(await cli(f, ['client', 'add', 'svc', ...flags]), message);
