@@ -347,6 +347,9 @@ function describe(c: Client) {
     audiences: [...c.audiences],
     token_ttl: c.tokenTtl,
     secrets: c.secrets.map((s) => ({ expires_at: s.expiresAt === undefined ? undefined : new Date(s.expiresAt).toISOString() })),
+    // Workload identity federation (absent from the JSON when not set).
+    federated_identity: c.federatedIdentity,
+    spiffe_id: c.spiffeId,
   };
 }
 

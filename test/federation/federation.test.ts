@@ -298,6 +298,21 @@ describe('spiffe_jwt with a SPIFFE JWT-SVID', () => {
   });
 });
 
+describe('introspection and revocation', () => {
+  it('take a federated client\'s token as its authentication too', async () => {
+    const issued = await present(await k8s(), 'billing');
+    expectToken(issued, 'billing');
+    const accessToken = (issued.json() as { access_token: string }).access_token;
+    const auth = { client_id: 'billing', client_assertion_type: JWT_BEARER, client_assertion: await k8s() };
+    const introspected = await t.app.inject({ method: 'POST', url: '/oauth2/introspect', headers: FORM, payload: form({ token: accessToken, ...auth }) });
+    expect(introspected.json()).toMatchObject({ active: true, client_id: 'billing' });
+    const revoked = await t.app.inject({ method: 'POST', url: '/oauth2/revoke', headers: FORM, payload: form({ token: accessToken, ...auth }) });
+    expect(revoked.statusCode).toBe(200);
+    const after = await t.app.inject({ method: 'POST', url: '/oauth2/introspect', headers: FORM, payload: form({ token: accessToken, ...auth }) });
+    expect(after.json()).toEqual({ active: false });
+  });
+});
+
 describe('registry reloads', () => {
   it('takes a new trusted issuer and client without a restart', async () => {
     const staging = await signingKey('ES256', 'staging-1');

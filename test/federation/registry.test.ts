@@ -185,6 +185,17 @@ describe('client add --federated and --spiffe-id', () => {
     expect(entry(f, 'search')).toEqual({ client_id: 'search', auth_methods: ['spiffe_jwt'], spiffe_id: 'spiffe://example.org/ns/shop/sa/search' });
   });
 
+  it('client list --json shows each client\'s workload identity', async () => {
+    const f = fixture();
+    const doc = JSON.parse((await cli(f, ['client', 'list', '--json'])).stdout) as { clients: Record<string, unknown>[] };
+    expect(doc.clients.find((c) => c.client_id === 'billing')).toMatchObject({
+      auth_methods: ['federated_jwt'],
+      federated_identity: { issuer: 'prod-cluster', subject: 'system:serviceaccount:payments:billing' },
+      secrets: [],
+    });
+    expect(doc.clients.find((c) => c.client_id === 'inventory')).toMatchObject({ spiffe_id: 'spiffe://example.org/ns/shop/sa/inventory' });
+  });
+
   it.each([
     [['--federated', 'prod-clusterX:sub'], /has no trusted issuer named "prod-clusterX" for --federated \(it has prod-cluster, github\)/],
     [['--federated', 'spire:sub'], /has no trusted issuer named "spire" for --federated/],
