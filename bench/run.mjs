@@ -8,6 +8,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { cpus, freemem, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import { assertionClients, assertionLoad, federatedBody, privateKeyJwtBodies } from './lib/assertion-load.mjs';
 import { LoadError, measure, preflight, soak } from './lib/load.mjs';
 import { freePort, killAllNow, startServer, stopAll } from './lib/processes.mjs';
 import { wrkAvailable } from './lib/wrk.mjs';
@@ -37,8 +39,9 @@ Options:
                       in the list (e.g. 2, or auto): figures and ratios beside the default
                       single process, with no targets; RSS is the sum over its processes
   --only LIST         measure only these scenarios, comma-separated: token-basic, token-post,
-                      introspection, bare, bare-post, bare-jwks, jwks, metadata (the ratios
-                      need their baseline: bare for introspection, JWKS and metadata)
+                      introspection, bare, bare-post, bare-jwks, jwks, metadata,
+                      token-federated, token-pkjwt (the ratios need their baseline: bare for
+                      introspection, JWKS and metadata; the last two are measured together)
   --redis-url URL     Redis for the Redis store (default $REDIS_URL, else redis://127.0.0.1:6379/0)
   --postgres-url URL  PostgreSQL server where the run makes its database, as a URL to a database
                       to connect to first (default $POSTGRES_URL, else
@@ -102,7 +105,7 @@ const settings = {
   redisUrl: values['redis-url'] ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379/0',
   postgresUrl: values['postgres-url'] ?? process.env.POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
 };
-const SCENARIOS = ['token-basic', 'token-post', 'introspection', 'bare', 'bare-post', 'bare-jwks', 'jwks', 'metadata'];
+const SCENARIOS = ['token-basic', 'token-post', 'introspection', 'bare', 'bare-post', 'bare-jwks', 'jwks', 'metadata', 'token-federated', 'token-pkjwt'];
 const only = values.only === undefined ? undefined : values.only.split(',').map((x) => x.trim()).filter(Boolean);
 const unknown = (only ?? []).filter((x) => !SCENARIOS.includes(x));
 if (unknown.length > 0 || (only !== undefined && only.length === 0)) {
@@ -329,6 +332,13 @@ async function setup() {
   // Secrets stored as argon2id hashes, as in production.
   const secret = add(['svc', '--scope', SCOPE, '--audience', AUDIENCE]);
   const rsSecret = add(['rs', '--introspect', '--audience', AUDIENCE]);
+  // A federated_jwt client and a private_key_jwt one (docs/guides/federation.md), for token-federated.
+  const assertions = await assertionClients(SCOPE, AUDIENCE);
+  const registryFile = join(work, 'clients.yaml');
+  const registry = parseYaml(readFileSync(registryFile, 'utf8'));
+  registry.trusted_issuers = assertions.trustedIssuers;
+  registry.clients.push(...assertions.clients);
+  writeFileSync(registryFile, stringifyYaml(registry, { lineWidth: 0 }));
 
   // The baselines start while tollgate does.
   const baselines = Promise.all([
@@ -405,7 +415,50 @@ async function setup() {
 
   for (const t of tollgates) t.token = await fetchToken(t.server, '/oauth2/token', 'svc', secret);
   const opaque = await fetchToken(oidc, '/token', 'svc-opaque', secret);
-  return { secret, rsSecret, tollgates, ceiling, oidc, opaque, redis, postgres };
+  return { secret, rsSecret, tollgates, ceiling, oidc, opaque, redis, postgres, assertions };
+}
+
+/**
+ * token-federated against token-pkjwt on the default SQLite instance, in the same rounds,
+ * alternating which goes first: a fixed number of requests each (see bench/lib/assertion-load.mjs).
+ */
+async function runAssertionScenarios(env, measured) {
+  const wanted = settings.only === undefined || settings.only.includes('token-federated') || settings.only.includes('token-pkjwt');
+  const t = env.tollgates.find((x) => x.store === 'sqlite' && !x.workers);
+  if (!wanted || t === undefined) return;
+  const issuer = t.server.url;
+  const requests = settings.mode === 'quick' ? 1500 : 5000;
+  const federated = await federatedBody(env.assertions, issuer, SCOPE);
+  const pkjwt = await privateKeyJwtBodies(env.assertions, issuer, SCOPE, settings.rounds * requests + 1);
+  const members = [
+    { scenario: 'token-federated', next: () => federated },
+    { scenario: 'token-pkjwt', next: () => pkjwt.pop() },
+  ];
+  log(`\ntoken-federated and token-pkjwt: ${requests} requests per run over ${settings.connections} connections`);
+  for (const member of members) {
+    const key = `${member.scenario}|${t.label}`;
+    measured.runs.set(key, new Map());
+    try {
+      await assertionLoad(t.server, member.next, { connections: 1, requests: 1 });
+    } catch (err) {
+      measured.failures.set(key, err.message);
+      log(`  ${member.scenario} · ${t.label}: FAILED: ${err.message}`);
+    }
+  }
+  for (let round = 0; round < settings.rounds; round += 1) {
+    for (const member of rotate(members, round % members.length)) {
+      const key = `${member.scenario}|${t.label}`;
+      if (measured.failures.has(key)) continue;
+      try {
+        const run = await assertionLoad(t.server, member.next, { connections: settings.connections, requests });
+        measured.runs.get(key).set(round, run);
+        log(`  ${member.scenario.padEnd(15)} ${t.label.padEnd(24)} ${describeRun(run)}`);
+      } catch (err) {
+        measured.failures.set(key, err.message);
+        log(`  ${member.scenario} · ${t.label}: FAILED: ${err.message}`);
+      }
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -571,6 +624,17 @@ function evaluate({ runs, failures }, tollgates) {
     }
   }
 
+  // A federated token request costs no more than a private_key_jwt one (docs/guides/federation.md).
+  for (const t of tollgates.filter((x) => x.store === 'sqlite' && !x.workers)) {
+    const fed = get('token-federated', t.label);
+    const pk = get('token-pkjwt', t.label);
+    if (fed.size === 0 && pk.size === 0 && !failed('token-federated', t.label)) continue;
+    const r = row('token-federated', t.label, { vsBase: roundRatio(fed, pk), vsCpu: roundRatio(fed, pk, 'cpuPerRequest') });
+    r.target = '≥0.95 pkjwt (÷ ceiling column: ÷ token-pkjwt)';
+    judge(r, [atLeast('req/s ÷ private_key_jwt', r.vsBase, 0.95)]);
+    row('token-pkjwt', t.label);
+  }
+
   const memory = tollgates.map((t) => {
     const peaks = [...runs.entries()].filter(([key]) => key.endsWith(`|${t.label}`)).flatMap(([, m]) => [...m.values()].map((r) => r.rssPeak));
     const peak = peaks.length ? Math.max(...peaks) : undefined;
@@ -649,6 +713,7 @@ async function main() {
   log(`servers: ${[...env.tollgates.map((t) => t.label), 'ceiling', 'oidc-provider'].join(', ')}; about ${seconds < 120 ? `${Math.round(seconds)} s` : `${Math.round(seconds / 60)} min`} of load`);
 
   const measured = await runScenarios(plan);
+  await runAssertionScenarios(env, measured);
   const { rows, checks, memory } = evaluate(measured, env.tollgates);
   // The soaks judge the default configuration only: a variant with workers would add minutes.
   const soaks = settings.soakSeconds ? await runSoaks(env.tollgates.filter((t) => !t.workers), env.secret) : [];

@@ -1,5 +1,6 @@
 import { RegistryFile, type SecretEdit } from '../clients/registry-file.js';
-import { SECRET_AUTH_METHODS, type Client } from '../clients/registry.js';
+import { SECRET_AUTH_METHODS, type Client, type TrustedIssuer } from '../clients/registry.js';
+import { spiffeTrustDomain } from '../clients/spiffe-id.js';
 import { loadRegistryFile } from '../clients/yaml-registry.js';
 import { loadConfig, type Config } from '../config/config.js';
 import { MAX_TTL, MIN_TTL } from '../shared/limits.js';
@@ -29,6 +30,7 @@ Manage the client registry (the clients_file the config names).
 
 Commands:
   add ID              register a client; prints its new secret once on stdout
+                      (none with --federated or --spiffe-id: such a client has no secret)
   update ID           change a client's scopes, audiences, TTL, methods or addresses
   show ID             print the client's entry (hashes shortened to their parameters)
   rotate-secret ID    give the client a new secret, printed once on stdout; its
@@ -49,6 +51,15 @@ Options for add and update (update replaces only what is given; the file keeps i
                          takes those methods too.
   --allowed-ip CIDR      an address or CIDR block it may connect from (may repeat)
   --introspect           may introspect any client's tokens (for resource servers)
+
+Options for add only (workload identity federation; docs/guides/federation.md):
+  --federated ISSUER:SUBJECT
+                         a federated_jwt client: it authenticates with tokens of the
+                         trusted issuer named ISSUER (trusted_issuers in the registry)
+                         whose sub is exactly SUBJECT, e.g.
+                         prod-cluster:system:serviceaccount:payments:billing
+  --spiffe-id ID         a spiffe_jwt client: it authenticates with JWT-SVIDs whose sub
+                         is this SPIFFE ID, in a trusted spiffe_trust_domain
 
 Options for update only:
   --no-introspect        may introspect only its own tokens
@@ -106,7 +117,7 @@ function registryOptions(config: Config) {
 }
 
 async function addClient(args: string[], io: Io): Promise<number> {
-  const { values, positionals: pos } = parseCommand(args, CLIENT_FLAGS);
+  const { values, positionals: pos } = parseCommand(args, { ...CLIENT_FLAGS, federated: { type: 'string' }, 'spiffe-id': { type: 'string' } });
   if (values.help) return help(io);
   const [clientId] = positionals(pos, ['ID'], 'tollgate client add ID [options]');
   if (!isClientId(clientId!)) throw new UsageError('ID must be 1 to 255 visible ASCII characters or spaces');
@@ -114,6 +125,7 @@ async function addClient(args: string[], io: Io): Promise<number> {
     io.err(`note: "${clientId}" holds characters clients must percent-encode in Basic auth; letters, digits and . _ ~ - are plainer`);
   }
 
+  const federation = federationFlags(values.federated, values['spiffe-id'], values['auth-method'] !== undefined);
   const fields = parseClientFlags(values, 'client add', false);
 
   const config = loadConfig(configPath(values.config, io.env), { env: io.env, cwd: io.cwd });
@@ -123,9 +135,19 @@ async function addClient(args: string[], io: Io): Promise<number> {
   }
   const file = RegistryFile.open(config.clients_file, { ...registryOptions(config), createIfMissing: true });
   if (file.has(clientId!)) throw new UsageError(`client ${JSON.stringify(clientId)} already exists in ${config.clients_file}`);
+  if (federation !== undefined) checkFederation(federation, file.trustedIssuers(), config.clients_file);
 
-  const secret = generateSecret();
-  const entry: Record<string, unknown> = { client_id: clientId, secrets: [{ hash: await hashSecret(secret) }] };
+  const secret = federation === undefined ? generateSecret() : undefined;
+  const entry: Record<string, unknown> = { client_id: clientId };
+  if (secret !== undefined) entry.secrets = [{ hash: await hashSecret(secret) }];
+  if (federation?.kind === 'federated') {
+    entry.auth_methods = ['federated_jwt'];
+    entry.federated_identity = { issuer: federation.issuer, subject: federation.subject };
+  } else if (federation?.kind === 'spiffe') {
+    entry.auth_methods = ['spiffe_jwt'];
+    // The SPIFFE ID defaults to the client_id: written only when it differs.
+    if (federation.spiffeId !== clientId) entry.spiffe_id = federation.spiffeId;
+  }
   // In the order the registry reference lists them; an empty list is the default, left out.
   for (const key of ['auth_methods', 'scopes', 'audiences', 'token_ttl'] as const) {
     const value = fields[key];
@@ -136,9 +158,51 @@ async function addClient(args: string[], io: Io): Promise<number> {
   file.add(entry);
   file.save(registryOptions(config));
 
-  io.out(secret);
-  io.err(`added client "${clientId}" to ${config.clients_file}; the secret above is shown only once`);
+  if (federation?.kind === 'federated') {
+    io.err(`added client "${clientId}" to ${config.clients_file}: it authenticates with tokens of "${federation.issuer}" whose sub is ${JSON.stringify(federation.subject)}`);
+  } else if (federation?.kind === 'spiffe') {
+    io.err(`added client "${clientId}" to ${config.clients_file}: it authenticates with JWT-SVIDs of ${federation.spiffeId}`);
+  } else {
+    io.out(secret!);
+    io.err(`added client "${clientId}" to ${config.clients_file}; the secret above is shown only once`);
+  }
   return 0;
+}
+
+type FederationFlags = { kind: 'federated'; issuer: string; subject: string } | { kind: 'spiffe'; spiffeId: string };
+
+/** What --federated or --spiffe-id asks for, checked as far as the command line allows. */
+function federationFlags(federated: string | undefined, spiffeId: string | undefined, authMethod: boolean): FederationFlags | undefined {
+  if (federated === undefined && spiffeId === undefined) return undefined;
+  if (federated !== undefined && spiffeId !== undefined) throw new UsageError('give --federated or --spiffe-id, not both');
+  if (authMethod) throw new UsageError(`--${federated === undefined ? 'spiffe-id' : 'federated'} sets the client's auth method: leave out --auth-method`);
+  if (spiffeId !== undefined) {
+    if (spiffeTrustDomain(spiffeId) === undefined) throw new UsageError(`--spiffe-id must be a SPIFFE ID (spiffe://trust-domain/path), not ${JSON.stringify(spiffeId)}`);
+    return { kind: 'spiffe', spiffeId };
+  }
+  // The subject may hold colons (system:serviceaccount:ns:name); issuer names never do.
+  const colon = federated!.indexOf(':');
+  const issuer = federated!.slice(0, Math.max(colon, 0));
+  const subject = federated!.slice(colon + 1);
+  if (colon <= 0 || subject === '') throw new UsageError(`--federated must be ISSUER:SUBJECT (a trusted issuer's name, then the exact sub of its tokens), not ${JSON.stringify(federated)}`);
+  return { kind: 'federated', issuer, subject };
+}
+
+function checkFederation(federation: FederationFlags, issuers: readonly TrustedIssuer[], file: string): void {
+  if (federation.kind === 'federated') {
+    const found = issuers.find((i) => i.name === federation.issuer);
+    if (found === undefined || found.issuer === undefined || found.spiffeTrustDomain !== undefined) {
+      const names = issuers.filter((i) => i.issuer !== undefined && i.spiffeTrustDomain === undefined).map((i) => i.name);
+      throw new UsageError(
+        `${file} has no trusted issuer named "${federation.issuer}" for --federated (${names.length === 0 ? 'add one under trusted_issuers first' : `it has ${names.join(', ')}`})`,
+      );
+    }
+    return;
+  }
+  const domain = spiffeTrustDomain(federation.spiffeId)!;
+  if (!issuers.some((i) => i.spiffeTrustDomain === domain)) {
+    throw new UsageError(`${file} trusts no SPIFFE trust domain "${domain}": add it under trusted_issuers (spiffe_trust_domain, jwks_uri) first`);
+  }
 }
 
 async function rotateSecret(args: string[], io: Io): Promise<number> {
@@ -283,6 +347,9 @@ function describe(c: Client) {
     audiences: [...c.audiences],
     token_ttl: c.tokenTtl,
     secrets: c.secrets.map((s) => ({ expires_at: s.expiresAt === undefined ? undefined : new Date(s.expiresAt).toISOString() })),
+    // Workload identity federation (absent from the JSON when not set).
+    federated_identity: c.federatedIdentity,
+    spiffe_id: c.spiffeId,
   };
 }
 

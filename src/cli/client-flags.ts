@@ -62,10 +62,13 @@ export function parseClientFlags(values: FlagValues, command: string, keyMethods
     const bad = methods.find((m) => !allowed.includes(m));
     if (bad !== undefined) {
       const keyBased = (AUTH_METHODS as readonly string[]).includes(bad);
+      const federated = bad === 'federated_jwt' ? '--federated ISSUER:SUBJECT' : bad === 'spiffe_jwt' ? '--spiffe-id ID' : undefined;
       throw new UsageError(
-        keyBased
-          ? `${command} makes secret-based clients; register a ${bad} client in the registry file by hand (see the README, "Key-based clients")`
-          : `unknown auth method ${JSON.stringify(bad)} (use ${allowed.join(keyMethods ? ', ' : ' or ')})`,
+        federated !== undefined
+          ? `${command} makes a ${bad} client with ${federated}, not --auth-method`
+          : keyBased
+            ? `${command} makes secret-based clients; register a ${bad} client in the registry file by hand (see the README, "Key-based clients")`
+            : `unknown auth method ${JSON.stringify(bad)} (use ${allowed.join(keyMethods ? ', ' : ' or ')})`,
       );
     }
     fields.auth_methods = methods as AuthMethod[];

@@ -123,8 +123,11 @@ export async function configCommand(args: string[], io: Io): Promise<number> {
   try {
     const config = loadConfig(file, { env: io.env, cwd: io.cwd });
     try {
-      const n = loadRegistryFile(config.clients_file, { defaultAudience: config.tokens.audience }).all().length;
-      summary += `${n} client${n === 1 ? '' : 's'} in ${config.clients_file}; `;
+      const registry = loadRegistryFile(config.clients_file, { defaultAudience: config.tokens.audience });
+      const n = registry.all().length;
+      const issuers = registry.trustedIssuers().length;
+      const trusted = issuers === 0 ? '' : ` and ${issuers} trusted issuer${issuers === 1 ? '' : 's'}`;
+      summary += `${n} client${n === 1 ? '' : 's'}${trusted} in ${config.clients_file}; `;
     } catch (err) {
       collect(err);
     }

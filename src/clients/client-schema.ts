@@ -2,9 +2,10 @@ import { z } from 'zod';
 import { canonicalIp, parseCidr, toBlockList } from '../shared/address-list.js';
 import { audienceSchema, ttlSchema } from '../shared/field-schemas.js';
 import { parseDistinguishedName } from './distinguished-name.js';
+import { federatedIdentitySchema, spiffeIdSchema, toFederatedIdentity, toTrustedIssuer, trustedIssuerSchema } from './federation-schema.js';
 import { isClientId, isScopeToken, MAX_CLIENT_ID_LENGTH } from '../shared/syntax.js';
 import type { JWK } from 'jose';
-import { AUTH_METHODS, SECRET_AUTH_METHODS, type Client, type TlsSubject } from './registry.js';
+import { AUTH_METHODS, SECRET_AUTH_METHODS, type Client, type TlsSubject, type TrustedIssuer } from './registry.js';
 
 // argon2 work a single verify may demand. Hashes are checked on every token request, so a hash
 // with absurd parameters (a typo of m=1919456) would let one request take a gigabyte.
@@ -126,13 +127,16 @@ export const clientSchema = z
     tls_client_auth_san_uri: z.string().min(1).optional(),
     tls_client_auth_san_ip: z.string().refine((s) => canonicalIp(s) !== undefined, { error: 'must be an IPv4 or IPv6 address' }).optional(),
     tls_client_auth_san_email: z.string().min(1).optional(),
+    federated_identity: federatedIdentitySchema.optional(),
+    spiffe_id: spiffeIdSchema.optional(),
   });
 
 export const registrySchema = z
   .strictObject({
+    trusted_issuers: z.array(trustedIssuerSchema, { error: 'must be a list of trusted issuers' }).nullable().default([]),
     clients: z.array(clientSchema, { error: 'must be a list of clients' }).nullable().default([]),
   })
-  .transform((r) => r.clients ?? []);
+  .transform((r) => ({ clients: (r.clients ?? []).map(toClient), trustedIssuers: (r.trusted_issuers ?? []).map(toTrustedIssuer) as TrustedIssuer[] }));
 
 type ClientEntry = z.infer<typeof clientSchema>;
 
@@ -174,5 +178,7 @@ export function toClient(entry: ClientEntry): Client {
     jwks: entry.jwks?.keys as JWK[] | undefined,
     jwksUri: entry.jwks_uri,
     tlsSubject: tlsSubjectOf(entry),
+    federatedIdentity: toFederatedIdentity(entry.federated_identity),
+    spiffeId: entry.auth_methods.includes('spiffe_jwt') ? (entry.spiffe_id ?? entry.client_id) : undefined,
   });
 }

@@ -42,11 +42,14 @@ export class JwksFetcher {
     };
   }
 
-  /** The keys at uri; fetched again when stale, or when `wantKid` is missing and the cooldown allows. */
-  async keys(uri: string, wantKid?: string): Promise<readonly JWK[]> {
+  /**
+   * The keys at uri; fetched again when stale (older than `maxAgeMs`, the fetcher's own unless
+   * given), or when `wantKid` is missing and the cooldown allows.
+   */
+  async keys(uri: string, wantKid?: string, maxAgeMs = this.#options.maxAgeMs): Promise<readonly JWK[]> {
     const cached = this.#cache.get(uri);
     const now = this.#options.now();
-    const stale = cached === undefined || now - cached.fetchedAt >= this.#options.maxAgeMs;
+    const stale = cached === undefined || now - cached.fetchedAt >= maxAgeMs;
     const missing = wantKid !== undefined && cached !== undefined && !cached.keys.some((k) => k.kid === wantKid);
     if (!stale && !(missing && now - cached.fetchedAt >= this.#options.cooldownMs)) return cached.keys;
     try {
@@ -61,7 +64,7 @@ export class JwksFetcher {
   #fetchOnce(uri: string): Promise<readonly JWK[]> {
     let running = this.#inFlight.get(uri);
     if (running === undefined) {
-      running = this.#fetch(uri).then(
+      running = this.#fetch(uri, 'jwks_uri').then(parseJwks).then(
         (keys) => {
           this.#cache.set(uri, { keys, fetchedAt: this.#options.now() });
           return keys;
@@ -73,21 +76,38 @@ export class JwksFetcher {
   }
 
   /**
-   * One GET of uri. The deadline covers the whole exchange, body included: a server that sends
-   * a valid set one byte at a time must not hold token requests for minutes (an idle timeout
-   * alone would let it).
+   * A JSON object at uri (a discovery document), fetched with the same bounds as a JWK Set and
+   * not cached: the caller keeps what it needs of it. `what` names it in errors.
    */
-  #fetch(uri: string): Promise<readonly JWK[]> {
+  async document(uri: string, what: string): Promise<Record<string, unknown>> {
+    const text = await this.#fetch(uri, what);
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      throw new Error(`${what} did not answer JSON`);
+    }
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new Error(`${what} did not answer a JSON object`);
+    return value as Record<string, unknown>;
+  }
+
+  /**
+   * One GET of uri, its body as text. The deadline covers the whole exchange, body included: a
+   * server that sends a valid set one byte at a time must not hold token requests for minutes
+   * (an idle timeout alone would let it). `what` names the URL's role in errors.
+   */
+  #fetch(uri: string, what: string): Promise<string> {
+    if (!uri.startsWith('https://')) return Promise.reject(new Error(`${what} is not an https URL`));
     const { timeoutMs, maxBytes, ca } = this.#options;
     return new Promise((resolve, reject) => {
       const req = get(uri, { ...(ca ? { ca } : {}), headers: { accept: 'application/json, application/jwk-set+json' } }, (res) => {
         if (res.statusCode !== 200) {
           res.resume();
-          req.destroy(new Error(`jwks_uri answered ${res.statusCode}`));
+          req.destroy(new Error(`${what} answered ${res.statusCode}`));
           return;
         }
         if (Number(res.headers['content-length'] ?? 0) > maxBytes) {
-          req.destroy(new Error(`jwks_uri answered more than ${maxBytes} bytes`));
+          req.destroy(new Error(`${what} answered more than ${maxBytes} bytes`));
           return;
         }
         const chunks: Buffer[] = [];
@@ -95,7 +115,7 @@ export class JwksFetcher {
         res.on('data', (chunk: Buffer) => {
           size += chunk.length;
           if (size > maxBytes) {
-            req.destroy(new Error(`jwks_uri answered more than ${maxBytes} bytes`));
+            req.destroy(new Error(`${what} answered more than ${maxBytes} bytes`));
             return;
           }
           chunks.push(chunk);
@@ -103,14 +123,14 @@ export class JwksFetcher {
         res.on('end', () => {
           clearTimeout(deadline);
           try {
-            resolve(parseJwks(Buffer.concat(chunks).toString('utf8')));
+            resolve(Buffer.concat(chunks).toString('utf8'));
           } catch (err) {
             reject(err);
           }
         });
         res.on('error', fail);
       });
-      const deadline = setTimeout(() => req.destroy(new Error(`jwks_uri did not answer in full within ${timeoutMs} ms`)), timeoutMs);
+      const deadline = setTimeout(() => req.destroy(new Error(`${what} did not answer in full within ${timeoutMs} ms`)), timeoutMs);
       deadline.unref();
       function fail(err: Error): void {
         clearTimeout(deadline);

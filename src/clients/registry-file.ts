@@ -3,9 +3,9 @@ import { basename, dirname, join } from 'node:path';
 import { Document, isAlias, isCollection, isMap, isNode, isSeq, visit, type YAMLMap, YAMLSeq } from 'yaml';
 import { ConfigError } from '../shared/config-error.js';
 import { parseYamlText, readYamlFile } from '../shared/yaml-file.js';
-import type { Client } from './registry.js';
+import type { Client, TrustedIssuer } from './registry.js';
 import { keepUntouchedEntries, registrySource, type RegistrySource } from './registry-text.js';
-import { validateRegistry, type RegistryOptions } from './yaml-registry.js';
+import { validateRegistry, validateRegistryDocument, type RegistryOptions } from './yaml-registry.js';
 
 /** What happens to one existing secret in a rotation: stays as it is, goes, or gets this expires_at. */
 export type SecretEdit = 'keep' | 'remove' | { expiresAt: string };
@@ -22,6 +22,7 @@ export class RegistryFile {
     private readonly mode: number,
     private readonly opened: readonly Client[],
     private readonly source?: RegistrySource,
+    private readonly issuers: readonly TrustedIssuer[] = [],
   ) {}
 
   /** Entries `update` wrote to: rendered anew even where they mean what they meant. */
@@ -39,8 +40,13 @@ export class RegistryFile {
     }
     const source = readYamlFile(file);
     // Refuse to edit a registry that is already broken: the edit would hide the problem.
-    const clients = validateRegistry(source, options);
-    return new RegistryFile(file, source.doc, mode, clients, registrySource(source.doc, source.text));
+    const { clients, trustedIssuers } = validateRegistryDocument(source, options);
+    return new RegistryFile(file, source.doc, mode, clients, registrySource(source.doc, source.text), trustedIssuers);
+  }
+
+  /** The trusted issuers (CONTRACT §6) the file held when opened. */
+  trustedIssuers(): readonly TrustedIssuer[] {
+    return this.issuers;
   }
 
   /** How many clients the file held when opened. */

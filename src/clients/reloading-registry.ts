@@ -1,7 +1,7 @@
 import { unwatchFile, watchFile } from 'node:fs';
 import type { Logger } from 'pino';
 import { ConfigError } from '../shared/config-error.js';
-import type { Client, ClientRegistry } from './registry.js';
+import type { Client, ClientRegistry, TrustedIssuer } from './registry.js';
 import { loadRegistryFile, type RegistryOptions } from './yaml-registry.js';
 
 export interface ReloadOptions extends RegistryOptions {
@@ -45,6 +45,18 @@ export class ReloadingClientRegistry implements ClientRegistry {
     return this.#current.loadedAt();
   }
 
+  bySpiffeId(spiffeId: string): Client | undefined {
+    return this.#current.bySpiffeId(spiffeId);
+  }
+
+  trustedIssuer(name: string): TrustedIssuer | undefined {
+    return this.#current.trustedIssuer(name);
+  }
+
+  trustedIssuers(): readonly TrustedIssuer[] {
+    return this.#current.trustedIssuers();
+  }
+
   /** Re-reads the file now; returns whether the new version was taken. */
   reload(): boolean {
     let next: ClientRegistry;
@@ -64,7 +76,10 @@ export class ReloadingClientRegistry implements ClientRegistry {
     const summary = diff(this.#current, next);
     this.#current = next;
     for (const listener of this.#listeners) listener();
-    this.logger.info({ event: 'registry.reloaded', file: this.file, clients: next.all().length, ...summary }, 'registry reloaded');
+    this.logger.info(
+      { event: 'registry.reloaded', file: this.file, clients: next.all().length, trusted_issuers: next.trustedIssuers().length, ...summary },
+      'registry reloaded',
+    );
     return true;
   }
 

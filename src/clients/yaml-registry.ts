@@ -1,7 +1,8 @@
 import { ConfigError, type Problem } from '../shared/config-error.js';
 import { formatPath, plainMessages, readYamlFile, zodProblems, type YamlFile } from '../shared/yaml-file.js';
-import { PLAINTEXT_FIELDS, registrySchema, TLS_SUBJECT_FIELDS, toClient } from './client-schema.js';
-import { SECRET_AUTH_METHODS, StaticClientRegistry, type Client } from './registry.js';
+import { PLAINTEXT_FIELDS, registrySchema, TLS_SUBJECT_FIELDS } from './client-schema.js';
+import { federationProblems } from './federation-schema.js';
+import { SECRET_AUTH_METHODS, StaticClientRegistry, type Client, type TrustedIssuer } from './registry.js';
 
 export interface RegistryOptions {
   /** `tokens.audience` from the config: what a client without `audiences` is given. */
@@ -10,7 +11,13 @@ export interface RegistryOptions {
 
 /** Reads and validates clients.yaml. Throws ConfigError listing every problem in the file. */
 export function loadRegistryFile(file: string, options: RegistryOptions, shownAs = file): StaticClientRegistry {
-  return new StaticClientRegistry(validateRegistry(readYamlFile(file, shownAs), options));
+  const { clients, trustedIssuers } = validateRegistryDocument(readYamlFile(file, shownAs), options);
+  return new StaticClientRegistry(clients, trustedIssuers);
+}
+
+/** The clients of a parsed registry document; see validateRegistryDocument. */
+export function validateRegistry(source: YamlFile, options: RegistryOptions): Client[] {
+  return validateRegistryDocument(source, options).clients;
 }
 
 /**
@@ -18,7 +25,7 @@ export function loadRegistryFile(file: string, options: RegistryOptions, shownAs
  * Every problem in the file is reported at once: field by field, and the rules that relate
  * fields or entries, even where some fields are broken.
  */
-export function validateRegistry(source: YamlFile, options: RegistryOptions): Client[] {
+export function validateRegistryDocument(source: YamlFile, options: RegistryOptions): { clients: Client[]; trustedIssuers: TrustedIssuer[] } {
   const result = registrySchema.safeParse(source.value ?? {}, { error: plainMessages });
   const problems: Problem[] = result.success
     ? []
@@ -31,7 +38,7 @@ export function validateRegistry(source: YamlFile, options: RegistryOptions): Cl
   if (problems.length > 0 || !result.success) {
     throw new ConfigError(problems.sort((a, b) => (a.line ?? 0) - (b.line ?? 0)));
   }
-  return result.data.map(toClient);
+  return result.data;
 }
 
 /** Rules between fields and between entries, checked on the raw document so that they run even beside field errors. */
@@ -40,7 +47,9 @@ function crossFieldProblems(source: YamlFile, options: RegistryOptions): Problem
   const at = (path: (string | number)[], message: string): void => {
     problems.push({ file: source.file, path: formatPath(path), line: source.lineOf(path), message });
   };
-  const raw = (source.value as { clients?: unknown } | null)?.clients;
+  const doc = source.value as { clients?: unknown; trusted_issuers?: unknown } | null;
+  if (doc !== null && typeof doc === 'object') federationProblems(doc, at);
+  const raw = doc?.clients;
   if (!Array.isArray(raw)) return problems;
   const strings = (v: unknown): string[] | undefined => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : undefined);
   const seen = new Map<string, number>();

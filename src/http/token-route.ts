@@ -15,13 +15,22 @@ export interface TokenRouteDeps extends TokenDeps {
 export function tokenRoute(app: FastifyInstance, deps: TokenRouteDeps): void {
   app.post(TOKEN_PATH, async (req, reply) => {
     const params = formParams(req);
-    const { response, client, claims } = await issueToken(
+    const { response, client, claims, federated } = await issueToken(
       { authorization: req.headers.authorization, params, ip: req.ip, certificate: deps.certificates(req) },
       deps,
     );
     deps.metrics.tokensIssued.child(client.clientId).inc();
     req.log.info(
-      { event: 'token.issued', client_id: client.clientId, scope: claims.scope, aud: claims.aud, jti: claims.jti, ip: req.ip },
+      {
+        event: 'token.issued',
+        client_id: client.clientId,
+        scope: claims.scope,
+        aud: claims.aud,
+        jti: claims.jti,
+        ip: req.ip,
+        // Workload identity federation: which trusted issuer vouched for which workload.
+        ...(federated === undefined ? {} : { federated_issuer: federated.issuer, federated_subject: federated.subject }),
+      },
       'token issued',
     );
     // RFC 6749 §5.1: the answer carries a credential, so no cache may keep it.

@@ -12,9 +12,12 @@ import type {
   PresentedMethod,
 } from './client-auth/authenticator.js';
 import { clientSecret } from './client-auth/client-secret.js';
+import { federatedJwt } from './client-auth/federated-jwt.js';
+import { spiffeJwt } from './client-auth/spiffe-jwt.js';
 import { privateKeyJwt } from './client-auth/private-key-jwt.js';
 import { tlsClientAuth } from './client-auth/tls-client-auth.js';
 import { InvalidClient, InvalidRequest } from './errors.js';
+import { JWT_SPIFFE_ASSERTION } from './federated-assertion.js';
 import { isClientId } from '../shared/syntax.js';
 
 // The public face of client authentication: the routes and the token operation use these.
@@ -30,6 +33,8 @@ const AUTHENTICATORS: { readonly [M in PresentedMethod]: ClientAuthenticator<Cre
   client_secret_post: clientSecret,
   private_key_jwt: privateKeyJwt,
   mtls: tlsClientAuth,
+  federated_jwt: federatedJwt,
+  spiffe_jwt: spiffeJwt,
 };
 
 /**
@@ -45,9 +50,10 @@ export async function authenticateClient(request: ClientAuthRequest, deps: Clien
 
 /**
  * Finds the credentials in a request: HTTP Basic (client_secret_basic), client_id and
- * client_secret in the body (client_secret_post), a JWT client assertion (private_key_jwt), or
- * a client_id with a client certificate (RFC 8705). RFC 6749 §2.3.1: a client "MUST NOT use
- * more than one authentication method in each request".
+ * client_secret in the body (client_secret_post), a JWT client assertion (private_key_jwt, or
+ * federated_jwt when the assertion is a trusted issuer's token for the client_id in the body),
+ * a JWT-SVID (spiffe_jwt), or a client_id with a client certificate (RFC 8705). RFC 6749
+ * §2.3.1: a client "MUST NOT use more than one authentication method in each request".
  */
 export function extractCredentials(req: Pick<ClientAuthRequest, 'authorization' | 'params' | 'certificate'>): PresentedCredentials {
   const bodyId = req.params.get('client_id');
@@ -65,18 +71,22 @@ export function extractCredentials(req: Pick<ClientAuthRequest, 'authorization' 
     return { method: 'client_secret_basic', ...basic };
   }
   if (assertion !== undefined || assertionType !== undefined) {
-    if (assertionType !== JWT_BEARER_ASSERTION) throw new InvalidClient('assertion_type', bodyId);
+    if (assertionType !== JWT_BEARER_ASSERTION && assertionType !== JWT_SPIFFE_ASSERTION) throw new InvalidClient('assertion_type', bodyId);
     if (assertion === undefined) throw new InvalidClient('no_assertion', bodyId);
+    // A JWT-SVID names its client by its SPIFFE ID when the body has no client_id.
+    if (assertionType === JWT_SPIFFE_ASSERTION) return { method: 'spiffe_jwt', clientId: bodyId, assertion };
     // The assertion names its client (RFC 7523 §3: sub); it is verified once the client is known.
-    let sub: unknown;
+    let claims: { iss?: unknown; sub?: unknown };
     try {
-      sub = decodeJwt(assertion).sub;
+      claims = decodeJwt(assertion);
     } catch {
       throw new InvalidClient('assertion_malformed', bodyId);
     }
-    if (typeof sub !== 'string' || sub === '') throw new InvalidClient('assertion_malformed', bodyId);
-    if (bodyId !== undefined && bodyId !== sub) throw new InvalidClient('assertion_client_id_mismatch', bodyId);
-    return { method: 'private_key_jwt', clientId: sub, assertion };
+    if (typeof claims.sub !== 'string' || claims.sub === '') throw new InvalidClient('assertion_malformed', bodyId);
+    // A client's own assertion has iss = sub = client_id (RFC 7523 §3); a trusted issuer's token
+    // names the workload in sub, and the client only by the client_id in the body (CONTRACT §6).
+    if (bodyId !== undefined && (claims.iss !== bodyId || claims.sub !== bodyId)) return { method: 'federated_jwt', clientId: bodyId, assertion };
+    return { method: 'private_key_jwt', clientId: claims.sub, assertion };
   }
   if (bodyId === undefined && bodySecret === undefined) throw new InvalidClient('no_credentials');
   if (bodyId === undefined) throw new InvalidClient('no_client_id');

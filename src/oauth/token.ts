@@ -35,14 +35,14 @@ export interface TokenResponse {
 export async function issueToken(
   request: ClientAuthRequest,
   deps: TokenDeps,
-): Promise<{ response: TokenResponse; client: Client; claims: AccessTokenClaims }> {
+): Promise<{ response: TokenResponse; client: Client; claims: AccessTokenClaims; federated?: { issuer: string; subject: string } }> {
   // Cheap checks of the request's shape come before client authentication, so malformed
   // requests cost no argon2 work.
   const grantType = request.params.get('grant_type');
   if (grantType === undefined) throw new InvalidRequest('grant_type is required');
   if (grantType !== 'client_credentials') throw new UnsupportedGrantType('only client_credentials is supported');
 
-  const { client, certificateThumbprint } = await authenticateClient(request, deps);
+  const { client, certificateThumbprint, federated } = await authenticateClient(request, deps);
   const grant = decideGrant(client, request.params, deps.policy);
   // RFC 8705 §3: a token requested over mutual TLS is bound to that certificate.
   const { accessToken, claims } = await deps.issuer.issue(client.clientId, grant, certificateThumbprint);
@@ -62,5 +62,5 @@ export async function issueToken(
 
   const response: TokenResponse = { access_token: accessToken, token_type: 'Bearer', expires_in: grant.ttl };
   if (claims.scope !== undefined) response.scope = claims.scope;
-  return { response, client, claims };
+  return { response, client, claims, ...(federated === undefined ? {} : { federated }) };
 }

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { IssuerKeys } from '../clients/issuer-keys.js';
 import { JwksFetcher } from '../clients/jwks-fetcher.js';
 import type { ClientRegistry } from '../clients/registry.js';
 import { ReloadingClientRegistry } from '../clients/reloading-registry.js';
@@ -11,6 +12,7 @@ import { DiskKeySet } from '../keys/disk-key-set.js';
 import type { KeySet } from '../keys/key-set.js';
 import { InstrumentedTokenStore, Metrics } from '../metrics/metrics.js';
 import type { ClientAssertionDeps } from '../oauth/client-assertion.js';
+import type { FederatedAssertionDeps } from '../oauth/federated-assertion.js';
 import type { GrantPolicy } from '../oauth/client-credentials.js';
 import { TOKEN_PATH } from '../oauth/metadata.js';
 import { FailureThrottle } from '../oauth/throttle.js';
@@ -64,6 +66,8 @@ export interface Services {
   readonly certificates: CertificateSource;
   /** What private_key_jwt needs. */
   readonly assertions: Omit<ClientAssertionDeps, 'clock'>;
+  /** What federated_jwt and spiffe_jwt need: the trusted issuers' keys, fetched by the same fetcher. */
+  readonly federation: Omit<FederatedAssertionDeps, 'clock'>;
   readonly issuer: TokenIssuer;
   readonly policy: GrantPolicy;
 }
@@ -98,12 +102,13 @@ export function wireServices(parts: ServiceParts): Services {
     clock,
   );
   const certificates = parts.certificates ?? (() => undefined);
-  const assertions = {
+  const audiences = {
     issuer: config.issuer,
     ...(config.client_auth.accept_token_endpoint_audience ? { tokenEndpointAudience: `${config.issuer}${TOKEN_PATH}` } : {}),
-    fetcher: parts.jwksFetcher ?? new JwksFetcher(),
-    replay: store,
   };
+  const fetcher = parts.jwksFetcher ?? new JwksFetcher();
+  const assertions = { ...audiences, fetcher, replay: store };
+  const federation = { ...audiences, keys: new IssuerKeys(fetcher, { now: () => clock.now() }) };
   metrics.watch(registry, keys);
   return {
     config,
@@ -117,6 +122,7 @@ export function wireServices(parts: ServiceParts): Services {
     throttle,
     certificates,
     assertions,
+    federation,
     issuer: new TokenIssuer(config.issuer, keys, clock),
     policy: { defaultAudience: config.tokens.audience, defaultTtl: config.tokens.ttl },
   };

@@ -136,7 +136,7 @@ describe('mutual TLS', () => {
     const res = await server.app.inject({ method: 'GET', url: '/.well-known/oauth-authorization-server' });
     expect(res.json()).toMatchObject({
       tls_client_certificate_bound_access_tokens: true,
-      token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'tls_client_auth', 'self_signed_tls_client_auth'],
+      token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'tls_client_auth', 'self_signed_tls_client_auth', 'federated_jwt', 'spiffe_jwt'],
     });
   });
 });

@@ -3,6 +3,7 @@ import type { Clock } from '../../shared/clock.js';
 import type { AuthMethod, Client, ClientRegistry } from '../../clients/registry.js';
 import type { SecretVerifier } from '../../crypto/secret-verifier.js';
 import type { ClientAssertionDeps } from '../client-assertion.js';
+import type { FederatedAssertionDeps } from '../federated-assertion.js';
 import type { Params } from '../params.js';
 import type { FailureThrottle } from '../throttle.js';
 
@@ -26,6 +27,8 @@ export interface PresentedCertificate {
 export type PresentedCredentials =
   | { method: 'client_secret_basic' | 'client_secret_post'; clientId: string; secret: string }
   | { method: 'private_key_jwt'; clientId: string; assertion: string }
+  | { method: 'federated_jwt'; clientId: string; assertion: string }
+  | { method: 'spiffe_jwt'; clientId: string | undefined; assertion: string }
   | { method: 'mtls'; clientId: string; certificate: PresentedCertificate };
 
 export type PresentedMethod = PresentedCredentials['method'];
@@ -50,6 +53,8 @@ export interface ClientAuthDeps {
   throttle?: FailureThrottle;
   /** What private_key_jwt needs; the method is refused when omitted. */
   assertions?: Omit<ClientAssertionDeps, 'clock'>;
+  /** What federated_jwt and spiffe_jwt need; both are refused when omitted. */
+  federation?: Omit<FederatedAssertionDeps, 'clock'>;
 }
 
 /** An authenticated client, how it proved itself, and the certificate it used, if any. */
@@ -58,6 +63,8 @@ export interface AuthenticatedClient {
   method: AuthMethod;
   /** RFC 8705 §3.1 x5t#S256 of the client certificate, for tokens bound to it. */
   certificateThumbprint?: string;
+  /** federated_jwt, spiffe_jwt: the trusted issuer (its name) and the workload identity it vouched for. */
+  federated?: { issuer: string; subject: string };
 }
 
 /**
