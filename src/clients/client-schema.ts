@@ -126,6 +126,7 @@ export const clientSchema = z
     tls_client_auth_san_uri: z.string().min(1).optional(),
     tls_client_auth_san_ip: z.string().refine((s) => canonicalIp(s) !== undefined, { error: 'must be an IPv4 or IPv6 address' }).optional(),
     tls_client_auth_san_email: z.string().min(1).optional(),
+    dpop_bound_access_tokens: z.boolean().default(false),
   });
 
 export const registrySchema = z
@@ -174,5 +175,6 @@ export function toClient(entry: ClientEntry): Client {
     jwks: entry.jwks?.keys as JWK[] | undefined,
     jwksUri: entry.jwks_uri,
     tlsSubject: tlsSubjectOf(entry),
+    dpopBoundAccessTokens: entry.dpop_bound_access_tokens,
   });
 }

@@ -4,7 +4,7 @@ import { TOKEN_PATH } from '../oauth/metadata.js';
 import { issueToken, type TokenDeps } from '../oauth/token.js';
 import type { CertificateSource } from './client-certificate.js';
 import { formParams } from './form.js';
-import { noStore } from './headers.js';
+import { headerValues, noStore } from './headers.js';
 
 export interface TokenRouteDeps extends TokenDeps {
   certificates: CertificateSource;
@@ -16,12 +16,19 @@ export function tokenRoute(app: FastifyInstance, deps: TokenRouteDeps): void {
   app.post(TOKEN_PATH, async (req, reply) => {
     const params = formParams(req);
     const { response, client, claims } = await issueToken(
-      { authorization: req.headers.authorization, params, ip: req.ip, certificate: deps.certificates(req) },
+      {
+        authorization: req.headers.authorization,
+        params,
+        ip: req.ip,
+        certificate: deps.certificates(req),
+        // Every DPoP header, unjoined, so that a request with two is seen to have two.
+        dpop: headerValues(req.raw, 'dpop'),
+      },
       deps,
     );
     deps.metrics.tokensIssued.child(client.clientId).inc();
     req.log.info(
-      { event: 'token.issued', client_id: client.clientId, scope: claims.scope, aud: claims.aud, jti: claims.jti, ip: req.ip },
+      { event: 'token.issued', client_id: client.clientId, scope: claims.scope, aud: claims.aud, jti: claims.jti, token_type: response.token_type, ip: req.ip },
       'token issued',
     );
     // RFC 6749 §5.1: the answer carries a credential, so no cache may keep it.

@@ -1,0 +1,161 @@
+import { base64url, calculateJwkThumbprint, importJWK, jwtVerify, type JWK } from 'jose';
+import { epochSeconds, type Clock } from '../shared/clock.js';
+import type { ReplayClaims } from '../store/token-store.js';
+import { InvalidDpopProof } from './errors.js';
+import { guardStore } from './store-guard.js';
+
+// DPoP (RFC 9449): a client proves, with a JWT signed by a key it holds, that it is the one a
+// token was issued to. At the token endpoint (§5) the proof's key is bound into the token as
+// cnf.jkt; the resource server checks a fresh proof by the same key on every request (§7).
+
+/**
+ * Proof algorithms accepted (dpop_signing_alg_values_supported): asymmetric only (§4.3 point
+ * 5), each one jose verifies. Ed25519 is the fully specified name of EdDSA over Ed25519 (RFC
+ * 9864), which oauth4webapi sends for Ed25519 keys.
+ */
+export const DPOP_ALGORITHMS = ['ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519', 'RS256', 'PS256'] as const;
+
+/**
+ * How far a proof's iat may be from now, either way (seconds): a proof is made just before its
+ * request, so this only absorbs clock differences. A jti is remembered as long as its iat
+ * stays acceptable, so a replay is refused for as long as the proof could otherwise pass.
+ */
+export const DPOP_IAT_WINDOW = 300;
+
+/**
+ * The longest DPoP header accepted (characters). An RSA 4096 proof is about 1.8 KB; 8 KiB
+ * allows RSA keys up to about 12,000 bits and bounds what one request may make tollgate parse.
+ */
+export const MAX_DPOP_PROOF_LENGTH = 8192;
+const MAX_JTI_LENGTH = 256;
+
+/** Private key members of RFC 7518 §6 (and the symmetric `k`): a proof's jwk holds none. */
+const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
+
+export interface DpopDeps {
+  /** The endpoint URL clients are told about (metadata's token_endpoint): what htu must be. */
+  tokenEndpoint: string;
+  replay: ReplayClaims;
+  clock: Clock;
+}
+
+/** A proof that passed every check but the jti's: claimDpopJti finishes it. */
+export interface VerifiedProof {
+  /** RFC 7638 SHA-256 thumbprint of the proof's key: the token's cnf.jkt. */
+  jkt: string;
+  jti: string;
+  iat: number;
+}
+
+/**
+ * Checks a DPoP proof sent to the token endpoint (RFC 9449 §4.3), all but its jti's
+ * uniqueness, which claimDpopJti records once the client has authenticated (so that nobody
+ * unauthenticated can fill the store with claims). `headers` are the values of every DPoP
+ * header the request carried. Throws InvalidDpopProof naming the failed check.
+ */
+export async function verifyDpopProof(headers: readonly string[], method: string, deps: DpopDeps): Promise<VerifiedProof> {
+  if (headers.length !== 1) throw new InvalidDpopProof('header', 'must be sent in exactly one DPoP header');
+  const proof = headers[0]!;
+  if (proof.length > MAX_DPOP_PROOF_LENGTH) throw new InvalidDpopProof('size', `is longer than ${MAX_DPOP_PROOF_LENGTH} characters`);
+  const header = decodePart(proof, 0);
+  if (header === undefined) throw new InvalidDpopProof('malformed', 'is not a well-formed JWT');
+  if (header.typ !== 'dpop+jwt') throw new InvalidDpopProof('typ', 'must have typ dpop+jwt');
+  if (typeof header.alg !== 'string' || !(DPOP_ALGORITHMS as readonly string[]).includes(header.alg)) {
+    throw new InvalidDpopProof('alg', `alg must be one of ${DPOP_ALGORITHMS.join(', ')}`);
+  }
+  const jwk = header.jwk;
+  if (jwk === null || typeof jwk !== 'object' || Array.isArray(jwk) || typeof (jwk as JWK).kty !== 'string') {
+    throw new InvalidDpopProof('jwk', 'must carry its public key as jwk');
+  }
+  if (PRIVATE_MEMBERS.some((m) => m in jwk)) throw new InvalidDpopProof('jwk', 'jwk must be a public key, not a private or symmetric one');
+
+  let key: Awaited<ReturnType<typeof importJWK>>;
+  try {
+    key = await importJWK(jwk as JWK, header.alg);
+  } catch {
+    // A key of another type than the alg's, a short RSA key, a point off the curve.
+    throw new InvalidDpopProof('jwk', `jwk is not a usable ${header.alg} public key`);
+  }
+  let claims: Record<string, unknown>;
+  try {
+    ({ payload: claims } = await jwtVerify(proof, key, { algorithms: [header.alg], typ: 'dpop+jwt', currentDate: new Date(deps.clock.now()) }));
+  } catch (err) {
+    switch ((err as { code?: string }).code) {
+      case 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED':
+        throw new InvalidDpopProof('signature', 'signature does not verify with its jwk');
+      case 'ERR_JWT_EXPIRED':
+        throw new InvalidDpopProof('exp', 'has expired');
+      case 'ERR_JWT_CLAIM_VALIDATION_FAILED': {
+        // A claim of the wrong type (an iat that is no number), or an nbf still ahead.
+        const claim = (err as { claim?: string }).claim;
+        if (claim === 'iat') throw new InvalidDpopProof('iat', 'must have an iat');
+        throw new InvalidDpopProof('claims', `has an invalid ${claim ?? 'claim'}`);
+      }
+      default:
+        throw new InvalidDpopProof('malformed', 'is not a well-formed JWT');
+    }
+  }
+
+  if (claims.htm !== method) throw new InvalidDpopProof('htm', `htm must be the request's method, ${method}`);
+  if (typeof claims.htu !== 'string' || normalizeHtu(claims.htu) !== normalizeHtu(deps.tokenEndpoint)) {
+    throw new InvalidDpopProof('htu', `htu must be the token endpoint, ${deps.tokenEndpoint}`);
+  }
+  const { iat, jti } = claims;
+  if (typeof iat !== 'number' || !Number.isFinite(iat)) throw new InvalidDpopProof('iat', 'must have an iat');
+  const now = epochSeconds(deps.clock.now());
+  if (Math.abs(now - iat) > DPOP_IAT_WINDOW) throw new InvalidDpopProof('iat', `iat must be within ${DPOP_IAT_WINDOW} seconds of the server's time`);
+  if (typeof jti !== 'string' || jti === '' || jti.length > MAX_JTI_LENGTH) {
+    throw new InvalidDpopProof('jti', `must have a jti of 1 to ${MAX_JTI_LENGTH} characters`);
+  }
+  return { jkt: await calculateJwkThumbprint(jwk as JWK, 'sha256'), jti, iat };
+}
+
+/**
+ * Records the proof's jti (RFC 9449 §11.1), in the store every instance shares, for as long as
+ * its iat is acceptable; a jti seen before is refused. Keyed by the proof's key too, so that
+ * one key's jtis never collide with another's, and prefixed so that they never collide with
+ * client assertions' (which begin with a digit).
+ */
+export async function claimDpopJti(proof: VerifiedProof, deps: Pick<DpopDeps, 'replay' | 'clock'>): Promise<void> {
+  const key = `dpop:${proof.jkt}:${proof.jti}`;
+  const until = (Math.ceil(proof.iat) + DPOP_IAT_WINDOW + 1) * 1000;
+  if (!(await guardStore('claim_dpop_jti', () => deps.replay.claimOnce(key, until, deps.clock.now())))) {
+    throw new InvalidDpopProof('jti', 'jti has been used before');
+  }
+}
+
+/** The JWT's header or payload as an object, or undefined when it is not one. */
+function decodePart(jwt: string, index: 0 | 1): Record<string, unknown> | undefined {
+  const parts = jwt.split('.');
+  if (parts.length !== 3 || parts.some((p) => !/^[A-Za-z0-9_-]+$/.test(p))) return undefined;
+  try {
+    const value: unknown = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(base64url.decode(parts[index]!)));
+    return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const UNRESERVED = /[A-Za-z0-9\-._~]/;
+
+/**
+ * An http(s) URI without query and fragment, normalised as RFC 3986 §6.2.2 and §6.2.3 say:
+ * scheme and host in lower case, the default port dropped, an empty path as "/", dot segments
+ * removed (the WHATWG parser does these), percent-encodings in upper case and those of
+ * unreserved characters decoded. Anything that is no http(s) URL normalises to undefined.
+ */
+export function normalizeHtu(uri: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(uri);
+  } catch {
+    return undefined;
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') return undefined;
+  const path = url.pathname.replace(/%([0-9A-Fa-f]{2})/g, (_, hex: string) => {
+    const char = String.fromCharCode(Number.parseInt(hex, 16));
+    return UNRESERVED.test(char) ? char : `%${hex.toUpperCase()}`;
+  });
+  const userinfo = url.username === '' && url.password === '' ? '' : `${url.username}${url.password === '' ? '' : `:${url.password}`}@`;
+  return `${url.protocol}//${userinfo}${url.host}${path}`;
+}
