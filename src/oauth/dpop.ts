@@ -1,4 +1,4 @@
-import { base64url, calculateJwkThumbprint, importJWK, jwtVerify, type JWK } from 'jose';
+import { constants, createHash, createPublicKey, type JsonWebKey, type KeyObject, verify } from 'node:crypto';
 import { epochSeconds, type Clock } from '../shared/clock.js';
 import type { ReplayClaims } from '../store/token-store.js';
 import { InvalidDpopProof } from './errors.js';
@@ -57,57 +57,110 @@ export async function verifyDpopProof(headers: readonly string[], method: string
   if (headers.length !== 1) throw new InvalidDpopProof('header', 'must be sent in exactly one DPoP header');
   const proof = headers[0]!;
   if (proof.length > MAX_DPOP_PROOF_LENGTH) throw new InvalidDpopProof('size', `is longer than ${MAX_DPOP_PROOF_LENGTH} characters`);
-  const header = decodePart(proof, 0);
-  if (header === undefined) throw new InvalidDpopProof('malformed', 'is not a well-formed JWT');
-  if (header.typ !== 'dpop+jwt') throw new InvalidDpopProof('typ', 'must have typ dpop+jwt');
-  if (typeof header.alg !== 'string' || !(DPOP_ALGORITHMS as readonly string[]).includes(header.alg)) {
-    throw new InvalidDpopProof('alg', `alg must be one of ${DPOP_ALGORITHMS.join(', ')}`);
-  }
-  const jwk = header.jwk;
-  if (jwk === null || typeof jwk !== 'object' || Array.isArray(jwk) || typeof (jwk as JWK).kty !== 'string') {
-    throw new InvalidDpopProof('jwk', 'must carry its public key as jwk');
-  }
-  if (PRIVATE_MEMBERS.some((m) => m in jwk)) throw new InvalidDpopProof('jwk', 'jwk must be a public key, not a private or symmetric one');
+  const parts = proof.split('.');
+  if (parts.length !== 3 || parts.some((p) => !/^[A-Za-z0-9_-]+$/.test(p))) throw new InvalidDpopProof('malformed', 'is not a well-formed JWT');
+  const [headerPart, payloadPart, signaturePart] = parts as [string, string, string];
+  const { key, alg, jkt } = proofKey(headerPart);
 
-  let key: Awaited<ReturnType<typeof importJWK>>;
+  const signed = Buffer.from(`${headerPart}.${payloadPart}`);
+  const signature = Buffer.from(signaturePart, 'base64url');
+  let valid = false;
   try {
-    key = await importJWK(jwk as JWK, header.alg);
+    valid = verify(ALGORITHMS[alg].hash, signed, { key, ...ALGORITHMS[alg].options }, signature);
   } catch {
-    // A key of another type than the alg's, a short RSA key, a point off the curve.
-    throw new InvalidDpopProof('jwk', `jwk is not a usable ${header.alg} public key`);
+    valid = false;
   }
-  let claims: Record<string, unknown>;
-  try {
-    ({ payload: claims } = await jwtVerify(proof, key, { algorithms: [header.alg], typ: 'dpop+jwt', currentDate: new Date(deps.clock.now()) }));
-  } catch (err) {
-    switch ((err as { code?: string }).code) {
-      case 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED':
-        throw new InvalidDpopProof('signature', 'signature does not verify with its jwk');
-      case 'ERR_JWT_EXPIRED':
-        throw new InvalidDpopProof('exp', 'has expired');
-      case 'ERR_JWT_CLAIM_VALIDATION_FAILED': {
-        // A claim of the wrong type (an iat that is no number), or an nbf still ahead.
-        const claim = (err as { claim?: string }).claim;
-        if (claim === 'iat') throw new InvalidDpopProof('iat', 'must have an iat');
-        throw new InvalidDpopProof('claims', `has an invalid ${claim ?? 'claim'}`);
-      }
-      default:
-        throw new InvalidDpopProof('malformed', 'is not a well-formed JWT');
-    }
-  }
+  if (!valid) throw new InvalidDpopProof('signature', 'signature does not verify with its jwk');
+  const claims = decodeJson(payloadPart);
+  if (claims === undefined) throw new InvalidDpopProof('malformed', 'is not a well-formed JWT');
 
   if (claims.htm !== method) throw new InvalidDpopProof('htm', `htm must be the request's method, ${method}`);
   if (typeof claims.htu !== 'string' || normalizeHtu(claims.htu) !== normalizeHtu(deps.tokenEndpoint)) {
     throw new InvalidDpopProof('htu', `htu must be the token endpoint, ${deps.tokenEndpoint}`);
   }
-  const { iat, jti } = claims;
+  const { iat, jti, exp, nbf } = claims;
   if (typeof iat !== 'number' || !Number.isFinite(iat)) throw new InvalidDpopProof('iat', 'must have an iat');
   const now = epochSeconds(deps.clock.now());
   if (Math.abs(now - iat) > DPOP_IAT_WINDOW) throw new InvalidDpopProof('iat', `iat must be within ${DPOP_IAT_WINDOW} seconds of the server's time`);
+  // RFC 9449 needs neither; a proof that has them must honour them.
+  if (exp !== undefined && (typeof exp !== 'number' || exp <= now)) throw new InvalidDpopProof('exp', 'has expired');
+  if (nbf !== undefined && (typeof nbf !== 'number' || nbf > now + DPOP_IAT_WINDOW)) throw new InvalidDpopProof('nbf', 'is not valid yet (nbf)');
   if (typeof jti !== 'string' || jti === '' || jti.length > MAX_JTI_LENGTH) {
     throw new InvalidDpopProof('jti', `must have a jti of 1 to ${MAX_JTI_LENGTH} characters`);
   }
-  return { jkt: await calculateJwkThumbprint(jwk as JWK, 'sha256'), jti, iat };
+  return { jkt, jti, iat };
+}
+
+type DpopAlgorithm = (typeof DPOP_ALGORITHMS)[number];
+
+/** How node:crypto verifies each algorithm, and the key each one needs. */
+const ALGORITHMS: Record<DpopAlgorithm, { hash: string | null; options: object; kty: string; crv?: readonly string[] }> = {
+  ES256: { hash: 'sha256', options: { dsaEncoding: 'ieee-p1363' }, kty: 'EC', crv: ['P-256'] },
+  ES384: { hash: 'sha384', options: { dsaEncoding: 'ieee-p1363' }, kty: 'EC', crv: ['P-384'] },
+  ES512: { hash: 'sha512', options: { dsaEncoding: 'ieee-p1363' }, kty: 'EC', crv: ['P-521'] },
+  EdDSA: { hash: null, options: {}, kty: 'OKP', crv: ['Ed25519', 'Ed448'] },
+  Ed25519: { hash: null, options: {}, kty: 'OKP', crv: ['Ed25519'] },
+  RS256: { hash: 'sha256', options: { padding: constants.RSA_PKCS1_PADDING }, kty: 'RSA' },
+  PS256: { hash: 'sha256', options: { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 }, kty: 'RSA' },
+};
+
+/** RFC 7638 §3.2: the members of each key type a thumbprint covers. */
+const THUMBPRINT_MEMBERS: Record<string, readonly string[]> = { EC: ['crv', 'kty', 'x', 'y'], OKP: ['crv', 'kty', 'x'], RSA: ['e', 'kty', 'n'] };
+
+interface ProofKey {
+  key: KeyObject;
+  alg: DpopAlgorithm;
+  jkt: string;
+}
+
+// A client signs every proof with the same key, so its proofs share one header: the key read
+// from it (and its thumbprint) is kept per header, and each later proof costs one signature
+// verification. A header that fails is not kept: its error is thrown again from scratch.
+const KEYS_KEPT = 1024;
+const keysByHeader = new Map<string, ProofKey>();
+
+function proofKey(headerPart: string): ProofKey {
+  const kept = keysByHeader.get(headerPart);
+  if (kept !== undefined) return kept;
+  const read = readProofHeader(headerPart);
+  if (keysByHeader.size >= KEYS_KEPT) keysByHeader.delete(keysByHeader.keys().next().value!);
+  keysByHeader.set(headerPart, read);
+  return read;
+}
+
+/** The header's checks (RFC 9449 §4.3 points 4 to 7 but the signature) and the key it carries. */
+function readProofHeader(headerPart: string): ProofKey {
+  const header = decodeJson(headerPart);
+  if (header === undefined) throw new InvalidDpopProof('malformed', 'is not a well-formed JWT');
+  if (header.typ !== 'dpop+jwt') throw new InvalidDpopProof('typ', 'must have typ dpop+jwt');
+  const alg = header.alg;
+  if (typeof alg !== 'string' || !(DPOP_ALGORITHMS as readonly string[]).includes(alg)) {
+    throw new InvalidDpopProof('alg', `alg must be one of ${DPOP_ALGORITHMS.join(', ')}`);
+  }
+  // RFC 7515 §4.1.11: a critical extension tollgate does not know must not be ignored.
+  if (header.crit !== undefined) throw new InvalidDpopProof('crit', 'has critical header parameters tollgate does not understand');
+  const jwk = header.jwk as Record<string, unknown> | undefined;
+  if (jwk === null || typeof jwk !== 'object' || Array.isArray(jwk) || typeof jwk.kty !== 'string') {
+    throw new InvalidDpopProof('jwk', 'must carry its public key as jwk');
+  }
+  if (PRIVATE_MEMBERS.some((m) => m in jwk)) throw new InvalidDpopProof('jwk', 'jwk must be a public key, not a private or symmetric one');
+  const wanted = ALGORITHMS[alg as DpopAlgorithm];
+  const members = THUMBPRINT_MEMBERS[jwk.kty];
+  const unusable = () => new InvalidDpopProof('jwk', `jwk is not a usable ${alg} public key`);
+  if (jwk.kty !== wanted.kty || members === undefined || members.some((m) => typeof jwk[m] !== 'string')) throw unusable();
+  if (wanted.crv !== undefined && !wanted.crv.includes(jwk.crv as string)) throw unusable();
+  if (jwk.alg !== undefined && jwk.alg !== alg) throw unusable();
+  let key: KeyObject;
+  try {
+    key = createPublicKey({ key: jwk as JsonWebKey, format: 'jwk' });
+  } catch {
+    // A point off the curve, a malformed modulus.
+    throw unusable();
+  }
+  if (wanted.kty === 'RSA' && (key.asymmetricKeyDetails?.modulusLength ?? 0) < 2048) throw new InvalidDpopProof('jwk', 'jwk is an RSA key shorter than 2048 bits');
+  // RFC 7638: the required members, in lexicographic order, with no whitespace.
+  const canonical = JSON.stringify(Object.fromEntries(members.map((m) => [m, jwk[m]])));
+  return { key, alg: alg as DpopAlgorithm, jkt: createHash('sha256').update(canonical).digest('base64url') };
 }
 
 /**
@@ -124,12 +177,10 @@ export async function claimDpopJti(proof: VerifiedProof, deps: Pick<DpopDeps, 'r
   }
 }
 
-/** The JWT's header or payload as an object, or undefined when it is not one. */
-function decodePart(jwt: string, index: 0 | 1): Record<string, unknown> | undefined {
-  const parts = jwt.split('.');
-  if (parts.length !== 3 || parts.some((p) => !/^[A-Za-z0-9_-]+$/.test(p))) return undefined;
+/** A base64url JSON object, or undefined when it is not one. */
+function decodeJson(part: string): Record<string, unknown> | undefined {
   try {
-    const value: unknown = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(base64url.decode(parts[index]!)));
+    const value: unknown = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(Buffer.from(part, 'base64url')));
     return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
   } catch {
     return undefined;

@@ -1,4 +1,4 @@
-import { randomUUID, X509Certificate } from 'node:crypto';
+import { generateKeyPairSync, randomUUID, sign as cryptoSign, X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
 import { base64url, calculateJwkThumbprint, decodeJwt, exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -192,6 +192,18 @@ describe('a proof failing a check is 400 invalid_dpop_proof naming the check', (
     await refusedBecause(await proof({ header: { jwk: { kty: 'oct', k: 'c2VjcmV0' } } }), /must be a public key/);
     const rsa = await proofKey('RS256');
     await refusedBecause(await proof({ header: { jwk: rsa.jwk } }), /not a usable ES256 public key/);
+  });
+
+  it('refuses an RSA key under 2048 bits, and critical header parameters', async () => {
+    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 1024 });
+    // jose will not sign with so short a key: signed here with node:crypto.
+    const part = (v: object) => Buffer.from(JSON.stringify(v)).toString('base64url');
+    const input = `${part({ alg: 'RS256', typ: 'dpop+jwt', jwk: publicKey.export({ format: 'jwk' }) })}.${part({ htm: 'POST', htu: HTU, iat: Math.floor(clock.ms / 1000), jti: randomUUID() })}`;
+    await refusedBecause(`${input}.${cryptoSign('sha256', Buffer.from(input), privateKey).toString('base64url')}`, /shorter than 2048 bits/);
+    const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const critical = `${part({ alg: 'ES256', typ: 'dpop+jwt', jwk: ec.publicKey.export({ format: 'jwk' }), crit: ['x-bind'], 'x-bind': 1 })}.${part({ htm: 'POST', htu: HTU, iat: Math.floor(clock.ms / 1000), jti: randomUUID() })}`;
+    const signature = cryptoSign('sha256', Buffer.from(critical), { key: ec.privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url');
+    await refusedBecause(`${critical}.${signature}`, /critical header parameters/);
   });
 
   it('refuses a signature made by another key than its jwk', async () => {
