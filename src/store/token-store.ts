@@ -60,7 +60,16 @@ export interface ReplayClaims {
    * Claims `key` until `expiresAt` (ms): resolves true the first time, false while an earlier
    * claim lasts at `now` (Redis keeps its own time). Used so that a client assertion's jti (RFC 7523 §3 point 7) and a DPoP proof's jti (RFC 9449 §11.1) are accepted once.
    */
-  claimOnce(key: string, expiresAt: number, now: number): Promise<boolean>;
+  claimOnce(key: string, expiresAt: number, now: number, options?: ClaimOptions): Promise<boolean>;
+}
+
+export interface ClaimOptions {
+  /**
+   * Whether the claim must survive a crash of the machine before the answer (an fsync, where
+   * the store would otherwise not make one: SQLite); true by default. Either way it survives a
+   * crash of the process.
+   */
+  fsync?: boolean;
 }
 
 /** Fixed-window counters shared by every instance using the store: the failure throttle's. */
