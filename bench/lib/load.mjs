@@ -20,7 +20,7 @@ export async function preflight(target, request) {
   try {
     res = await fetch(`${target.url}${request.path}`, {
       method: request.method,
-      headers: request.headers,
+      headers: { ...request.headers, ...request.dynamicHeaders?.() },
       body: request.body,
       signal: AbortSignal.timeout(30_000),
     });
@@ -60,6 +60,10 @@ function autocannonOf(target, request, { connections, seconds }) {
     body: request.body,
     connections,
     duration: seconds,
+    // Headers made afresh for each request (a DPoP proof), when the scenario has some.
+    ...(request.dynamicHeaders === undefined
+      ? {}
+      : { requests: [{ setupRequest: (req) => ({ ...req, headers: { ...req.headers, ...request.dynamicHeaders() } }) }] }),
   });
 }
 

@@ -51,6 +51,8 @@ Options for add and update (update replaces only what is given; the file keeps i
                          takes those methods too.
   --allowed-ip CIDR      an address or CIDR block it may connect from (may repeat)
   --introspect           may introspect any client's tokens (for resource servers)
+  --require-dpop         every token request must carry a DPoP proof
+                         (dpop_bound_access_tokens; docs/guides/dpop.md)
 
 Options for add only (workload identity federation; docs/guides/federation.md):
   --federated ISSUER:SUBJECT
@@ -63,6 +65,7 @@ Options for add only (workload identity federation; docs/guides/federation.md):
 
 Options for update only:
   --no-introspect        may introspect only its own tokens
+  --no-require-dpop      DPoP proofs become optional again
   --any-ip               remove its allowed addresses: any address may connect
 
 Options for show:
@@ -154,6 +157,7 @@ async function addClient(args: string[], io: Io): Promise<number> {
     if (value !== undefined && !(Array.isArray(value) && value.length === 0)) entry[key] = value;
   }
   if (values.introspect) entry.introspect = true;
+  if (values['require-dpop']) entry.dpop_bound_access_tokens = true;
   if (fields.allowed_ips !== undefined && fields.allowed_ips.length > 0) entry.allowed_ips = fields.allowed_ips;
   file.add(entry);
   file.save(registryOptions(config));

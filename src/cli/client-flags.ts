@@ -13,6 +13,7 @@ export const CLIENT_FLAGS = {
   'auth-method': { type: 'string', multiple: true },
   'allowed-ip': { type: 'string', multiple: true },
   introspect: { type: 'boolean' },
+  'require-dpop': { type: 'boolean' },
 } as const;
 
 /** What the flags ask for, in registry field names; a field whose flag was not given is absent. */

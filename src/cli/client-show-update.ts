@@ -46,6 +46,7 @@ export async function showClient(args: string[], io: Io, help: () => number): Pr
     token_ttl: c.tokenTtl ?? config.tokens.ttl,
     introspect: c.introspect,
   };
+  if (c.dpopBoundAccessTokens === true) view.dpop_bound_access_tokens = true;
   if (raw.allowed_ips !== undefined) view.allowed_ips = raw.allowed_ips;
   if (c.secrets.length > 0) {
     view.secrets = c.secrets.map((s) => ({ hash: shortHash(s.hash), ...(s.expiresAt === undefined ? {} : { expires_at: isoSeconds(s.expiresAt) }) }));
@@ -88,6 +89,7 @@ export async function updateClient(args: string[], io: Io, help: () => number): 
   const { values, positionals: pos } = parseCommand(args, {
     ...CLIENT_FLAGS,
     'no-introspect': { type: 'boolean' },
+    'no-require-dpop': { type: 'boolean' },
     'any-ip': { type: 'boolean' },
   });
   if (values.help) return help();
@@ -99,8 +101,11 @@ export async function updateClient(args: string[], io: Io, help: () => number): 
   if (values['any-ip']) changes.allowed_ips = undefined;
   if (values.introspect) changes.introspect = true;
   if (values['no-introspect']) changes.introspect = false;
+  if (values['require-dpop'] && values['no-require-dpop']) throw new UsageError('give --require-dpop or --no-require-dpop, not both');
+  if (values['require-dpop']) changes.dpop_bound_access_tokens = true;
+  if (values['no-require-dpop']) changes.dpop_bound_access_tokens = undefined;
   if (Object.keys(changes).length === 0) {
-    throw new UsageError('nothing to change: give --scope, --audience, --ttl, --auth-method, --allowed-ip, --any-ip, --introspect or --no-introspect');
+    throw new UsageError('nothing to change: give --scope, --audience, --ttl, --auth-method, --allowed-ip, --any-ip, --introspect, --no-introspect, --require-dpop or --no-require-dpop');
   }
 
   const config = loadConfig(configPath(values.config, io.env), { env: io.env, cwd: io.cwd });

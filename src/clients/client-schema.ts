@@ -129,6 +129,7 @@ export const clientSchema = z
     tls_client_auth_san_email: z.string().min(1).optional(),
     federated_identity: federatedIdentitySchema.optional(),
     spiffe_id: spiffeIdSchema.optional(),
+    dpop_bound_access_tokens: z.boolean().default(false),
   });
 
 export const registrySchema = z
@@ -180,5 +181,6 @@ export function toClient(entry: ClientEntry): Client {
     tlsSubject: tlsSubjectOf(entry),
     federatedIdentity: toFederatedIdentity(entry.federated_identity),
     spiffeId: entry.auth_methods.includes('spiffe_jwt') ? (entry.spiffe_id ?? entry.client_id) : undefined,
+    dpopBoundAccessTokens: entry.dpop_bound_access_tokens,
   });
 }

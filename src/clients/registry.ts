@@ -43,6 +43,8 @@ export interface Client {
   /** Source-address allowlist, when the entry has `allowed_ips`. */
   readonly allowedIps?: BlockList;
   readonly disabled: boolean;
+  /** RFC 9449 §5.2 `dpop_bound_access_tokens`: every token request must carry a DPoP proof. */
+  readonly dpopBoundAccessTokens?: boolean;
 }
 
 export type TlsSubject =

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ClientRegistry } from '../clients/registry.js';
 import type { KeySet } from '../keys/key-set.js';
+import { introspectionSigningAlgorithms } from '../oauth/introspection-jwt.js';
 import { buildMetadata, JWKS_PATH, METADATA_PATH, type MetadataOptions } from '../oauth/metadata.js';
 import { publicCache } from './headers.js';
 
@@ -18,9 +19,10 @@ export interface DiscoveryDeps {
 export function discoveryRoutes(app: FastifyInstance, deps: DiscoveryDeps): void {
   const headers = { ...publicCache(deps.metadata.maxAge), 'content-type': 'application/json; charset=utf-8' };
   const jwks = memo(() => deps.keys.jwks(), (set) => JSON.stringify(set));
+  // The signing algorithms change with the keys (an algorithm change, a rotation).
   const metadata = memo(
-    () => deps.registry.loadedAt(),
-    () => JSON.stringify(buildMetadata(deps.metadata, deps.registry)),
+    () => `${deps.registry.loadedAt()} ${introspectionSigningAlgorithms(deps.keys).join(' ')}`,
+    () => JSON.stringify(buildMetadata(deps.metadata, deps.registry, introspectionSigningAlgorithms(deps.keys))),
   );
   app.get(METADATA_PATH, (_req, reply) => {
     reply.headers(headers).send(metadata());

@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { InvalidClient, InvalidRequest, OAuthError, PayloadTooLarge, ServerError, TooManyRequests } from '../oauth/errors.js';
+import { DpopProofRequired, InvalidClient, InvalidDpopProof, InvalidRequest, OAuthError, PayloadTooLarge, ServerError, TooManyRequests, UseDpopNonce } from '../oauth/errors.js';
 import type { ClientRegistry } from '../clients/registry.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { logId } from '../oauth/client-auth.js';
@@ -35,6 +35,13 @@ function handleError(err: unknown, req: FastifyRequest, reply: FastifyReply, reg
     req.log.warn({ event: 'client.auth_failed', ...logId(registry, oauth.presentedId), reason: oauth.reason, ip: req.ip }, 'client authentication failed');
   } else if (oauth instanceof TooManyRequests) {
     req.log.warn({ event: 'client.throttled', per: oauth.scope, retry_after: oauth.retryAfterSeconds, ip: req.ip }, 'authentication throttled');
+  } else if (oauth instanceof InvalidDpopProof) {
+    // The failed check only: the proof itself, like a token, never reaches the log.
+    req.log.warn({ event: 'dpop.proof_rejected', check: oauth.check, path: pathOf(req), ip: req.ip }, oauth.description);
+  } else if (oauth instanceof DpopProofRequired) {
+    req.log.warn({ event: 'dpop.proof_missing', client_id: oauth.clientId, path: pathOf(req), ip: req.ip }, oauth.description);
+  } else if (oauth instanceof UseDpopNonce) {
+    req.log.info({ event: 'dpop.nonce_required', path: pathOf(req), ip: req.ip }, oauth.description);
   } else if (oauth instanceof ServerError) {
     req.log.error({ err, path: pathOf(req) }, 'request failed');
   } else {

@@ -4,7 +4,7 @@ import { TOKEN_PATH } from '../oauth/metadata.js';
 import { issueToken, type TokenDeps } from '../oauth/token.js';
 import type { CertificateSource } from './client-certificate.js';
 import { formParams } from './form.js';
-import { noStore } from './headers.js';
+import { headerValues, noStore } from './headers.js';
 
 export interface TokenRouteDeps extends TokenDeps {
   certificates: CertificateSource;
@@ -16,7 +16,14 @@ export function tokenRoute(app: FastifyInstance, deps: TokenRouteDeps): void {
   app.post(TOKEN_PATH, async (req, reply) => {
     const params = formParams(req);
     const { response, client, claims, federated } = await issueToken(
-      { authorization: req.headers.authorization, params, ip: req.ip, certificate: deps.certificates(req) },
+      {
+        authorization: req.headers.authorization,
+        params,
+        ip: req.ip,
+        certificate: deps.certificates(req),
+        // Every DPoP header, unjoined, so that a request with two is seen to have two.
+        dpop: headerValues(req.raw, 'dpop'),
+      },
       deps,
     );
     deps.metrics.tokensIssued.child(client.clientId).inc();
@@ -27,6 +34,7 @@ export function tokenRoute(app: FastifyInstance, deps: TokenRouteDeps): void {
         scope: claims.scope,
         aud: claims.aud,
         jti: claims.jti,
+        token_type: response.token_type,
         ip: req.ip,
         // Workload identity federation: which trusted issuer vouched for which workload.
         ...(federated === undefined ? {} : { federated_issuer: federated.issuer, federated_subject: federated.subject }),

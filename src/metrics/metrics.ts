@@ -2,7 +2,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { ClientRegistry } from '../clients/registry.js';
 import { CounterFamily, HistogramFamily, type CounterChild, type HistogramChild } from './metric-families.js';
 import type { KeySet } from '../keys/key-set.js';
-import type { Counter as FailureCounter, CounterLimit, Reservation, ReservedHit, TokenRecord, TokenStore } from '../store/token-store.js';
+import type { ClaimOptions, Counter as FailureCounter, CounterLimit, Reservation, ReservedHit, TokenRecord, TokenStore } from '../store/token-store.js';
 
 /**
  * The Prometheus metrics of one server, in a registry of its own (not prom-client's global
@@ -148,8 +148,8 @@ export class InstrumentedTokenStore implements TokenStore {
   purgeExpired(now: number): Promise<number> {
     return this.metrics.timeStore('purge', () => this.inner.purgeExpired(now));
   }
-  claimOnce(key: string, expiresAt: number, now: number): Promise<boolean> {
-    return this.metrics.timeStore('claim_once', () => this.inner.claimOnce(key, expiresAt, now));
+  claimOnce(key: string, expiresAt: number, now: number, options?: ClaimOptions): Promise<boolean> {
+    return this.metrics.timeStore('claim_once', () => this.inner.claimOnce(key, expiresAt, now, options));
   }
   reserveHits(limits: readonly CounterLimit[], windowMs: number, now: number): Promise<Reservation> {
     return this.metrics.timeStore('reserve_hits', () => this.inner.reserveHits(limits, windowMs, now));

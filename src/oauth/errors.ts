@@ -74,6 +74,46 @@ export class InvalidTarget extends OAuthError {
   readonly status = 400;
 }
 
+/**
+ * RFC 9449 §4.3 / §5: the DPoP proof failed a check. `check` (e.g. `htu`) names it, for the
+ * description and the audit log; the description says what was wrong, never the proof.
+ */
+export class InvalidDpopProof extends OAuthError {
+  readonly error = 'invalid_dpop_proof';
+  readonly status = 400;
+
+  constructor(
+    readonly check: string,
+    description: string,
+  ) {
+    super(`DPoP proof ${description}`, `dpop_${check}`);
+  }
+}
+
+/** RFC 9449 §8: the proof must carry the server's current nonce, sent in DPoP-Nonce. */
+export class UseDpopNonce extends OAuthError {
+  readonly error = 'use_dpop_nonce';
+  readonly status = 400;
+
+  constructor(
+    readonly nonce: string,
+    description: string,
+  ) {
+    super(description, 'dpop_nonce');
+  }
+
+  override headers(): Record<string, string> {
+    return { 'dpop-nonce': this.nonce };
+  }
+}
+
+/** A client whose registry entry says dpop_bound_access_tokens asked for a token without a proof. */
+export class DpopProofRequired extends InvalidRequest {
+  constructor(readonly clientId: string) {
+    super('this client must send a DPoP proof (RFC 9449)', 'dpop_required');
+  }
+}
+
 /** A request to an endpoint with a method it does not serve; RFC 9110 §15.5.6 wants Allow. */
 export class MethodNotAllowed extends InvalidRequest {
   override readonly status = 405;

@@ -12,7 +12,7 @@ export interface IntrospectionDeps {
   clock: Clock;
 }
 
-export type IntrospectionResponse = { active: false } | ({ active: true; token_type: 'Bearer' } & Record<string, unknown>);
+export type IntrospectionResponse = { active: false } | ({ active: true; token_type: 'Bearer' | 'DPoP' } & Record<string, unknown>);
 
 const INACTIVE = Object.freeze({ active: false as const });
 
@@ -60,9 +60,11 @@ export async function introspect(
     iat: record.iat,
     nbf: claims.nbf,
     jti,
-    token_type: 'Bearer',
-    // RFC 8705 §3.2: tell the resource server which certificate must present the token.
+    // RFC 9449 §6.2: a DPoP-bound token says so, and which key must sign the proofs that come
+    // with it; RFC 8705 §3.2: a certificate-bound one, which certificate must present it.
+    token_type: record.jkt === undefined ? 'Bearer' : 'DPoP',
     ...(record.cnf === undefined ? {} : { cnf: { 'x5t#S256': record.cnf } }),
+    ...(record.jkt === undefined ? {} : { cnf: { jkt: record.jkt } }),
   };
   return { response, jti };
 }

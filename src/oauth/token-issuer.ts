@@ -15,9 +15,14 @@ export interface AccessTokenClaims {
   jti: string;
   client_id: string;
   scope?: string;
-  /** RFC 8705 §3.1: the SHA-256 thumbprint of the certificate the token is bound to. */
-  cnf?: { 'x5t#S256': string };
+  cnf?: Confirmation;
 }
+
+/**
+ * What a token is bound to: the SHA-256 thumbprint of a client certificate (RFC 8705 §3.1) or
+ * of a DPoP key (RFC 9449 §6.1, RFC 7638). Never both: see issueToken.
+ */
+export type Confirmation = { 'x5t#S256': string } | { jkt: string };
 
 export interface IssuedToken {
   accessToken: string;
@@ -76,7 +81,7 @@ export class TokenIssuer {
     private readonly clock: Clock,
   ) {}
 
-  async issue(clientId: string, grant: Grant, certificateThumbprint?: string): Promise<IssuedToken> {
+  async issue(clientId: string, grant: Grant, confirmation?: Confirmation): Promise<IssuedToken> {
     const nowMs = this.clock.now();
     // One reading of the clock for both, so the jti's time and iat never straddle a second.
     const now = epochSeconds(nowMs);
@@ -92,7 +97,7 @@ export class TokenIssuer {
       client_id: clientId,
     };
     if (grant.scopes.length > 0) claims.scope = grant.scopes.join(' ');
-    if (certificateThumbprint !== undefined) claims.cnf = { 'x5t#S256': certificateThumbprint };
+    if (confirmation !== undefined) claims.cnf = confirmation;
     const key = this.keys.signingKey();
     const accessToken = await new SignJWT({ ...claims })
       .setProtectedHeader({ alg: key.alg, typ: 'at+jwt', kid: key.kid })

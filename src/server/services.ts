@@ -14,6 +14,7 @@ import { InstrumentedTokenStore, Metrics } from '../metrics/metrics.js';
 import type { ClientAssertionDeps } from '../oauth/client-assertion.js';
 import type { FederatedAssertionDeps } from '../oauth/federated-assertion.js';
 import type { GrantPolicy } from '../oauth/client-credentials.js';
+import type { DpopDeps } from '../oauth/dpop.js';
 import { TOKEN_PATH } from '../oauth/metadata.js';
 import { FailureThrottle } from '../oauth/throttle.js';
 import { TokenIssuer } from '../oauth/token-issuer.js';
@@ -70,6 +71,8 @@ export interface Services {
   readonly federation: Omit<FederatedAssertionDeps, 'clock'>;
   readonly issuer: TokenIssuer;
   readonly policy: GrantPolicy;
+  /** What DPoP proofs at the token endpoint are checked against. */
+  readonly dpop: DpopDeps;
 }
 
 /** Whether `deps` are made services rather than the parts to make them from. */
@@ -125,6 +128,9 @@ export function wireServices(parts: ServiceParts): Services {
     federation,
     issuer: new TokenIssuer(config.issuer, keys, clock),
     policy: { defaultAudience: config.tokens.audience, defaultTtl: config.tokens.ttl },
+    // htu is the token endpoint as the metadata publishes it: the URL clients use, whatever
+    // proxies sit between them and this process.
+    dpop: { tokenEndpoint: `${config.issuer}${TOKEN_PATH}`, replay: store, clock },
   };
 }
 

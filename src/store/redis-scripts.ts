@@ -17,9 +17,9 @@ return 1`,
   // only once the record is read, which a single Redis server allows and Cluster would not.
   tollgateFind: {
     numberOfKeys: 1,
-    lua: `local r = redis.call('HMGET', KEYS[1], 'clientId', 'scope', 'aud', 'iat', 'exp', 'digest', 'revokedAt', 'cnf')
+    lua: `local r = redis.call('HMGET', KEYS[1], 'clientId', 'scope', 'aud', 'iat', 'exp', 'digest', 'revokedAt', 'cnf', 'jkt')
 if not r[1] then return false end
-r[9] = redis.call('GET', ARGV[1] .. r[1])
+r[10] = redis.call('GET', ARGV[1] .. r[1])
 return r`,
   },
   // KEYS[1]: the token's key. ARGV[1]: revocation time in ms. The first revocation time stays;

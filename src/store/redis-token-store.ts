@@ -108,6 +108,7 @@ export class RedisTokenStore implements TokenStore {
     const fields = ['clientId', t.clientId, 'scope', t.scope, 'aud', JSON.stringify(t.aud), 'iat', String(t.iat), 'exp', String(t.exp), 'digest', t.digest];
     if (t.revokedAt !== undefined) fields.push('revokedAt', String(t.revokedAt));
     if (t.cnf !== undefined) fields.push('cnf', t.cnf);
+    if (t.jkt !== undefined) fields.push('jkt', t.jkt);
     const created = await this.#run(() => this.#client.tollgateRecord(this.#tokenKey(t.jti), String(t.exp * 1000), ...fields));
     if (created !== 1) throw this.#error('duplicate jti: a token with this jti is already recorded');
   }
@@ -115,7 +116,7 @@ export class RedisTokenStore implements TokenStore {
   async find(jti: string): Promise<TokenRecord | undefined> {
     const r = await this.#run(() => this.#client.tollgateFind(this.#tokenKey(jti), `${this.#prefix}client-revoked:`));
     if (r === null) return undefined;
-    const [clientId, scope, aud, iat, exp, digest, revokedAt, cnf, revokedBefore] = r;
+    const [clientId, scope, aud, iat, exp, digest, revokedAt, cnf, jkt, revokedBefore] = r;
     const record: TokenRecord = {
       jti,
       clientId: clientId!,
@@ -125,6 +126,7 @@ export class RedisTokenStore implements TokenStore {
       exp: Number(exp),
       digest: digest ?? '',
       ...(cnf == null ? {} : { cnf }),
+      ...(jkt == null ? {} : { jkt }),
       ...(revokedAt == null ? {} : { revokedAt: Number(revokedAt) }),
     };
     return withClientRevocation(record, revokedBefore == null ? undefined : Number(revokedBefore));

@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { ConfigError } from '../shared/config-error.js';
 import { MAX_TTL } from '../shared/limits.js';
-import { withClientRevocation, type Counter, type CounterLimit, type Reservation, type ReservedHit, type TokenRecord, type TokenStore } from './token-store.js';
+import { withClientRevocation, type ClaimOptions, type Counter, type CounterLimit, type Reservation, type ReservedHit, type TokenRecord, type TokenStore } from './token-store.js';
 
 /**
  * Schema migrations, applied in order on open; PRAGMA user_version holds how many ran. Append
@@ -35,6 +35,7 @@ const MIGRATIONS: readonly string[] = [
      reset_at INTEGER NOT NULL          -- ms: the end of its window
    ) WITHOUT ROWID;`,
   `ALTER TABLE tokens ADD COLUMN cnf TEXT;  -- x5t#S256 of a bound certificate (RFC 8705)`,
+  `ALTER TABLE tokens ADD COLUMN jkt TEXT;  -- thumbprint of a bound DPoP key (RFC 9449)`,
 ];
 
 /** The schema version (PRAGMA user_version) this tollgate writes and reads. */
@@ -53,6 +54,7 @@ interface TokenRow {
   digest: string;
   revoked_at: number | null;
   cnf: string | null;
+  jkt: string | null;
   revoked_before: number | null;
 }
 
@@ -93,7 +95,7 @@ export class SqliteTokenStore implements TokenStore {
   ) {
     this.#db = openDatabase(path, options.mustExist ?? false);
     this.#insert = this.#db.prepare(
-      'INSERT INTO tokens (jti, client_id, scope, aud, iat, exp, digest, revoked_at, cnf) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      'INSERT INTO tokens (jti, client_id, scope, aud, iat, exp, digest, revoked_at, cnf, jkt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );
     this.#find = this.#db.prepare<[string], TokenRow>(
       `SELECT t.*, r.revoked_before FROM tokens t LEFT JOIN client_revocations r ON r.client_id = t.client_id WHERE t.jti = ?`,
@@ -185,7 +187,7 @@ export class SqliteTokenStore implements TokenStore {
   }
 
   #insertOne(t: TokenRecord): void {
-    this.#insert.run(t.jti, t.clientId, t.scope, JSON.stringify(t.aud), t.iat, t.exp, t.digest, t.revokedAt ?? null, t.cnf ?? null);
+    this.#insert.run(t.jti, t.clientId, t.scope, JSON.stringify(t.aud), t.iat, t.exp, t.digest, t.revokedAt ?? null, t.cnf ?? null, t.jkt ?? null);
   }
 
   /**
@@ -244,8 +246,9 @@ export class SqliteTokenStore implements TokenStore {
     return total;
   }
 
-  async claimOnce(key: string, expiresAt: number, now: number): Promise<boolean> {
+  async claimOnce(key: string, expiresAt: number, now: number, options: ClaimOptions = {}): Promise<boolean> {
     // Durable before the answer: a crash must not let an assertion be used twice.
+    if (options.fsync === false) return this.#claim(key, expiresAt, now);
     return this.#durably(() => this.#claim(key, expiresAt, now));
   }
 
@@ -296,6 +299,7 @@ function toRecord(row: TokenRow | undefined): TokenRecord | undefined {
     exp: row.exp,
     digest: row.digest,
     ...(row.cnf === null ? {} : { cnf: row.cnf }),
+    ...(row.jkt === null ? {} : { jkt: row.jkt }),
     ...(row.revoked_at === null ? {} : { revokedAt: row.revoked_at }),
   };
   return withClientRevocation(record, row.revoked_before ?? undefined);

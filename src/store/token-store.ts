@@ -15,6 +15,8 @@ export interface TokenRecord {
   readonly digest: string;
   /** x5t#S256 of the certificate the token is bound to (RFC 8705), if any. */
   readonly cnf?: string;
+  /** RFC 7638 thumbprint of the DPoP key the token is bound to (RFC 9449 cnf.jkt), if any. */
+  readonly jkt?: string;
   /** When it was revoked, ms since the epoch; absent while it is not. */
   readonly revokedAt?: number;
 }
@@ -56,9 +58,18 @@ export interface TokenRecords {
 export interface ReplayClaims {
   /**
    * Claims `key` until `expiresAt` (ms): resolves true the first time, false while an earlier
-   * claim lasts at `now` (Redis keeps its own time). Used so that a client assertion's jti is accepted once (RFC 7523 §3 point 7).
+   * claim lasts at `now` (Redis keeps its own time). Used so that a client assertion's jti (RFC 7523 §3 point 7) and a DPoP proof's jti (RFC 9449 §11.1) are accepted once.
    */
-  claimOnce(key: string, expiresAt: number, now: number): Promise<boolean>;
+  claimOnce(key: string, expiresAt: number, now: number, options?: ClaimOptions): Promise<boolean>;
+}
+
+export interface ClaimOptions {
+  /**
+   * Whether the claim must survive a crash of the machine before the answer (an fsync, where
+   * the store would otherwise not make one: SQLite); true by default. Either way it survives a
+   * crash of the process.
+   */
+  fsync?: boolean;
 }
 
 /** Fixed-window counters shared by every instance using the store: the failure throttle's. */

@@ -404,6 +404,19 @@ describe('client update', () => {
     expect(billing).not.toHaveProperty('allowed_ips');
   });
 
+  it('requires DPoP of a client with --require-dpop, shows it, and makes it optional again with --no-require-dpop', async () => {
+    const f = fixture();
+    const added = await cli(f, ['client', 'add', 'orders', '--audience', 'https://orders.test', '--require-dpop']);
+    expect(added.code, added.stderr).toBe(0);
+    expect(entry(read(f), 'orders')).toMatchObject({ dpop_bound_access_tokens: true });
+    expect((await cli(f, ['client', 'show', 'orders'])).stdout).toContain('dpop_bound_access_tokens: true');
+    expect((await cli(f, ['client', 'update', 'orders', '--no-require-dpop'])).code).toBe(0);
+    expect(entry(read(f), 'orders')).not.toHaveProperty('dpop_bound_access_tokens');
+    expect((await cli(f, ['client', 'update', 'reports', '--require-dpop'])).code).toBe(0);
+    expect(entry(read(f), 'reports')).toMatchObject({ dpop_bound_access_tokens: true });
+    expectUserError(await cli(f, ['client', 'update', 'reports', '--require-dpop', '--no-require-dpop']), /not both/);
+  });
+
   it.each([
     [['client', 'update', 'nobody', '--ttl', '5m'], /no client "nobody" in /],
     [['client', 'update', 'billing-service'], /nothing to change/],

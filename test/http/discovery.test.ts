@@ -30,6 +30,8 @@ describe('GET /.well-known/oauth-authorization-server', () => {
       revocation_endpoint_auth_signing_alg_values_supported: ['RS256', 'PS256', 'ES256', 'EdDSA'],
       // No client CA configured: no mutual TLS, so nothing is certificate-bound.
       tls_client_certificate_bound_access_tokens: false,
+      dpop_signing_alg_values_supported: ['ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519', 'RS256', 'PS256'],
+      introspection_signing_alg_values_supported: ['RS256'],
       response_types_supported: [],
       scopes_supported: ['a:read', 'm:read', 'z:write'],
     });

@@ -55,6 +55,7 @@ beforeAll(async () => {
     issuer: new TokenIssuer(ISSUER, keys, clock),
     policy: { defaultAudience: [], defaultTtl: 900 },
     store: new MemoryTokenStore(),
+    dpop: { tokenEndpoint: `${ISSUER}/oauth2/token`, replay: new MemoryTokenStore(), clock },
   };
 });
 

@@ -53,7 +53,7 @@ describe('SqliteTokenStore', () => {
     openAt(path);
     const db = new Database(path, { readonly: true });
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
-    expect(db.pragma('user_version', { simple: true })).toBe(3);
+    expect(db.pragma('user_version', { simple: true })).toBe(4);
     db.close();
   });
 
@@ -72,6 +72,31 @@ describe('SqliteTokenStore', () => {
     const store = openAt(path);
     expect((await store.find('old-jti'))?.clientId).toBe('svc-a');
     expect(await store.claimOnce('k', Date.now() + 1000, Date.now())).toBe(true);
+  });
+
+  it('migrates a version 3 file to hold DPoP thumbprints, keeping its certificate-bound records', async () => {
+    const path = join(dir, 'v3.db');
+    const old = new Database(path);
+    // Version 3 as it was released: tokens with cnf, claims and counters.
+    old.exec(`CREATE TABLE tokens (jti TEXT PRIMARY KEY, client_id TEXT NOT NULL, scope TEXT NOT NULL, aud TEXT NOT NULL,
+      iat INTEGER NOT NULL, exp INTEGER NOT NULL, digest TEXT NOT NULL, revoked_at INTEGER) WITHOUT ROWID;
+      CREATE INDEX tokens_exp ON tokens (exp);
+      CREATE TABLE client_revocations (client_id TEXT PRIMARY KEY, revoked_before INTEGER NOT NULL) WITHOUT ROWID;
+      CREATE TABLE claims (key TEXT PRIMARY KEY, expires_at INTEGER NOT NULL) WITHOUT ROWID;
+      CREATE TABLE counters (key TEXT PRIMARY KEY, count INTEGER NOT NULL, reset_at INTEGER NOT NULL) WITHOUT ROWID;
+      ALTER TABLE tokens ADD COLUMN cnf TEXT;`);
+    old.prepare('INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)').run('bound-jti', 'edge', 'read', '["https://api.test"]', 1_800_000_000, 1_800_000_900, 'd', null, 'x5t');
+    old.pragma('user_version = 3');
+    old.close();
+
+    const store = openAt(path);
+    expect(await store.find('bound-jti')).toEqual({ jti: 'bound-jti', clientId: 'edge', scope: 'read', aud: ['https://api.test'], iat: 1_800_000_000, exp: 1_800_000_900, digest: 'd', cnf: 'x5t' });
+    const dpop = makeRecord({ iat: 1_800_000_000, jkt: 'thumbprint' });
+    await store.record(dpop);
+    expect(await store.find(dpop.jti)).toEqual(dpop);
+    const db = new Database(path, { readonly: true });
+    expect(db.pragma('user_version', { simple: true })).toBe(4);
+    db.close();
   });
 
   it('sees what another process wrote to the same file', async () => {

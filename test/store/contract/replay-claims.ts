@@ -17,5 +17,13 @@ export function replayClaimsContract(name: string, open: () => Promise<ReplayCla
       expect(await store.claimOnce('svc:jti-4', now - 1, now)).toBe(true);
       expect(await store.claimOnce('svc:jti-4', now + 60_000, now)).toBe(true);
     });
+
+    it('grants a claim made without an fsync once too, whichever way the next claim is made', async () => {
+      const store = await open();
+      const now = Date.now();
+      expect(await store.claimOnce('dpop:k:jti', now + 60_000, now, { fsync: false })).toBe(true);
+      expect(await store.claimOnce('dpop:k:jti', now + 60_000, now, { fsync: false })).toBe(false);
+      expect(await store.claimOnce('dpop:k:jti', now + 60_000, now)).toBe(false);
+    });
   });
 }

@@ -48,6 +48,9 @@ export function tokenRecordsContract<S extends TokenRecords>(
       const bound = makeRecord({ iat: T0, cnf: 'x5t-thumbprint-of-a-client-certificate' });
       await store.record(bound);
       expect(await store.find(bound.jti)).toEqual(bound);
+      const dpop = makeRecord({ iat: T0, jkt: 'rfc7638-thumbprint-of-a-dpop-key' });
+      await store.record(dpop);
+      expect(await store.find(dpop.jti)).toEqual(dpop);
       expect(await store.find('unknown-jti')).toBeUndefined();
     });
 

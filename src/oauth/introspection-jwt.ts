@@ -1,0 +1,36 @@
+import { SignJWT } from 'jose';
+import { epochSeconds, type Clock } from '../shared/clock.js';
+import type { KeySet } from '../keys/key-set.js';
+import type { IntrospectionResponse } from './introspection.js';
+
+/** RFC 9701 §4: the media type a caller asks for, and the JWT's typ (§5). */
+export const INTROSPECTION_JWT_MEDIA_TYPE = 'application/token-introspection+jwt';
+
+export interface IntrospectionJwtDeps {
+  /** tollgate's issuer: the JWT's iss. */
+  issuer: string;
+  keys: KeySet;
+  clock: Clock;
+}
+
+/**
+ * RFC 9701 §5: the introspection answer as a JWT signed with the current signing key (its kid
+ * in the header, so resource servers find it in the JWKS), for the client that asked: iss,
+ * aud (that client), iat and token_introspection (the RFC 7662 answer). The token's own sub
+ * and exp stay inside token_introspection: at the top level they would make the answer look
+ * like an access token to a careless resource server (§5, §8.2).
+ */
+export async function signIntrospectionResponse(response: IntrospectionResponse, callerId: string, deps: IntrospectionJwtDeps): Promise<string> {
+  const key = deps.keys.signingKey();
+  return new SignJWT({ token_introspection: response })
+    .setProtectedHeader({ alg: key.alg, typ: 'token-introspection+jwt', kid: key.kid })
+    .setIssuer(deps.issuer)
+    .setAudience(callerId)
+    .setIssuedAt(epochSeconds(deps.clock.now()))
+    .sign(key.key);
+}
+
+/** introspection_signing_alg_values_supported: the algorithms of the published keys. */
+export function introspectionSigningAlgorithms(keys: KeySet): string[] {
+  return [...new Set(keys.jwks().keys.map((k) => k.alg))];
+}
