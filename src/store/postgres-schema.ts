@@ -68,6 +68,8 @@ const MIGRATIONS: readonly string[] = [
      END LOOP;
    END
    $fn$;`,
+  // 2: the RFC 7638 thumbprint of the DPoP key a token is bound to (RFC 9449).
+  'ALTER TABLE tollgate_tokens ADD COLUMN jkt text',
 ];
 
 /** The schema version this tollgate writes and reads. */

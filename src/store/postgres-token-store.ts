@@ -51,6 +51,7 @@ interface TokenRow {
   exp: string;
   digest: string;
   cnf: string | null;
+  jkt: string | null;
   revoked_at: string | null;
   revoked_before: string | null;
 }
@@ -60,9 +61,9 @@ const FIND_ONE = `SELECT t.*, r.revoked_before FROM tollgate_tokens t
 const FIND_MANY = `SELECT t.*, r.revoked_before FROM tollgate_tokens t
   LEFT JOIN tollgate_client_revocations r ON r.client_id = t.client_id
   WHERE t.jti = ANY (ARRAY(SELECT json_array_elements_text($1::json)))`;
-const INSERT_MANY = `INSERT INTO tollgate_tokens (jti, client_id, scope, aud, iat, exp, digest, cnf, revoked_at)
-  SELECT jti, client_id, scope, aud, iat, exp, digest, cnf, revoked_at FROM json_to_recordset($1::json)
-    AS r(jti text, client_id text, scope text, aud text, iat bigint, exp bigint, digest text, cnf text, revoked_at bigint)
+const INSERT_MANY = `INSERT INTO tollgate_tokens (jti, client_id, scope, aud, iat, exp, digest, cnf, jkt, revoked_at)
+  SELECT jti, client_id, scope, aud, iat, exp, digest, cnf, jkt, revoked_at FROM json_to_recordset($1::json)
+    AS r(jti text, client_id text, scope text, aud text, iat bigint, exp bigint, digest text, cnf text, jkt text, revoked_at bigint)
   ON CONFLICT (jti) DO NOTHING RETURNING jti`;
 // The count and the revocation in one statement: every part sees the same snapshot, so the
 // count is of tokens live and not yet revoked just before this revocation.
@@ -356,6 +357,7 @@ export class PostgresTokenStore implements TokenStore {
       exp: t.exp,
       digest: t.digest,
       cnf: t.cnf ?? null,
+      jkt: t.jkt ?? null,
       revoked_at: t.revokedAt ?? null,
     }));
     let inserted: { jti: string }[];
@@ -611,6 +613,7 @@ function toRecord(row: TokenRow | undefined): TokenRecord | undefined {
     exp: Number(row.exp),
     digest: row.digest,
     ...(row.cnf === null ? {} : { cnf: row.cnf }),
+    ...(row.jkt === null ? {} : { jkt: row.jkt }),
     ...(row.revoked_at === null ? {} : { revokedAt: Number(row.revoked_at) }),
   };
   return withClientRevocation(record, row.revoked_before === null ? undefined : Number(row.revoked_before));
