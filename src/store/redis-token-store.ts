@@ -51,9 +51,10 @@ type Client = (Redis | Cluster) & TokenScripts;
  * it: no token issued before it can outlive that. Revoking a client is one write, and each later
  * lookup reads one more key in the same script, whatever the number of tokens.
  *
- * Keys, Cluster: the same under the client's hash tag (token-slot.ts), which the jti carries:
- * `<prefix>{<tag>}:token:<jti>` and `<prefix>{<tag>}:client-revoked:<clientId>`, so a lookup,
- * a record and a revocation each touch one slot and the lookup is still one round trip.
+ * Keys, Cluster: under the client's hash tag (token-slot.ts), which the jti carries:
+ * `<prefix>{<tag>}:token:<jti>` as above, and `<prefix>{<tag>}:client-revoked`, a hash of the
+ * revocation times of the clients with that tag. A lookup, a record and a revocation each
+ * touch one slot, the lookup is still one round trip, and its script names both its keys.
  *
  * With minReplicas, a revocation is sent on a connection of its own followed by WAIT, so that a
  * replica that is slow or gone holds up revocations only, never the other requests.
@@ -209,7 +210,9 @@ export class RedisTokenStore implements TokenStore {
   async find(jti: string): Promise<TokenRecord | undefined> {
     const key = this.#tokenKey(jti);
     if (key === undefined) return undefined;
-    const r = await this.#run(() => this.#client.tollgateFind(key, this.#clientKey(jtiTag(jti) ?? '', '')));
+    const r = await this.#run(() =>
+      this.#clustered ? this.#client.tollgateFindTagged(key, this.#revokedClientsKey(jtiTag(jti)!)) : this.#client.tollgateFind(key, `${this.#prefix}client-revoked:`),
+    );
     if (r === null) return undefined;
     const [clientId, scope, aud, iat, exp, digest, revokedAt, cnf, revokedBefore] = r;
     const record: TokenRecord = {
@@ -234,10 +237,15 @@ export class RedisTokenStore implements TokenStore {
   }
 
   async revokeClient(clientId: string, at: number): Promise<undefined> {
-    const key = this.#clientKey(clientTag(clientId), clientId);
     const args = [String(at), String(at + MAX_TTL * 1000)] as const;
-    if (this.#durable === undefined) await this.#run(() => this.#client.tollgateRevokeClient(key, ...args));
-    else await this.#durably('client revocation', (p) => (p as ChainableCommander & TokenScripts).tollgateRevokeClient(key, ...args));
+    const write = (client: Client | ChainableCommander) => {
+      const c = client as (Client | ChainableCommander) & TokenScripts;
+      return this.#clustered
+        ? c.tollgateRevokeClientTagged(this.#revokedClientsKey(clientTag(clientId)), clientId, ...args)
+        : c.tollgateRevokeClient(`${this.#prefix}client-revoked:${clientId}`, ...args);
+    };
+    if (this.#durable === undefined) await this.#run(() => write(this.#client));
+    else await this.#durably('client revocation', write);
     // One write, whatever the number of tokens: counting them would mean reading all of them.
     return undefined;
   }
@@ -310,9 +318,9 @@ export class RedisTokenStore implements TokenStore {
     return tag === undefined ? undefined : `${this.#prefix}{${tag}}:token:${jti}`;
   }
 
-  /** The key of a client's revocation time (with clientId ''; the start of every such key under tag). */
-  #clientKey(tag: string, clientId: string): string {
-    return this.#clustered ? `${this.#prefix}{${tag}}:client-revoked:${clientId}` : `${this.#prefix}client-revoked:${clientId}`;
+  /** Cluster: the hash of the revocation times of the clients whose tag is tag. */
+  #revokedClientsKey(tag: string): string {
+    return `${this.#prefix}{${tag}}:client-revoked`;
   }
 
   /**
