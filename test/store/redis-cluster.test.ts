@@ -4,6 +4,8 @@ import type { TokenRecord } from '../../src/store/token-store.js';
 import { makeRecord } from './contract/token-records.js';
 import { hasRedisServer, requireOrSkip } from './redis-helpers.js';
 import { ask, killNode, quickClient, startClusterSetup, until, type ClusterSetup } from './redis-ha-fixtures.js';
+import { tollgateInProcess } from '../cli/run-cli.js';
+import { writeFixture } from '../helpers.js';
 import { activeOf, appOn, asSvc, expectUnavailable, issue, revoke, runContracts, storeOpener, throughFailover } from './redis-ha-scenarios.js';
 
 // A cluster of three masters and three replicas of this file's own (redis-ha-fixtures.ts), shared
@@ -47,6 +49,22 @@ describe.skipIf(!available)('RedisTokenStore on a Redis Cluster', () => {
     await expect(store.record({ ...records[0]!, jti: 'A'.repeat(32) })).rejects.toThrow(/does not carry its client's tag/);
     await expect(store.record({ ...records[0]!, clientId: 'client-1' })).rejects.toThrow(/does not carry its client's tag/);
     expect(await store.find('A'.repeat(32))).toBeUndefined();
+  });
+
+  it('is what config check reaches, named without the password; a node that does not answer is named too', async () => {
+    const configFor = (nodes: string) =>
+      writeFixture({
+        config: `issuer: https://auth.test\nkeys: { dir: ./keys }\nstore: { kind: redis, cluster: { nodes: [${nodes}] } }\n`,
+        clients: 'clients: []\n',
+      }).configFile;
+    const env = { TOLLGATE_STORE__PASSWORD: '12345' };
+    const ok = await tollgateInProcess(['config', 'check', '--config', configFor(cluster!.nodes[0]!)], { cwd: process.cwd(), env });
+    expect(ok.stdout + ok.stderr).toContain(`redis token store redis-cluster://${cluster!.nodes[0]}`);
+    expect(ok.stdout + ok.stderr).not.toContain('12345');
+    const down = await tollgateInProcess(['config', 'check', '--config', configFor('127.0.0.1:1')], { cwd: process.cwd(), env });
+    expect(down.code).toBe(1);
+    expect(down.stderr).toMatch(/store\.cluster: cannot reach the token store: redis-cluster:\/\/127\.0\.0\.1:1: /);
+    expect(down.stderr).not.toContain('12345');
   });
 
   it('follows MOVED and ASK while the slot of a client moves to another master', async () => {
