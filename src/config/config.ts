@@ -173,6 +173,14 @@ const configSchema = z.strictObject({
         .strictObject({
           master: z.string({ error: 'is required: the name the sentinels monitor the primary under' }).regex(/^\S+$/, { error: 'must be non-empty and contain no whitespace' }),
           nodes: redisNodesSchema,
+          // The sentinels' own credentials, when they require one (requirepass in sentinel.conf).
+          username: z.string({ error: 'must be a string' }).min(1).optional(),
+          password: z.string({ error: 'must be a string' }).min(1).optional(),
+        })
+        .superRefine((sentinel, ctx) => {
+          if (sentinel.username !== undefined && sentinel.password === undefined) {
+            ctx.addIssue({ code: 'custom', path: ['username'], message: 'needs store.sentinel.password too (TOLLGATE_STORE__SENTINEL__PASSWORD keeps it out of the file)' });
+          }
         })
         .optional(),
       // Redis Cluster: some of its nodes; the rest are found from them.
@@ -227,7 +235,7 @@ const ENV_PREFIX = 'TOLLGATE_';
 /** Variables with the prefix that are not overrides of a config field. */
 const NOT_OVERRIDES = new Set(['TOLLGATE_CONFIG', 'TOLLGATE_DEBUG']);
 /** Overrides taken as typed, never read as a number or a list: a password of digits stays a string. */
-const STRING_OVERRIDES = new Set(['store.url', 'store.username', 'store.password']);
+const STRING_OVERRIDES = new Set(['store.url', 'store.username', 'store.password', 'store.sentinel.username', 'store.sentinel.password']);
 
 export interface LoadConfigOptions {
   /** Environment to take TOLLGATE_* overrides from. */

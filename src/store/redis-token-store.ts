@@ -23,8 +23,11 @@ export class RedisStoreError extends Error {
 export interface RedisTokenStoreOptions {
   /** redis:// or rediss:// URL of a single Redis server, with optional password and db number. */
   url?: string | undefined;
-  /** Redis Sentinel: the name the sentinels monitor the primary under, and some sentinels (host:port). */
-  sentinel?: { readonly master: string; readonly nodes: readonly string[] } | undefined;
+  /**
+   * Redis Sentinel: the name the sentinels monitor the primary under, some sentinels (host:port),
+   * and the sentinels' own credentials if they require one.
+   */
+  sentinel?: { readonly master: string; readonly nodes: readonly string[]; readonly username?: string | undefined; readonly password?: string | undefined } | undefined;
   /** Redis Cluster: some of its nodes (host:port). */
   cluster?: { readonly nodes: readonly string[] } | undefined;
   /** With sentinel or cluster: the data servers' ACL user and password, and TLS to every server. */
@@ -69,7 +72,8 @@ export class RedisTokenStore implements TokenStore {
   readonly #prefix: string;
   readonly #clustered: boolean;
   readonly #db: number;
-  readonly #password: string | undefined;
+  /** Every password the store was given: taken out of any message, however unlikely their presence. */
+  readonly #passwords: string[];
   readonly #minReplicas: number;
   readonly #client: Client;
   /** With minReplicas: the connection revocations and their WAIT go through. */
@@ -92,7 +96,7 @@ export class RedisTokenStore implements TokenStore {
     const connect = this.#connector(options);
     this.display = connect.display;
     this.#db = connect.db;
-    this.#password = connect.password;
+    this.#passwords = [connect.password, options.sentinel?.password].filter((p): p is string => p !== undefined && p !== '');
     this.#client = connect();
     this.#durable = this.#minReplicas > 0 ? connect() : undefined;
     // The second connection's troubles are the first's: reported through it, not twice.
@@ -154,12 +158,14 @@ export class RedisTokenStore implements TokenStore {
       return Object.assign(open, { display: target.display, db, password });
     }
     if (options.sentinel !== undefined) {
-      const { master, nodes } = options.sentinel;
+      const { master, nodes, username: sentinelUsername, password: sentinelPassword } = options.sentinel;
       const open = (): Client =>
         new Redis({
           sentinels: nodes.map((n) => parseRedisNode(n)),
           name: master,
           role: 'master',
+          ...(sentinelUsername === undefined ? {} : { sentinelUsername }),
+          ...(sentinelPassword === undefined ? {} : { sentinelPassword }),
           ...credentials,
           ...(options.tls === true ? { enableTLSForSentinelMode: true, sentinelTLS: {} } : {}),
           ...common,
@@ -372,10 +378,10 @@ export class RedisTokenStore implements TokenStore {
 
   /** The message with every form of the password taken out, however unlikely its presence. */
   #redact(message: string): string {
-    const password = this.#password;
-    if (password === undefined || password === '') return message;
     let out = message;
-    for (const form of new Set([password, encodeURIComponent(password)])) out = out.split(form).join('***');
+    for (const password of this.#passwords) {
+      for (const form of new Set([password, encodeURIComponent(password)])) out = out.split(form).join('***');
+    }
     return out;
   }
 

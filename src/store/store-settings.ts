@@ -12,7 +12,7 @@ export interface StoreSettings {
   /** Prefix of every Redis key. */
   readonly prefix: string;
   /** Redis: exactly one of url, sentinel, cluster. */
-  readonly sentinel?: { readonly master: string; readonly nodes: readonly string[] } | undefined;
+  readonly sentinel?: { readonly master: string; readonly nodes: readonly string[]; readonly username?: string | undefined; readonly password?: string | undefined } | undefined;
   readonly cluster?: { readonly nodes: readonly string[] } | undefined;
   /** Redis with sentinel or cluster: the data servers' credentials and TLS. */
   readonly username?: string | undefined;

@@ -103,6 +103,7 @@ colour: blue
     ['braces in the prefix of a cluster store', 'issuer: https://a.test\nstore: { kind: redis, cluster: { nodes: ["c1:7000"] }, prefix: "{tollgate}:" }\n', /store.prefix: must not contain \{ or \} with store.cluster/],
     ['a password beside a url', 'issuer: https://a.test\nstore: { kind: redis, url: "redis://cache", password: x }\n', /store.password: does not apply with store.url, which carries its own/],
     ['tls beside a url', 'issuer: https://a.test\nstore: { kind: redis, url: "redis://cache", tls: true }\n', /store.tls: does not apply with store.url: write rediss:\/\//],
+    ['a sentinel username without a password', 'issuer: https://a.test\nstore: { kind: redis, sentinel: { master: m, nodes: ["s1:26379"], username: u } }\n', /store.sentinel.username: needs store.sentinel.password too/],
     ['a username without a password', 'issuer: https://a.test\nstore: { kind: redis, cluster: { nodes: ["c1:7000"] }, username: u }\n', /store.username: needs store.password too/],
     ['a negative min_replicas', 'issuer: https://a.test\nstore: { kind: redis, url: "redis://cache", min_replicas: -1 }\n', /store.min_replicas: /],
     ['min_replicas with sqlite', 'issuer: https://a.test\nstore: { kind: sqlite, min_replicas: 1 }\n', /store.min_replicas: applies only to store.kind redis/],
@@ -123,9 +124,16 @@ colour: blue
   it('reads a sentinel or cluster store with its credentials, the password from the environment kept a string', () => {
     const sentinel = loadConfig(
       configFile('issuer: https://a.test\nstore: { kind: redis, sentinel: { master: tollgate, nodes: ["10.0.0.1:26379", "[::1]:26380"] }, username: tg, min_replicas: 1, tls: true }\n'),
-      { env: { TOLLGATE_STORE__PASSWORD: '007' } },
+      { env: { TOLLGATE_STORE__PASSWORD: '007', TOLLGATE_STORE__SENTINEL__PASSWORD: '0042' } },
     );
-    expect(sentinel.store).toMatchObject({ kind: 'redis', sentinel: { master: 'tollgate', nodes: ['10.0.0.1:26379', '[::1]:26380'] }, username: 'tg', password: '007', min_replicas: 1, tls: true });
+    expect(sentinel.store).toMatchObject({
+      kind: 'redis',
+      sentinel: { master: 'tollgate', nodes: ['10.0.0.1:26379', '[::1]:26380'], password: '0042' },
+      username: 'tg',
+      password: '007',
+      min_replicas: 1,
+      tls: true,
+    });
     const cluster = loadConfig(configFile('issuer: https://a.test\nstore: { kind: redis, cluster: { nodes: ["c1:7000", "c2:7000"] } }\n'));
     expect(cluster.store).toMatchObject({ kind: 'redis', cluster: { nodes: ['c1:7000', 'c2:7000'] }, prefix: 'tollgate:' });
   });

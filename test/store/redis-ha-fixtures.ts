@@ -46,15 +46,19 @@ async function freeNodePort(taken: Set<number>): Promise<number> {
   throw new Error('no free pair of loopback ports found');
 }
 
-export function quickClient(port: number): Redis {
-  const client = new Redis({ host: '127.0.0.1', port, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, connectTimeout: 1000 });
+export function quickClient(port: number, password?: string): Redis {
+  const client = new Redis({ host: '127.0.0.1', port, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, connectTimeout: 1000, ...(password ? { password } : {}) });
   client.on('error', () => {});
   return client;
 }
 
 /** Sends one command to the server on port; undefined when it does not answer. */
 export async function ask(port: number, ...args: string[]): Promise<unknown> {
-  const client = quickClient(port);
+  return askWith(port, undefined, ...args);
+}
+
+async function askWith(port: number, password: string | undefined, ...args: string[]): Promise<unknown> {
+  const client = quickClient(port, password);
   try {
     await client.connect();
     return await client.call(args[0]!, ...args.slice(1));
@@ -106,6 +110,8 @@ function infoField(info: unknown, field: string): string | undefined {
 
 export interface SentinelSetup {
   master: string;
+  /** The sentinels require this password (requirepass); the data servers require none. */
+  sentinelPassword: string;
   primary: RedisNode;
   replica: RedisNode;
   sentinels: RedisNode[];
@@ -123,7 +129,7 @@ export interface SentinelSetup {
  * replica is in sync and every sentinel knows the replica and the two other sentinels, so that a
  * failover can happen. The sentinels call the primary down after 1 s without an answer.
  */
-export async function startSentinelSetup(master = 'tollgate'): Promise<SentinelSetup> {
+export async function startSentinelSetup(master = 'tollgate', sentinelPassword = 'sentinel-pa55'): Promise<SentinelSetup> {
   const dir = tempDir('tollgate-sentinel-');
   const taken = new Set<number>();
   const nodes: RedisNode[] = [];
@@ -146,6 +152,8 @@ export async function startSentinelSetup(master = 'tollgate'): Promise<SentinelS
           `sentinel down-after-milliseconds ${master} 1000`,
           `sentinel failover-timeout ${master} 10000`,
           `sentinel parallel-syncs ${master} 1`,
+          `requirepass ${sentinelPassword}`,
+          `sentinel sentinel-pass ${sentinelPassword}`,
           '',
         ].join('\n'),
       );
@@ -158,13 +166,14 @@ export async function startSentinelSetup(master = 'tollgate'): Promise<SentinelS
     await until('the replica to be in sync', inSync);
     for (const s of sentinels) {
       await until(`sentinel ${s.port} to know the replica and the other sentinels`, async () => {
-        const replicas = await ask(s.port, 'SENTINEL', 'REPLICAS', master);
-        const others = await ask(s.port, 'SENTINEL', 'SENTINELS', master);
+        const replicas = await askWith(s.port, sentinelPassword, 'SENTINEL', 'REPLICAS', master);
+        const others = await askWith(s.port, sentinelPassword, 'SENTINEL', 'SENTINELS', master);
         return Array.isArray(replicas) && replicas.length === 1 && Array.isArray(others) && others.length === 2;
       });
     }
     const setup: SentinelSetup = {
       master,
+      sentinelPassword,
       primary,
       get replica() {
         return replica;
@@ -178,7 +187,7 @@ export async function startSentinelSetup(master = 'tollgate'): Promise<SentinelS
         await until('the replica to be in sync again', inSync);
       },
       async currentPrimaryPort() {
-        const reply = await ask(sentinels[0]!.port, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', master);
+        const reply = await askWith(sentinels[0]!.port, sentinelPassword, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', master);
         return Array.isArray(reply) ? Number(reply[1]) : undefined;
       },
       stop: () => stopAll(nodes, dir),

@@ -10,7 +10,7 @@ import { hashOf, writeFixture } from '../helpers.js';
 // every test here; the failover test, which leaves the set-up without its first primary, runs last.
 const available = requireOrSkip(hasRedisServer(), 'the redis-server program');
 let setup: SentinelSetup | undefined;
-const opener = storeOpener(() => ({ sentinel: { master: setup!.master, nodes: setup!.nodes } }));
+const opener = storeOpener(() => ({ sentinel: { master: setup!.master, nodes: setup!.nodes, password: setup!.sentinelPassword } }));
 
 beforeAll(async () => {
   if (available) setup = await startSentinelSetup();
@@ -24,14 +24,20 @@ afterAll(async () => {
 describe.skipIf(!available)('RedisTokenStore through Sentinel', () => {
   runContracts('redis sentinel', opener);
 
-  it('names the sentinels and the master in messages, never the password', async () => {
-    const store = opener.open({ sentinel: { master: 'no-such-master', nodes: setup!.nodes }, password: 'not-the-password-9' });
-    const err = await store.ping().then(
-      () => undefined,
-      (e: unknown) => e as Error,
-    );
-    expect(err?.message).toMatch(new RegExp(`^redis-sentinel://${setup!.nodes.join(',')}/no-such-master: not connected`));
-    expect(err?.message).not.toContain('not-the-password-9');
+  it('names the sentinels and the master in messages, never a password', async () => {
+    const unknownMaster = opener.open({ sentinel: { master: 'no-such-master', nodes: setup!.nodes, password: setup!.sentinelPassword }, password: 'not-the-password-9' });
+    const wrongPassword = opener.open({ sentinel: { master: setup!.master, nodes: setup!.nodes, password: 'wr0ng-sentinel-pa55' } });
+    for (const [store, master] of [
+      [unknownMaster, 'no-such-master'],
+      [wrongPassword, setup!.master],
+    ] as const) {
+      const err = await store.ping().then(
+        () => undefined,
+        (e: unknown) => e as Error,
+      );
+      expect(err?.message).toMatch(new RegExp(`^redis-sentinel://${setup!.nodes.join(',')}/${master}: not connected`));
+      expect(err?.message).not.toMatch(/not-the-password-9|wr0ng-sentinel-pa55|sentinel-pa55/);
+    }
   });
 
   it('answers a revocation only once the replica has it, and refuses to when the replica is gone', async () => {
@@ -69,17 +75,20 @@ store: { kind: redis, sentinel: { master: ${setup!.master}, nodes: [${setup!.nod
     const rec = makeRecord({ iat: Math.floor(Date.now() / 1000) - 1, clientId: 'svc' });
     await store.record(rec);
 
-    const ok = await tollgateInProcess(['token', 'revoke', `--jti=${rec.jti}`, '--config', config], { cwd: process.cwd() });
+    // The sentinels' password from the environment, as an operator keeps it out of the file.
+    const env = { TOLLGATE_STORE__SENTINEL__PASSWORD: setup!.sentinelPassword };
+    const ok = await tollgateInProcess(['token', 'revoke', `--jti=${rec.jti}`, '--config', config], { cwd: process.cwd(), env });
     expect(ok.code, ok.stderr).toBe(0);
 
     await killNode(setup!.replica);
     try {
-      const run = await tollgateInProcess(['token', 'revoke', '--client', 'svc', '--config', config], { cwd: process.cwd() });
+      const run = await tollgateInProcess(['token', 'revoke', '--client', 'svc', '--config', config], { cwd: process.cwd(), env });
       expect(run.code).toBe(1);
       const lines = run.stderr.trim().split('\n');
       expect(lines).toHaveLength(1);
       expect(lines[0]).toMatch(/replicas store\.min_replicas asks for/);
       expect(run.stderr).not.toMatch(/\n\s+at /);
+      expect(run.stderr).not.toContain(setup!.sentinelPassword);
     } finally {
       await setup!.restartReplica();
     }
