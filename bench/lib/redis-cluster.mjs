@@ -22,7 +22,7 @@ function portFree(port) {
 /** A port whose cluster bus port (port + 10000) is free too. */
 async function nodePort(taken) {
   for (let i = 0; i < 200; i++) {
-    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    const port = 10_000 + Math.floor(Math.random() * 12_000);
     if (taken.has(port) || taken.has(port + 10_000)) continue;
     if ((await portFree(port)) && (await portFree(port + 10_000))) {
       taken.add(port);

@@ -31,11 +31,12 @@ async function portFree(port: number): Promise<boolean> {
 
 /**
  * A port that is free, and whose cluster bus port (port + 10000) is too: taken at random from
- * 20000–39999 so that two files (or two runs) rarely try the same one.
+ * 10000–21999, so that both stay below the ports the system hands out for freePort() (32768 and
+ * up on Linux) and two files (or two runs) rarely try the same one.
  */
 async function freeNodePort(taken: Set<number>): Promise<number> {
   for (let i = 0; i < 200; i++) {
-    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    const port = 10_000 + Math.floor(Math.random() * 12_000);
     if (taken.has(port) || taken.has(port + 10_000)) continue;
     if ((await portFree(port)) && (await portFree(port + 10_000))) {
       taken.add(port);
