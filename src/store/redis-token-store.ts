@@ -12,6 +12,8 @@ const COMMAND_TIMEOUT_MS = 2000;
 const CONNECT_TIMEOUT_MS = 2000;
 /** The longest pause between reconnection attempts, so service resumes within seconds. */
 const MAX_RECONNECT_DELAY_MS = 2000;
+/** How long no cluster node may have failed before an outage is reported over. */
+const NODE_QUIET_MS = 5000;
 /** How long a revocation waits for store.min_replicas replicas to acknowledge it (WAIT). */
 export const REPLICA_WAIT_MS = 1000;
 
@@ -83,6 +85,8 @@ export class RedisTokenStore implements TokenStore {
   #firstAttempt: Promise<void> | undefined;
   #lastError: string | undefined;
   #down = false;
+  /** When a cluster node last failed (ms). */
+  #lastNodeError = 0;
   /** The server refused the db number of the URL on this connection. */
   #selectFailed = false;
 
@@ -107,6 +111,12 @@ export class RedisTokenStore implements TokenStore {
     });
     this.#client.on('error', (err: Error) => this.#onError(err));
     this.#client.on('ready', () => this.#onReady());
+    // A cluster stays ready while one of its nodes fails: that node's errors come apart, and the
+    // outage is over once commands succeed with no node failing for a while.
+    this.#client.on('node error', (err: Error) => {
+      this.#lastNodeError = Date.now();
+      this.#onError(err);
+    });
     this.#firstAttempt = Promise.all([this.#client, ...(this.#durable ? [this.#durable] : [])].map(firstAttempt)).then(() => {
       this.#firstAttempt = undefined;
     });
@@ -364,7 +374,9 @@ export class RedisTokenStore implements TokenStore {
       throw this.#error(this.#selectFailed ? `cannot select database ${this.#db}${reason}` : `not connected${reason}`);
     }
     try {
-      return await command();
+      const result = await command();
+      if (this.#down && this.#clustered && Date.now() - this.#lastNodeError > NODE_QUIET_MS) this.#onReady();
+      return result;
     } catch (err) {
       // A new error carrying only the message: ioredis errors hold the command and its
       // arguments (an AUTH carries the password), which must not reach a log.

@@ -51,20 +51,19 @@ describe.skipIf(!available)('RedisTokenStore on a Redis Cluster', () => {
     expect(await store.find('A'.repeat(32))).toBeUndefined();
   });
 
-  it('is what config check reaches, named without the password; a node that does not answer is named too', async () => {
+  it('is what config check reaches; a node that does not answer is named, with no stack trace', async () => {
     const configFor = (nodes: string) =>
       writeFixture({
         config: `issuer: https://auth.test\nkeys: { dir: ./keys }\nstore: { kind: redis, cluster: { nodes: [${nodes}] } }\n`,
         clients: 'clients: []\n',
       }).configFile;
-    const env = { TOLLGATE_STORE__PASSWORD: '12345' };
-    const ok = await tollgateInProcess(['config', 'check', '--config', configFor(cluster!.nodes[0]!)], { cwd: process.cwd(), env });
-    expect(ok.stdout + ok.stderr).toContain(`redis token store redis-cluster://${cluster!.nodes[0]}`);
-    expect(ok.stdout + ok.stderr).not.toContain('12345');
-    const down = await tollgateInProcess(['config', 'check', '--config', configFor('127.0.0.1:1')], { cwd: process.cwd(), env });
+    const ok = await tollgateInProcess(['config', 'check', '--config', configFor(cluster!.nodes[0]!)], { cwd: process.cwd() });
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toContain(`redis token store redis-cluster://${cluster!.nodes[0]}`);
+    const down = await tollgateInProcess(['config', 'check', '--config', configFor('127.0.0.1:1')], { cwd: process.cwd() });
     expect(down.code).toBe(1);
     expect(down.stderr).toMatch(/store\.cluster: cannot reach the token store: redis-cluster:\/\/127\.0\.0\.1:1: /);
-    expect(down.stderr).not.toContain('12345');
+    expect(down.stderr).not.toMatch(/\n\s+at /);
   });
 
   it('follows MOVED and ASK while the slot of a client moves to another master', async () => {
@@ -138,7 +137,9 @@ describe.skipIf(!available)('RedisTokenStore on a Redis Cluster', () => {
   });
 
   it('follows a master failing over without a restart: a revocation confirmed before it holds, and tokens are issued again', async () => {
-    const store = opener.open({ minReplicas: 1 });
+    const events: string[] = [];
+    const logger = { warn: (o: { event: string }) => events.push(o.event), info: (o: { event: string }) => events.push(o.event) };
+    const store = opener.open({ minReplicas: 1, logger: logger as never });
     const t = await appOn(store);
     const revoked = await issue(t);
     const kept = await issue(t);
@@ -151,5 +152,11 @@ describe.skipIf(!available)('RedisTokenStore on a Redis Cluster', () => {
       const states = await Promise.all(cluster!.all.filter((n) => n !== master).map((n) => ask(n.port, 'CLUSTER', 'INFO')));
       return states.every((s) => typeof s === 'string' && s.includes('cluster_state:ok'));
     });
+    // The outage was reported once, and its end once no node has failed for a while.
+    await until('the store to report its recovery', async () => {
+      await issue(t);
+      return events.includes('store.recovered');
+    });
+    expect(events).toEqual(['store.unavailable', 'store.recovered']);
   });
 });
