@@ -13,6 +13,7 @@ import { assertionClients, assertionLoad, federatedBody, privateKeyJwtBodies } f
 import { LoadError, measure, preflight, soak } from './lib/load.mjs';
 import { freePort, killAllNow, startServer, stopAll } from './lib/processes.mjs';
 import { wrkAvailable } from './lib/wrk.mjs';
+import { redisServerAvailable, startRedisCluster } from './lib/redis-cluster.mjs';
 import { atLeast, atMost, fmtRatio, formatTable, median, roundRatio, summarize, verdict } from './lib/report.mjs';
 
 const HELP = `Usage: npm run bench [-- options]      (or node bench/run.mjs [options])
@@ -40,13 +41,17 @@ Options:
                       single process, with no targets; RSS is the sum over its processes
   --only LIST         measure only these scenarios, comma-separated: token-basic, token-post,
                       token-dpop (with its plain pair, both under autocannon), introspection, bare,
-                      bare-post, bare-jwks, jwks, metadata, token-federated, token-pkjwt (the ratios
-                      need their baseline: bare for introspection, JWKS and metadata; the last two
-                      are measured together)
+                      bare-post, bare-jwks, jwks, metadata, token-federated, token-pkjwt, revocation
+                      (the ratios need their baseline: bare for introspection, JWKS and metadata;
+                      token-federated and token-pkjwt are measured together; the cluster's,
+                      token-basic with the single-server Redis)
   --redis-url URL     Redis for the Redis store (default $REDIS_URL, else redis://127.0.0.1:6379/0)
   --postgres-url URL  PostgreSQL server where the run makes its database, as a URL to a database
                       to connect to first (default $POSTGRES_URL, else
                       postgres://postgres@127.0.0.1:5432/postgres)
+  --no-cluster        do not start the Redis Cluster (3 masters, 3 replicas) whose instance is
+                      measured beside the single-server Redis one (token issuance, introspection,
+                      revocation latency with store.min_replicas: 1)
   --no-build          use dist/ as it is
   -h, --help          this text
 
@@ -72,6 +77,7 @@ const { values } = parseArgs({
     'load-generator': { type: 'string' },
     'redis-url': { type: 'string' },
     'postgres-url': { type: 'string' },
+    'no-cluster': { type: 'boolean' },
     only: { type: 'string' },
     workers: { type: 'string' },
     'no-build': { type: 'boolean' },
@@ -106,7 +112,7 @@ const settings = {
   redisUrl: values['redis-url'] ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379/0',
   postgresUrl: values['postgres-url'] ?? process.env.POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
 };
-const SCENARIOS = ['token-basic', 'token-post', 'token-dpop', 'introspection', 'bare', 'bare-post', 'bare-jwks', 'jwks', 'metadata', 'token-federated', 'token-pkjwt'];
+const SCENARIOS = ['token-basic', 'token-post', 'token-dpop', 'introspection', 'bare', 'bare-post', 'bare-jwks', 'jwks', 'metadata', 'token-federated', 'token-pkjwt', 'revocation'];
 const only = values.only === undefined ? undefined : values.only.split(',').map((x) => x.trim()).filter(Boolean);
 const unknown = (only ?? []).filter((x) => !SCENARIOS.includes(x));
 if (unknown.length > 0 || (only !== undefined && only.length === 0)) {
@@ -429,11 +435,30 @@ async function setup() {
   }
   log(postgres.status === 'measured' ? `postgres: database ${pgName} on ${shownPostgresUrl}` : `postgres: skipped (${postgres.reason})`);
 
+  // The same store spread over a Redis Cluster of the run's own, revocations waiting for a replica.
+  const cluster = { status: 'skipped', reason: '' };
+  if (redis.status !== 'measured') cluster.reason = 'no single-server Redis instance to compare with';
+  else if (values['no-cluster']) cluster.reason = '--no-cluster';
+  else if (!redisServerAvailable()) cluster.reason = 'redis-server or redis-cli is not installed';
+  else {
+    try {
+      const nodes = await startRedisCluster(work);
+      const port = await freePort();
+      const config = writeConfig('redis-cluster.yaml', port, `{ kind: redis, cluster: { nodes: [${nodes.join(', ')}] }, prefix: "${prefix}", min_replicas: 1 }`);
+      const server = await startTollgate('tollgate (redis cluster)', config, port);
+      tollgates.push({ store: 'redis-cluster', label: 'tollgate (redis cluster)', server, scenarios: ['token-basic', 'introspection'] });
+      Object.assign(cluster, { status: 'measured', nodes });
+    } catch (err) {
+      cluster.reason = err.message.split('\n').slice(0, 3).join(' ').replace(/\s+/g, ' ');
+    }
+  }
+  log(cluster.status === 'measured' ? `redis cluster: 3 masters, 3 replicas (${cluster.nodes.join(', ')}), min_replicas 1` : `redis cluster: skipped (${cluster.reason})`);
+
   const [ceiling, oidc] = await baselines;
 
   for (const t of tollgates) t.token = await fetchToken(t.server, '/oauth2/token', 'svc', secret);
   const opaque = await fetchToken(oidc, '/token', 'svc-opaque', secret);
-  return { secret, rsSecret, tollgates, ceiling, oidc, opaque, redis, postgres, assertions };
+  return { secret, rsSecret, tollgates, ceiling, oidc, opaque, redis, postgres, assertions, cluster };
 }
 
 /**
@@ -489,7 +514,9 @@ function groups({ secret, rsSecret, tollgates, ceiling, oidc, opaque }) {
   const light = settings.lightSeconds;
   const m = (scenario, server, target, request, seconds, generator) => ({ key: `${scenario}|${server}`, scenario, server, target, request, seconds, generator });
   const sqlites = tollgates.filter((t) => t.store === 'sqlite');
-  const wanted = (member) => settings.only === undefined || settings.only.includes(member.scenario);
+  // An instance may be measured in some scenarios only (the cluster one).
+  const limited = new Map(tollgates.filter((t) => t.scenarios).map((t) => [t.label, t.scenarios]));
+  const wanted = (member) => (settings.only === undefined || settings.only.includes(member.scenario)) && (limited.get(member.server)?.includes(member.scenario) ?? true);
   const plan = [
     [
       ...tollgates.map((t) => m('token-basic', t.label, t.server, tokenBasic('/oauth2/token', 'svc', secret), heavy)),
@@ -589,7 +616,16 @@ function evaluate({ runs, failures }, tollgates) {
 
   for (const scenario of ['token-basic', 'token-post']) {
     for (const t of tollgates) {
+      if (t.scenarios && !t.scenarios.includes(scenario)) continue;
       const mine = get(scenario, t.label);
+      if (t.store === 'redis-cluster') {
+        // Judged against the single-server Redis instance of the same round, not the ceiling.
+        const vsRedis = roundRatio(mine, get(scenario, 'tollgate (redis)'));
+        const r = row(scenario, t.label, { vsBase: roundRatio(mine, get(scenario, 'ceiling')), vsRedis, vsCpu: roundRatio(mine, get(scenario, 'ceiling'), 'cpuPerRequest') });
+        r.target = '≥0.90 single-server redis';
+        judge(r, [atLeast('req/s ÷ single-server redis', vsRedis, 0.9)]);
+        continue;
+      }
       const vsBase = roundRatio(mine, get(scenario, 'ceiling'));
       const vsOidc = scenario === 'token-basic' ? roundRatio(mine, get(scenario, 'oidc-provider')) : undefined;
       const p99 = roundRatio(mine, get(scenario, 'ceiling'), 'p99');
@@ -622,13 +658,15 @@ function evaluate({ runs, failures }, tollgates) {
   }
 
   for (const t of tollgates) {
+    if (t.scenarios && !t.scenarios.includes('introspection')) continue;
     const mine = get('introspection', t.label);
     const vsBase = roundRatio(mine, get('bare', 'ceiling GET /bare'));
     const vsOidc = roundRatio(mine, get('introspection', 'oidc-provider (opaque)'));
     const r = row('introspection', t.label, { vsBase, vsOidc });
     r.vsBarePost = roundRatio(mine, get('bare-post', 'ceiling POST /bare'));
     r.vsCpu = roundRatio(mine, get('bare-post', 'ceiling POST /bare'), 'cpuPerRequest');
-    if (t.workers) continue;
+    if (t.store === 'redis-cluster') r.vsRedis = roundRatio(mine, get('introspection', 'tollgate (redis)'));
+    if (t.workers || t.store === 'redis-cluster') continue;
     r.target = '≥0.75 bare, ≥3 oidc';
     const list = [atLeast('req/s ÷ bare route', vsBase, 0.75), atLeast('req/s ÷ oidc-provider opaque', vsOidc, 3)];
     if (t.store === 'postgres') {
@@ -680,6 +718,40 @@ function evaluate({ runs, failures }, tollgates) {
   // With --only, the scenarios left out get no row and no verdict.
   const shown = (scenario) => settings.only === undefined || scenario === 'memory' || settings.only.includes(scenario);
   return { rows: rows.filter((r) => shown(r.scenario)), checks: checks.filter((c) => shown(c.scenario)), memory };
+}
+
+/**
+ * Revocation latency as a client sees it: `count` tokens issued first, then revoked
+ * `concurrency` at a time, each timed from request to answer. No load generator: revocations
+ * are rare next to tokens, and what matters is how long one waits (WAIT for a replica with
+ * store.min_replicas).
+ */
+async function revocationLatency(t, secret, count = 300, concurrency = 4) {
+  const request = (path, body) =>
+    fetch(`${t.server.url}${path}`, { method: 'POST', headers: { ...FORM, authorization: basic('svc', secret) }, body: form(body) });
+  const tokens = [];
+  for (let i = 0; i < count; i += concurrency) {
+    const batch = await Promise.all(Array.from({ length: Math.min(concurrency, count - i) }, () => request('/oauth2/token', { grant_type: 'client_credentials', scope: SCOPE })));
+    for (const res of batch) tokens.push((await res.json()).access_token);
+  }
+  const times = [];
+  let failed = 0;
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < tokens.length) {
+        const token = tokens[next++];
+        const started = performance.now();
+        const res = await request('/oauth2/revoke', { token });
+        await res.arrayBuffer();
+        times.push(performance.now() - started);
+        if (res.status !== 200) failed++;
+      }
+    }),
+  );
+  times.sort((a, b) => a - b);
+  const at = (q) => +times[Math.min(times.length - 1, Math.floor(q * times.length))].toFixed(2);
+  return { server: t.label, count: times.length, concurrency, failed, p50: at(0.5), p99: at(0.99) };
 }
 
 function soakFigures(samples, seconds) {
@@ -749,7 +821,18 @@ async function main() {
   await runAssertionScenarios(env, measured);
   const { rows, checks, memory } = evaluate(measured, env.tollgates);
   // The soaks judge the default configuration only: a variant with workers would add minutes.
-  const soaks = settings.soakSeconds ? await runSoaks(env.tollgates.filter((t) => !t.workers), env.secret) : [];
+  const soaks = settings.soakSeconds ? await runSoaks(env.tollgates.filter((t) => !t.workers && !t.scenarios), env.secret) : [];
+  // Revocation latency: the cluster instance waits for one replica (min_replicas 1); the
+  // single-server one, without replicas, is the reference.
+  const revocations = [];
+  if (env.cluster.status === 'measured' && (settings.only === undefined || settings.only.includes('revocation'))) {
+    log('\nrevocation latency: 300 tokens revoked 4 at a time, per instance');
+    for (const t of env.tollgates.filter((x) => x.store === 'redis' || x.store === 'redis-cluster')) {
+      const r = await revocationLatency(t, env.secret);
+      revocations.push(r);
+      log(`  ${t.label.padEnd(26)} p50 ${r.p50} ms, p99 ${r.p99} ms${r.failed ? `, ${r.failed} not 200` : ''}`);
+    }
+  }
 
   log(`\nmedians over ${settings.rounds} round(s); ratios are medians of per-round ratios ("÷ ceiling" is ÷ the bare route for introspection, JWKS and metadata)`);
   log('CPU µs/req: the server\'s CPU time (all threads, all processes) per request; "CPU ÷ ref" divides it by the ceiling\'s for the');
@@ -772,6 +855,12 @@ async function main() {
   log(`postgres ${env.postgres.status === 'measured' ? 'measured' : `skipped (${env.postgres.reason})`}`);
   for (const r of rows.filter((x) => x.vsSqlite !== undefined)) {
     log(`postgres ÷ sqlite  ${r.scenario} · ${r.server}: req/s ${fmtRatio(r.vsSqlite)}, CPU/request ${fmtRatio(r.vsSqliteCpu)} (same run)`);
+  }
+  log(`cluster ${env.cluster.status === 'measured' ? 'measured' : `skipped (${env.cluster.reason})`}`);
+  for (const r of rows.filter((x) => x.vsRedis !== undefined)) log(`cluster  ${r.scenario} · ${r.server}: ${fmtRatio(r.vsRedis)} of the single-server Redis instance`);
+  for (const r of revocations) {
+    const how = r.server.includes('cluster') ? 'min_replicas 1: each waits for a replica (WAIT)' : 'no replica, no WAIT: the reference';
+    log(`revocation  ${r.server}: p50 ${r.p50} ms, p99 ${r.p99} ms over ${r.count} revocations, ${r.concurrency} at a time (${how})`);
   }
 
   log('\ntargets');
@@ -800,6 +889,8 @@ async function main() {
         versions,
         redis: env.redis,
         postgres: env.postgres,
+        cluster: env.cluster,
+        revocations,
         summary: rows.map(({ checks: _checks, ...r }) => r),
         targets: checks,
         memory,

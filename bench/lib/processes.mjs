@@ -163,3 +163,10 @@ export async function stopAll(graceMs = 3000) {
 export function killAllNow() {
   for (const p of children) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
 }
+
+/** Adds a process started elsewhere (a redis-server) to those stopped at the end of the run. */
+export function track(proc) {
+  children.add(proc);
+  proc.once('exit', () => children.delete(proc));
+  return proc;
+}

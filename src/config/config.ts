@@ -5,7 +5,7 @@ import { ConfigError, type Problem } from '../shared/config-error.js';
 import { parseCidr } from '../shared/address-list.js';
 import { audienceSchema, durationSchema, ttlSchema } from '../shared/field-schemas.js';
 import { parsePostgresUrl } from '../shared/postgres-url.js';
-import { parseRedisUrl, REDIS_URL_FORM } from '../shared/redis-url.js';
+import { parseRedisNode, parseRedisUrl, REDIS_NODE_FORM, REDIS_URL_FORM } from '../shared/redis-url.js';
 import { formatPath, plainMessages, readYamlFile, zodProblems, type DocPath } from '../shared/yaml-file.js';
 
 function isIssuer(s: string): boolean {
@@ -37,6 +37,58 @@ function checkStoreUrl(kind: string, value: string, ctx: z.RefinementCtx): void 
   } catch (err) {
     // The reason never repeats the URL: it may hold a password.
     ctx.addIssue({ code: 'custom', path: ['url'], message: (err as Error).message });
+  }
+}
+
+/** host:port entries of a Sentinel or Cluster list: at least one, no repeats. */
+const redisNodesSchema = z
+  .array(
+    z.string({ error: `must be ${REDIS_NODE_FORM}` }).superRefine((value, ctx) => {
+      try {
+        parseRedisNode(value);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      }
+    }),
+    { error: `must be a list of ${REDIS_NODE_FORM}` },
+  )
+  .min(1, { error: 'must list at least one server' })
+  .refine((nodes) => new Set(nodes).size === nodes.length, { error: 'lists a server twice' });
+
+/** The Redis settings that only a store.kind redis reads, with how to name each in an error. */
+const REDIS_ONLY = ['sentinel', 'cluster', 'username', 'password', 'tls', 'min_replicas'] as const;
+
+function checkRedisStore(store: Record<string, unknown> & { kind: string; url?: string | undefined; prefix: string }, ctx: z.RefinementCtx): void {
+  if (store.kind !== 'redis') {
+    for (const field of REDIS_ONLY) {
+      if (store[field] !== undefined) ctx.addIssue({ code: 'custom', path: [field], message: 'applies only to store.kind redis' });
+    }
+    return;
+  }
+  const modes = (['url', 'sentinel', 'cluster'] as const).filter((m) => store[m] !== undefined);
+  if (modes.length !== 1) {
+    ctx.addIssue({
+      code: 'custom',
+      path: modes.length === 0 ? ['url'] : [modes[1]!],
+      message:
+        modes.length === 0
+          ? 'is required when store.kind is redis, or one of store.sentinel, store.cluster (e.g. url: redis://127.0.0.1:6379/0)'
+          : `give exactly one of store.url, store.sentinel, store.cluster (found ${modes.map((m) => `store.${m}`).join(' and ')})`,
+    });
+    return;
+  }
+  if (store.url !== undefined) {
+    // The URL carries its own credentials and its own TLS (rediss://): one place for each.
+    for (const field of ['username', 'password'] as const) {
+      if (store[field] !== undefined) ctx.addIssue({ code: 'custom', path: [field], message: `does not apply with store.url, which carries its own (redis://user:password@host; TOLLGATE_STORE__URL keeps it out of the file)` });
+    }
+    if (store.tls !== undefined) ctx.addIssue({ code: 'custom', path: ['tls'], message: 'does not apply with store.url: write rediss:// for TLS' });
+  }
+  if (store.username !== undefined && store.password === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['username'], message: 'needs store.password too (TOLLGATE_STORE__PASSWORD keeps it out of the file)' });
+  }
+  if (store.cluster !== undefined && /[{}]/.test(store.prefix)) {
+    ctx.addIssue({ code: 'custom', path: ['prefix'], message: 'must not contain { or } with store.cluster: tollgate puts its own hash tags in every key' });
   }
 }
 
@@ -119,11 +171,32 @@ const configSchema = z.strictObject({
         .string({ error: 'must be a string' })
         .regex(/^\S+$/, { error: 'must be non-empty and contain no whitespace' })
         .default('tollgate:'),
+      // Redis Sentinel: the master's name and the sentinels to ask where it is.
+      sentinel: z
+        .strictObject({
+          master: z.string({ error: 'is required: the name the sentinels monitor the primary under' }).regex(/^\S+$/, { error: 'must be non-empty and contain no whitespace' }),
+          nodes: redisNodesSchema,
+          // The sentinels' own credentials, when they require one (requirepass in sentinel.conf).
+          username: z.string({ error: 'must be a string' }).min(1).optional(),
+          password: z.string({ error: 'must be a string' }).min(1).optional(),
+        })
+        .superRefine((sentinel, ctx) => {
+          if (sentinel.username !== undefined && sentinel.password === undefined) {
+            ctx.addIssue({ code: 'custom', path: ['username'], message: 'needs store.sentinel.password too (TOLLGATE_STORE__SENTINEL__PASSWORD keeps it out of the file)' });
+          }
+        })
+        .optional(),
+      // Redis Cluster: some of its nodes; the rest are found from them.
+      cluster: z.strictObject({ nodes: redisNodesSchema }).optional(),
+      // With sentinel or cluster (store.url carries its own): the data servers' ACL user and password.
+      username: z.string({ error: 'must be a string' }).min(1).optional(),
+      password: z.string({ error: 'must be a string' }).min(1).optional(),
+      // With sentinel or cluster: TLS to every server, as rediss:// is for store.url.
+      tls: z.boolean({ error: 'must be true or false' }).optional(),
+      // WAIT: a revocation is answered 200 only once this many replicas have acknowledged it.
+      min_replicas: z.number({ error: 'must be a number of replicas' }).int().min(0).max(16).optional(),
     })
     .superRefine((store, ctx) => {
-      if (store.kind === 'redis' && store.url === undefined) {
-        ctx.addIssue({ code: 'custom', path: ['url'], message: 'is required when store.kind is redis (e.g. redis://127.0.0.1:6379/0)' });
-      }
       if (store.kind === 'postgres' && store.url === undefined) {
         ctx.addIssue({
           code: 'custom',
@@ -131,7 +204,8 @@ const configSchema = z.strictObject({
           message: 'is required when store.kind is postgres (e.g. postgres://tollgate@db1:5432,db2:5432/tollgate?target_session_attrs=read-write; the password in TOLLGATE_STORE__URL)',
         });
       }
-      if (store.url !== undefined) checkStoreUrl(store.kind, store.url, ctx);
+      if (store.url !== undefined && (store.kind === 'postgres' || store.kind === 'redis')) checkStoreUrl(store.kind, store.url, ctx);
+      checkRedisStore(store, ctx);
     })
     .prefault({}),
   metadata: z
@@ -173,6 +247,8 @@ const PATH_FIELDS: readonly DocPath[] = [['clients_file'], ['keys', 'dir'], ['st
 const ENV_PREFIX = 'TOLLGATE_';
 /** Variables with the prefix that are not overrides of a config field. */
 const NOT_OVERRIDES = new Set(['TOLLGATE_CONFIG', 'TOLLGATE_DEBUG']);
+/** Overrides taken as typed, never read as a number or a list: a password of digits stays a string. */
+const STRING_OVERRIDES = new Set(['store.url', 'store.username', 'store.password', 'store.sentinel.username', 'store.sentinel.password']);
 
 export interface LoadConfigOptions {
   /** Environment to take TOLLGATE_* overrides from. */
@@ -252,8 +328,9 @@ function applyEnvOverrides(target: Record<string, unknown>, env: NodeJS.ProcessE
       if (next === null || typeof next !== 'object' || Array.isArray(next)) node[key] = {};
       node = node[key] as Record<string, unknown>;
     }
-    node[keys[keys.length - 1]!] = parseEnvValue(value);
-    applied.push({ name, path: keys.join('.') });
+    const path = keys.join('.');
+    node[keys[keys.length - 1]!] = STRING_OVERRIDES.has(path) ? value : parseEnvValue(value);
+    applied.push({ name, path });
   }
   return applied;
 }

@@ -134,10 +134,12 @@ function tooMany(resetAt: number, now: number, scope: 'client' | 'address'): Too
 
 // Client ids are hashed: a presented id can be anything up to the parameter limit, and is not
 // necessarily a registered one.
+// The address in braces is the counters' hash tag: the two counters of one attempt are reserved
+// together, and in Redis Cluster they must live in one slot (see FailureCounters).
 function clientKey(clientId: string, ip: string): string {
-  return `authfail:client:${createHash('sha256').update(clientId).digest('base64url')}:${ip}`;
+  return `authfail:client:${createHash('sha256').update(clientId).digest('base64url')}:{${ip}}`;
 }
 
 function addressKey(ip: string): string {
-  return `authfail:addr:${ip}`;
+  return `authfail:addr:{${ip}}`;
 }

@@ -58,3 +58,19 @@ export function parseRedisUrl(value: string): RedisTarget {
     display: `${url.protocol}//${url.hostname}:${port}/${db}`,
   };
 }
+
+/** One server of a Sentinel or Cluster list. */
+export interface RedisNodeAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+export const REDIS_NODE_FORM = 'host:port (an IPv6 address in brackets: [::1]:6379)';
+
+/** Reads `host:port` (or `[v6]:port`), as store.sentinel.nodes and store.cluster.nodes list them. */
+export function parseRedisNode(value: string): RedisNodeAddress {
+  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9._-]+)):(\d{1,5})$/.exec(value);
+  const port = Number(match?.[3]);
+  if (match === null || port < 1 || port > 65_535) throw new TypeError(`must be ${REDIS_NODE_FORM}`);
+  return { host: match[1] ?? match[2]!, port };
+}

@@ -7,6 +7,7 @@ import { permissionProblem } from '../shared/file-access.js';
 import { PostgresTokenStore } from './postgres-token-store.js';
 import { POSTGRES_SCHEMA_VERSION, readVersion } from './postgres-schema.js';
 import { RedisTokenStore } from './redis-token-store.js';
+import { redisStoreOptions } from './create-token-store.js';
 import { SQLITE_SCHEMA_VERSION } from './sqlite-token-store.js';
 
 /**
@@ -22,17 +23,17 @@ export async function checkTokenStore(store: StoreSettings, configFile: string):
     case 'sqlite':
       return checkSqlite(store.path);
     case 'redis': {
-      if (store.url === undefined) throw new TypeError('store.url is required when store.kind is redis');
-      const redis = new RedisTokenStore({ url: store.url, prefix: store.prefix });
+      const redis = new RedisTokenStore(redisStoreOptions(store));
       try {
         await redis.ping();
       } catch (err) {
         // A RedisStoreError names the server without its credentials.
-        throw ConfigError.single(configFile, `cannot reach the token store: ${(err as Error).message}`, 'store.url');
+        const field = store.sentinel !== undefined ? 'store.sentinel' : store.cluster !== undefined ? 'store.cluster' : 'store.url';
+        throw ConfigError.single(configFile, `cannot reach the token store: ${(err as Error).message}`, field);
       } finally {
         await redis.close();
       }
-      return `redis token store ${redis.target.display}`;
+      return `redis token store ${redis.display}`;
     }
     case 'postgres':
       if (store.url === undefined) throw new TypeError('store.url is required when store.kind is postgres');

@@ -2,9 +2,8 @@ import type { Logger } from 'pino';
 import type { StoreSettings } from './store-settings.js';
 import { MemoryTokenStore } from './memory-token-store.js';
 import { PostgresTokenStore } from './postgres-token-store.js';
-import { RedisTokenStore } from './redis-token-store.js';
+import { describeRedis, RedisTokenStore, type RedisTokenStoreOptions } from './redis-token-store.js';
 import { parsePostgresUrl } from '../shared/postgres-url.js';
-import { parseRedisUrl } from '../shared/redis-url.js';
 import { SqliteTokenStore } from './sqlite-token-store.js';
 import type { TokenStore } from './token-store.js';
 
@@ -21,15 +20,28 @@ export function createTokenStore(store: StoreSettings, logger?: Pick<Logger, 'wa
     case 'sqlite':
       return new SqliteTokenStore(store.path, options);
     case 'redis':
-      if (store.url === undefined) throw new TypeError('store.url is required when store.kind is redis');
-      return new RedisTokenStore({ url: store.url, prefix: store.prefix, logger });
+      return new RedisTokenStore({ ...redisStoreOptions(store), logger });
     case 'postgres':
       if (store.url === undefined) throw new TypeError('store.url is required when store.kind is postgres');
       return new PostgresTokenStore({ url: store.url, ...(logger === undefined ? {} : { logger }), mustExist: options.mustExist ?? false });
   }
 }
 
-/** Names the store for an operator: the SQLite file, or the server URL without its credentials. */
+/** What a Redis store is opened with, from the `store` section (validated by the config loader). */
+export function redisStoreOptions(store: StoreSettings): RedisTokenStoreOptions {
+  return {
+    url: store.url,
+    sentinel: store.sentinel,
+    cluster: store.cluster,
+    username: store.username,
+    password: store.password,
+    tls: store.tls,
+    minReplicas: store.min_replicas,
+    prefix: store.prefix,
+  };
+}
+
+/** Names the store for an operator: the SQLite file, or the server's URL without its credentials. */
 export function describeStore(store: StoreSettings): string {
   switch (store.kind) {
     case 'memory':
@@ -37,7 +49,7 @@ export function describeStore(store: StoreSettings): string {
     case 'sqlite':
       return store.path;
     case 'redis':
-      return store.url === undefined ? 'redis' : parseRedisUrl(store.url).display;
+      return describeRedis(store);
     case 'postgres':
       return store.url === undefined ? 'postgres' : parsePostgresUrl(store.url).display;
   }

@@ -22,6 +22,16 @@ if not r[1] then return false end
 r[10] = redis.call('GET', ARGV[1] .. r[1])
 return r`,
   },
+  // Cluster. KEYS[1]: the token's key; KEYS[2]: the hash of revocation times of the clients
+  // under the token's tag, in the same slot. Both keys are declared, so that during a slot
+  // migration Redis redirects (ASK) or asks to retry (TRYAGAIN) rather than read half a slot.
+  tollgateFindTagged: {
+    numberOfKeys: 2,
+    lua: `local r = redis.call('HMGET', KEYS[1], 'clientId', 'scope', 'aud', 'iat', 'exp', 'digest', 'revokedAt', 'cnf')
+if not r[1] then return false end
+r[9] = redis.call('HGET', KEYS[2], r[1])
+return r`,
+  },
   // KEYS[1]: the token's key. ARGV[1]: revocation time in ms. The first revocation time stays;
   // an unknown (or already expired) jti is not recreated.
   tollgateRevoke: {
@@ -38,6 +48,17 @@ return 1`,
 if current >= tonumber(ARGV[1]) then return 0 end
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('PEXPIREAT', KEYS[1], ARGV[2])
+return 1`,
+  },
+  // Cluster. KEYS[1]: the hash of revocation times under the client's tag. ARGV[1]: the client;
+  // ARGV[2]: the time in ms; ARGV[3]: when it may go. As tollgateRevokeClient; the hash lives
+  // until the latest of its times may go (Redis 7.0 cannot expire one field).
+  tollgateRevokeClientTagged: {
+    numberOfKeys: 1,
+    lua: `local current = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0') or 0
+if current >= tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIREAT', KEYS[1], ARGV[3]) else redis.call('PEXPIREAT', KEYS[1], ARGV[3], 'GT') end
 return 1`,
   },
   // KEYS: the counters. ARGV[1]: the window in ms; ARGV[1 + i]: the limit of KEYS[i]. Adds one
@@ -83,7 +104,9 @@ return 1`,
 export interface TokenScripts {
   tollgateRecord(key: string, expMs: string, ...fields: string[]): Promise<number>;
   tollgateFind(key: string, clientKeyPrefix: string): Promise<(string | null)[] | null>;
+  tollgateFindTagged(key: string, revokedKey: string): Promise<(string | null)[] | null>;
   tollgateRevoke(key: string, at: string): Promise<number>;
+  tollgateRevokeClientTagged(key: string, clientId: string, at: string, expireAt: string): Promise<number>;
   tollgateRevokeClient(key: string, at: string, expireAt: string): Promise<number>;
   /** Without a fixed number of keys: the first argument says how many keys follow. */
   tollgateReserveHits(numberOfKeys: number, ...keysThenArgs: string[]): Promise<number[]>;

@@ -11,4 +11,13 @@ export interface StoreSettings {
   readonly url?: string | undefined;
   /** Prefix of every Redis key. */
   readonly prefix: string;
+  /** Redis: exactly one of url, sentinel, cluster. */
+  readonly sentinel?: { readonly master: string; readonly nodes: readonly string[]; readonly username?: string | undefined; readonly password?: string | undefined } | undefined;
+  readonly cluster?: { readonly nodes: readonly string[] } | undefined;
+  /** Redis with sentinel or cluster: the data servers' credentials and TLS. */
+  readonly username?: string | undefined;
+  readonly password?: string | undefined;
+  readonly tls?: boolean | undefined;
+  /** Redis: replicas that must acknowledge a revocation (WAIT) before it is answered. */
+  readonly min_replicas?: number | undefined;
 }

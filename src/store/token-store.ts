@@ -72,7 +72,11 @@ export interface ClaimOptions {
   fsync?: boolean;
 }
 
-/** Fixed-window counters shared by every instance using the store: the failure throttle's. */
+/**
+ * Fixed-window counters shared by every instance using the store: the failure throttle's.
+ * Counters reserved or released in one call carry the same `{…}` part in their keys (a hash
+ * tag), which a store spread over several servers (Redis Cluster) uses to keep them together.
+ */
 export interface FailureCounters {
   /**
    * Adds one to every counter of `limits` if each is below its limit, or to none: atomically,

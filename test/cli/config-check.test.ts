@@ -218,7 +218,7 @@ describe.concurrent('config check and the token store', () => {
   it('pings a Redis store: ok when it answers, one line naming it (without its password) when not', async () => {
     const up = writeFixture({ config: withStore(`{ kind: redis, url: "${REDIS_URL}", prefix: "${testPrefix()}" }`), clients: sound() });
     const ok = await check(up);
-    expect(ok.code).toBe(0);
+    expect(ok.code, ok.stderr).toBe(0);
     expect(ok.stdout).toContain(`redis token store ${REDIS_URL.replace(/\/\/[^@]*@/, '//')}`);
 
     const down = writeFixture({ config: withStore('{ kind: redis, url: "redis://:s3cret-pw@127.0.0.1:1/0" }'), clients: sound() });

@@ -92,6 +92,22 @@ colour: blue
     ['a store url with a path', 'issuer: https://a.test\nstore: { kind: redis, url: "redis://cache/tokens" }\n', /store.url: must end with \/N, a database number/],
     ['a store prefix with a space', 'issuer: https://a.test\nstore: { kind: redis, url: "redis://cache", prefix: "a b" }\n', /store.prefix: must be non-empty and contain no whitespace/],
     ['an empty store prefix', 'issuer: https://a.test\nstore: { kind: redis, url: "redis://cache", prefix: "" }\n', /store.prefix: must be non-empty/],
+    ['a url and a sentinel at once', 'issuer: https://a.test\nstore: { kind: redis, url: "redis://cache", sentinel: { master: m, nodes: ["s1:26379"] } }\n', /store.sentinel: give exactly one of store.url, store.sentinel, store.cluster \(found store.url and store.sentinel\)/],
+    ['a sentinel and a cluster at once', 'issuer: https://a.test\nstore: { kind: redis, sentinel: { master: m, nodes: ["s1:26379"] }, cluster: { nodes: ["c1:7000"] } }\n', /give exactly one of/],
+    ['a sentinel without a master', 'issuer: https://a.test\nstore: { kind: redis, sentinel: { nodes: ["s1:26379"] } }\n', /store.sentinel.master: is required: the name the sentinels monitor/],
+    ['a sentinel node without a port', 'issuer: https://a.test\nstore: { kind: redis, sentinel: { master: m, nodes: ["s1"] } }\n', /store.sentinel.nodes\[0\]: must be host:port/],
+    ['a cluster node with a port out of range', 'issuer: https://a.test\nstore: { kind: redis, cluster: { nodes: ["c1:7000", "c2:70000"] } }\n', /store.cluster.nodes\[1\]: must be host:port/],
+    ['an empty cluster', 'issuer: https://a.test\nstore: { kind: redis, cluster: { nodes: [] } }\n', /store.cluster.nodes: must list at least one server/],
+    ['a cluster node listed twice', 'issuer: https://a.test\nstore: { kind: redis, cluster: { nodes: ["c1:7000", "c1:7000"] } }\n', /store.cluster.nodes: lists a server twice/],
+    ['a cluster nodes string', 'issuer: https://a.test\nstore: { kind: redis, cluster: { nodes: "c1:7000" } }\n', /store.cluster.nodes: must be a list of host:port/],
+    ['braces in the prefix of a cluster store', 'issuer: https://a.test\nstore: { kind: redis, cluster: { nodes: ["c1:7000"] }, prefix: "{tollgate}:" }\n', /store.prefix: must not contain \{ or \} with store.cluster/],
+    ['a password beside a url', 'issuer: https://a.test\nstore: { kind: redis, url: "redis://cache", password: x }\n', /store.password: does not apply with store.url, which carries its own/],
+    ['tls beside a url', 'issuer: https://a.test\nstore: { kind: redis, url: "redis://cache", tls: true }\n', /store.tls: does not apply with store.url: write rediss:\/\//],
+    ['a sentinel username without a password', 'issuer: https://a.test\nstore: { kind: redis, sentinel: { master: m, nodes: ["s1:26379"], username: u } }\n', /store.sentinel.username: needs store.sentinel.password too/],
+    ['a username without a password', 'issuer: https://a.test\nstore: { kind: redis, cluster: { nodes: ["c1:7000"] }, username: u }\n', /store.username: needs store.password too/],
+    ['a negative min_replicas', 'issuer: https://a.test\nstore: { kind: redis, url: "redis://cache", min_replicas: -1 }\n', /store.min_replicas: /],
+    ['min_replicas with sqlite', 'issuer: https://a.test\nstore: { kind: sqlite, min_replicas: 1 }\n', /store.min_replicas: applies only to store.kind redis/],
+    ['a cluster with sqlite', 'issuer: https://a.test\nstore: { cluster: { nodes: ["c1:7000"] } }\n', /store.cluster: applies only to store.kind redis/],
   ])('refuses %s', (_what, text, expected) => {
     expect(problems(() => loadConfig(configFile(text))).join('\n')).toMatch(expected);
   });
@@ -103,6 +119,29 @@ colour: blue
       env: { TOLLGATE_STORE__KIND: 'redis', TOLLGATE_STORE__URL: 'redis://10.0.0.5', TOLLGATE_STORE__PREFIX: 'billing:' },
     });
     expect(overridden.store).toMatchObject({ kind: 'redis', url: 'redis://10.0.0.5', prefix: 'billing:' });
+  });
+
+  it('reads a sentinel or cluster store with its credentials, the password from the environment kept a string', () => {
+    const sentinel = loadConfig(
+      configFile('issuer: https://a.test\nstore: { kind: redis, sentinel: { master: tollgate, nodes: ["10.0.0.1:26379", "[::1]:26380"] }, username: tg, min_replicas: 1, tls: true }\n'),
+      { env: { TOLLGATE_STORE__PASSWORD: '007', TOLLGATE_STORE__SENTINEL__PASSWORD: '0042' } },
+    );
+    expect(sentinel.store).toMatchObject({
+      kind: 'redis',
+      sentinel: { master: 'tollgate', nodes: ['10.0.0.1:26379', '[::1]:26380'], password: '0042' },
+      username: 'tg',
+      password: '007',
+      min_replicas: 1,
+      tls: true,
+    });
+    const cluster = loadConfig(configFile('issuer: https://a.test\nstore: { kind: redis, cluster: { nodes: ["c1:7000", "c2:7000"] } }\n'));
+    expect(cluster.store).toMatchObject({ kind: 'redis', cluster: { nodes: ['c1:7000', 'c2:7000'] }, prefix: 'tollgate:' });
+  });
+
+  it('never repeats a store password in an error', () => {
+    const text = problems(() => loadConfig(configFile('issuer: https://a.test\nstore: { kind: redis, url: "redis://cache", password: hunter3 }\n'))).join('\n');
+    expect(text).toMatch(/store.password: /);
+    expect(text).not.toContain('hunter3');
   });
 
   it('never repeats a redis password in an error', () => {

@@ -156,6 +156,38 @@ describe.skipIf(!available)('RedisTokenStore', () => {
     await expect(b.record(rec)).rejects.toThrow(/duplicate jti/);
   });
 
+  it('shares a store with the previous version: same keys, its 32-character jtis read and revoked', async () => {
+    const prefix = `${PREFIX}upgrade:`;
+    const now = Math.floor(Date.now() / 1000);
+    const redis = plainClient();
+    await redis.connect();
+    try {
+      // What the previous version wrote: a record under a jti without a tag, and a client revocation.
+      const oldJti = `0${'x'.repeat(7)}${randomUUID().replaceAll('-', '').slice(0, 24)}`;
+      const fields = { clientId: 'legacy', scope: 'read', aud: '["https://api.test"]', iat: String(now - 10), exp: String(now + 600), digest: 'd1' };
+      await redis.hset(`${prefix}token:${oldJti}`, fields);
+      await redis.pexpireat(`${prefix}token:${oldJti}`, (now + 600) * 1000);
+      const older = `1${'y'.repeat(7)}${randomUUID().replaceAll('-', '').slice(0, 24)}`;
+      await redis.hset(`${prefix}token:${older}`, { ...fields, clientId: 'gone', digest: 'd2' });
+      await redis.set(`${prefix}client-revoked:gone`, String(now * 1000));
+
+      const store = openStore(prefix);
+      expect(await store.find(oldJti)).toMatchObject({ jti: oldJti, clientId: 'legacy', digest: 'd1' });
+      expect((await store.find(older))?.revokedAt).toBe(now * 1000);
+      expect(await store.revoke(oldJti, now * 1000)).toBe(true);
+      expect(await redis.hget(`${prefix}token:${oldJti}`, 'revokedAt')).toBe(String(now * 1000));
+
+      // What this version writes is where the previous one looks, so both can run side by side.
+      const rec = makeRecord({ iat: now, clientId: 'legacy' });
+      await store.record(rec);
+      expect(await redis.hget(`${prefix}token:${rec.jti}`, 'digest')).toBe(rec.digest);
+      await store.revokeClient('legacy', (now + 1) * 1000);
+      expect(await redis.get(`${prefix}client-revoked:legacy`)).toBe(String((now + 1) * 1000));
+    } finally {
+      redis.disconnect();
+    }
+  });
+
   it('uses the database number in the URL', async () => {
     const prefix = `${PREFIX}db:`;
     const url = new URL(REDIS_URL);

@@ -23,9 +23,10 @@ export function failureCountersContract<S extends FailureCounters>(
     it('reserves hits up to each limit in a fixed window, all counters or none, and forgets them after it', async () => {
       const store = await open();
       const now = Date.now();
+      // Counters reserved together share their {…} part, as the interface asks.
       const pair = [
-        { key: 'client', limit: 3 },
-        { key: 'addr', limit: 4 },
+        { key: 'client:{10.0.0.1}', limit: 3 },
+        { key: 'addr:{10.0.0.1}', limit: 4 },
       ];
       const first = await store.reserveHits(pair, 60_000, now);
       if (!first.granted) throw new Error('the first hit must be granted');
@@ -40,7 +41,7 @@ export function failureCountersContract<S extends FailureCounters>(
       expect(refused).toMatchObject({ granted: false, full: 0, counter: { count: 3 } });
       if (!refused.granted) expect(Math.abs(refused.counter.resetAt - first.counters[0]!.resetAt)).toBeLessThan(1000);
       // Another client from the same address takes the address's last hit, then it is spent too.
-      const other = [{ key: 'client-2', limit: 3 }, pair[1]!];
+      const other = [{ key: 'client-2:{10.0.0.1}', limit: 3 }, pair[1]!];
       expect((await store.reserveHits(other, 60_000, now + 40)).granted).toBe(true);
       expect(await store.reserveHits(other, 60_000, now + 50)).toMatchObject({ granted: false, full: 1, counter: { count: 4 } });
       if (!options.expiresItself) {
@@ -55,8 +56,8 @@ export function failureCountersContract<S extends FailureCounters>(
       const second = reopen ? await reopen(store) : store;
       const now = Date.now();
       const limits = [
-        { key: 'c', limit: 10 },
-        { key: 'a', limit: 100 },
+        { key: 'c:{x}', limit: 10 },
+        { key: 'a:{x}', limit: 100 },
       ];
       const results = await Promise.all(Array.from({ length: 60 }, (_, i) => (i % 2 === 0 ? store : second).reserveHits(limits, 60_000, now)));
       expect(results.filter((r) => r.granted)).toHaveLength(10);

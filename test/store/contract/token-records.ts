@@ -1,12 +1,14 @@
 import { randomBytes } from 'node:crypto';
+import { newJti } from '../../../src/oauth/token-issuer.js';
 import { describe, expect, it } from 'vitest';
 import type { TokenRecord, TokenRecords } from '../../../src/store/token-store.js';
 
-/** A record issued at `iatSeconds` for `ttl` seconds. */
+/** A record issued at `iatSeconds` for `ttl` seconds, with a jti as tollgate issues it to its client. */
 export function makeRecord(overrides: Partial<TokenRecord> & { iat: number }): TokenRecord {
+  const clientId = overrides.clientId ?? 'svc-a';
   return {
-    jti: randomBytes(18).toString('base64url'),
-    clientId: 'svc-a',
+    jti: newJti(overrides.iat * 1000, clientId),
+    clientId,
     scope: 'read write',
     aud: ['https://api.test'],
     exp: overrides.iat + 900,
