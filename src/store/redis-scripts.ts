@@ -27,9 +27,9 @@ return r`,
   // migration Redis redirects (ASK) or asks to retry (TRYAGAIN) rather than read half a slot.
   tollgateFindTagged: {
     numberOfKeys: 2,
-    lua: `local r = redis.call('HMGET', KEYS[1], 'clientId', 'scope', 'aud', 'iat', 'exp', 'digest', 'revokedAt', 'cnf')
+    lua: `local r = redis.call('HMGET', KEYS[1], 'clientId', 'scope', 'aud', 'iat', 'exp', 'digest', 'revokedAt', 'cnf', 'jkt')
 if not r[1] then return false end
-r[9] = redis.call('HGET', KEYS[2], r[1])
+r[10] = redis.call('HGET', KEYS[2], r[1])
 return r`,
   },
   // KEYS[1]: the token's key. ARGV[1]: revocation time in ms. The first revocation time stays;
