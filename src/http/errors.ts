@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { DpopProofRequired, InvalidClient, InvalidDpopProof, InvalidRequest, OAuthError, PayloadTooLarge, ServerError, TooManyRequests, UseDpopNonce } from '../oauth/errors.js';
+import { DpopProofRequired, InvalidClient, InvalidDpopProof, InvalidRequest, OAuthError, PayloadTooLarge, ServerError, TooManyRequests } from '../oauth/errors.js';
 import type { ClientRegistry } from '../clients/registry.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { logId } from '../oauth/client-auth.js';
@@ -40,8 +40,6 @@ function handleError(err: unknown, req: FastifyRequest, reply: FastifyReply, reg
     req.log.warn({ event: 'dpop.proof_rejected', check: oauth.check, path: pathOf(req), ip: req.ip }, oauth.description);
   } else if (oauth instanceof DpopProofRequired) {
     req.log.warn({ event: 'dpop.proof_missing', client_id: oauth.clientId, path: pathOf(req), ip: req.ip }, oauth.description);
-  } else if (oauth instanceof UseDpopNonce) {
-    req.log.info({ event: 'dpop.nonce_required', path: pathOf(req), ip: req.ip }, oauth.description);
   } else if (oauth instanceof ServerError) {
     req.log.error({ err, path: pathOf(req) }, 'request failed');
   } else {

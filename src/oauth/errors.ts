@@ -90,23 +90,6 @@ export class InvalidDpopProof extends OAuthError {
   }
 }
 
-/** RFC 9449 §8: the proof must carry the server's current nonce, sent in DPoP-Nonce. */
-export class UseDpopNonce extends OAuthError {
-  readonly error = 'use_dpop_nonce';
-  readonly status = 400;
-
-  constructor(
-    readonly nonce: string,
-    description: string,
-  ) {
-    super(description, 'dpop_nonce');
-  }
-
-  override headers(): Record<string, string> {
-    return { 'dpop-nonce': this.nonce };
-  }
-}
-
 /** A client whose registry entry says dpop_bound_access_tokens asked for a token without a proof. */
 export class DpopProofRequired extends InvalidRequest {
   constructor(readonly clientId: string) {
