@@ -1,8 +1,15 @@
 import { createHash } from 'node:crypto';
 import type { Clock } from '../shared/clock.js';
-import type { FailureCounters } from '../store/token-store.js';
+import type { Counter, CounterLimit, FailureCounters, Reservation, ReservedHit } from '../store/token-store.js';
 import { TooManyRequests } from './errors.js';
 import { guardStore } from './store-guard.js';
+
+/** How long an attempt refused by counts held by attempts under way waits for them, at most (ms). */
+const HELD_WAIT_MS = 2_000;
+/** How often such an attempt looks at the count again (ms). */
+const HELD_POLL_MS = 50;
+/** The limit of a counter that only counts: attempts under way. */
+const NO_LIMIT = 1_000_000_000;
 
 export interface ThrottlePolicy {
   windowMs: number;
@@ -53,16 +60,43 @@ export class FailureThrottle {
       const [spent] = await guardStore('throttle', () => this.store.peekCounts([address.key], now));
       if (spent!.count >= address.limit) throw tooMany(spent!.resetAt, now, 'address');
     }
-    const limits = registered ? [client] : [client, address];
-    const reservation = await guardStore('throttle', () => this.store.reserveHits(limits, this.policy.windowMs, now));
-    if (!reservation.granted) throw tooMany(reservation.counter.resetAt, now, reservation.full === 0 ? 'client' : 'address');
-    const hits = limits.map(({ key }, i) => ({ key, resetAt: reservation.counters[i]!.resetAt }));
+    if (!registered) {
+      const reservation = await guardStore('throttle', () => this.store.reserveHits([client, address], this.policy.windowMs, now));
+      if (!reservation.granted) throw tooMany(reservation.counter.resetAt, now, reservation.full === 0 ? 'client' : 'address');
+      const hits = hitsOf([client, address], reservation.counters);
+      return new ThrottledAttempt(() => this.store.releaseHits(hits, this.policy.windowMs, this.clock.now()), async () => {});
+    }
+    const limits: [CounterLimit, CounterLimit] = [client, { key: heldKey(clientId, ip), limit: NO_LIMIT }];
+    const reservation = await this.#reserveWaitingForHeld(limits);
+    if (!reservation.granted) throw tooMany(reservation.counter.resetAt, now, 'client');
+    const [clientHit, heldHit] = hitsOf(limits, reservation.counters);
     return new ThrottledAttempt(
-      () => this.store.releaseHits(hits, this.policy.windowMs, this.clock.now()),
-      registered ? () => this.store.reserveHits([address], this.policy.windowMs, this.clock.now()).then(() => {}) : async () => {},
+      () => this.store.releaseHits([clientHit!, heldHit!], this.policy.windowMs, this.clock.now()),
+      async () => {
+        await this.store.releaseHits([heldHit!], this.policy.windowMs, this.clock.now());
+        await this.store.reserveHits([address], this.policy.windowMs, this.clock.now());
+      },
     );
   }
 
+  /**
+   * Reserves a hit on a registered client's count and on its count of attempts under way. The
+   * count may be spent by attempts that are only under way, not failed: instances of one
+   * service behind one address asking at once, spread over several tollgate instances whose
+   * argon2 checks cannot be shared. Refusing them would answer 429 for failures that never
+   * happened, so an attempt refused while others are under way waits for them to end, for at
+   * most HELD_WAIT_MS; when none is under way the count is made of failures, and the refusal
+   * stands at once.
+   */
+  async #reserveWaitingForHeld(limits: readonly [CounterLimit, CounterLimit]): Promise<Reservation> {
+    for (let looks = 0; ; looks++) {
+      const reservation = await guardStore('throttle', () => this.store.reserveHits(limits, this.policy.windowMs, this.clock.now()));
+      if (reservation.granted || looks * HELD_POLL_MS >= HELD_WAIT_MS) return reservation;
+      const [held] = await guardStore('throttle', () => this.store.peekCounts([limits[1].key], this.clock.now()));
+      if (held!.count === 0) return reservation;
+      await new Promise((resolve) => setTimeout(resolve, HELD_POLL_MS));
+    }
+  }
 
   /**
    * For attempts whose check costs little (a signature, a certificate match): throws
@@ -138,6 +172,15 @@ function tooMany(resetAt: number, now: number, scope: 'client' | 'address'): Too
 // together, and in Redis Cluster they must live in one slot (see FailureCounters).
 function clientKey(clientId: string, ip: string): string {
   return `authfail:client:${createHash('sha256').update(clientId).digest('base64url')}:{${ip}}`;
+}
+
+/** Attempts of a registered client from one address whose argon2 check is under way. */
+function heldKey(clientId: string, ip: string): string {
+  return `authfail:held:${createHash('sha256').update(clientId).digest('base64url')}:{${ip}}`;
+}
+
+function hitsOf(limits: readonly CounterLimit[], counters: readonly Counter[]): ReservedHit[] {
+  return limits.map(({ key }, i) => ({ key, resetAt: counters[i]!.resetAt }));
 }
 
 function addressKey(ip: string): string {

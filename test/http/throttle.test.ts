@@ -324,5 +324,32 @@ throttle: { window: 1m, client_failures: 10, address_failures: 100 }
       expect(after - before).toBe(10);
       expect(count(answers.map((r) => r.statusCode))).toEqual({ 401: 10, 429: 190 });
     });
+
+    it.skipIf((kind === 'redis' && !redisUp) || (kind === 'postgres' && !postgresUp))(`lets a burst of one client's right secrets through two instances on one ${kind} store, beyond client_failures`, async () => {
+      // Instances of one service behind one NAT address, starting together, spread over two
+      // tollgate instances: the first takes every count the client has while its argon2 check
+      // runs, and the second cannot share that check. Its attempts wait for the counts to come
+      // back instead of being refused for failures that never happened.
+      const clients = await registryYaml([client({ id: 'svc-a', secret: A, audiences: [API] })]);
+      const config = `issuer: https://auth.test
+keys: { dir: ./keys }
+store: { kind: memory }
+throttle: { window: 1m, client_failures: 3, address_failures: 100 }
+`;
+      const instances = await Promise.all([0, 1].map(async () => {
+        const store = open();
+        stores.push(store);
+        return buildTestApp({ config, clients, store, clock: new TestClock(Date.now()) });
+      }));
+      const ip = `10.3.0.${kind.length + 10}`;
+      const answers = await Promise.all([
+        ...Array.from({ length: 3 }, () => tokenRequest(instances[0]!.app, { client: 'svc-a', secret: A, ip })),
+        ...Array.from({ length: 10 }, () => tokenRequest(instances[1]!.app, { client: 'svc-a', secret: A, ip })),
+      ]);
+      expect(count(answers.map((r) => r.statusCode))).toEqual({ 200: 13 });
+      // Wrong secrets are refused as before once the count is spent.
+      for (let i = 0; i < 3; i++) expect((await tokenRequest(instances[1]!.app, { client: 'svc-a', secret: `wrong-${i}`, ip })).statusCode).toBe(401);
+      expect((await tokenRequest(instances[0]!.app, { client: 'svc-a', secret: 'wrong-again', ip })).statusCode).toBe(429);
+    });
   }
 });
