@@ -164,7 +164,7 @@ describe('tollgate serve --workers', () => {
     for (const [i, [, odd]] of ODD_PEM_FORMS.entries()) writeFileSync(join(f.keysDir, `odd-${i}.pem`), odd(ecPem()), { mode: 0o600 });
     await waitUntil(() => /"kids":\["[^"]+","[^"]+","[^"]+","[^"]+"\][\s\S]*"kids":\["[^"]+","[^"]+","[^"]+","[^"]+"\]/.test(server.stdout()), 'both workers reload four keys');
     const statuses = await Promise.all(Array.from({ length: 10 }, () => token(server.url)));
-    expect(statuses).toEqual(Array(20).fill(200));
+    expect(statuses).toEqual(Array(10).fill(200));
     expect(server.stdout()).not.toMatch(/worker\.died|keys\.rejected/);
     expect(server.stderr()).toBe('');
     expect(pidsIn(server.stdout()).size).toBe(2);
@@ -199,7 +199,7 @@ describe('tollgate serve --workers', () => {
     unlinkSync(broken);
     await waitUntil(() => pidsIn(server.stdout()).size === 3, 'a replacement worker starts');
     const statuses = await Promise.all(Array.from({ length: 10 }, () => token(server.url)));
-    expect(statuses).toEqual(Array(20).fill(200));
+    expect(statuses).toEqual(Array(10).fill(200));
     expect(server.stderr()).toBe('');
     expect(await server.stop('SIGTERM')).toBe(0);
   });
