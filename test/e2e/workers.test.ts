@@ -7,6 +7,7 @@ import { API, client, registryYaml } from '../builders.js';
 import { writeFixture } from '../helpers.js';
 import { ecPem, ODD_PEM_FORMS } from '../keys/odd-pem.js';
 import { CLI, startServerProcess } from '../server-process.js';
+import { plainSql, POSTGRES_URL, requirePostgres } from '../store/postgres-helpers.js';
 
 const SECRET = 'workers-secret-0123456789abcdefghijklmnopq';
 
@@ -78,6 +79,35 @@ describe('tollgate serve --workers', () => {
     expect(pidsIn(server.stdout()).size).toBe(3);
     expect(await token(server.url)).toBe(200);
     expect(await server.stop('SIGTERM')).toBe(0);
+  });
+
+  it.skipIf(!requirePostgres())('runs two workers on one PostgreSQL store, each with its own pool, every token recorded', async () => {
+    // A database of this test's own, so that counting its rows counts only these tokens.
+    const db = `${new URL(POSTGRES_URL).pathname.slice(1)}_workers`;
+    const admin = plainSql();
+    await admin.unsafe(`CREATE DATABASE ${db}`);
+    try {
+      const url = new URL(POSTGRES_URL);
+      url.pathname = `/${db}`;
+      const f = await fixture(`{ kind: postgres, url: "${url}" }`);
+      const server = await startServerProcess(f.configFile, {}, ['--workers', '2']);
+      await server.waitForOutput(BOTH_STARTED);
+      expect(pidsIn(server.stdout()).size).toBe(2);
+      const statuses = await Promise.all(Array.from({ length: 20 }, () => token(server.url)));
+      expect(statuses).toEqual(Array(20).fill(200));
+      const sql = plainSql(url.toString());
+      try {
+        const [row] = await sql`SELECT count(*)::int AS n FROM tollgate_tokens`;
+        expect(row!.n).toBe(20);
+      } finally {
+        await sql.end();
+      }
+      expect(server.stderr()).toBe('');
+      expect(await server.stop('SIGTERM')).toBe(0);
+    } finally {
+      await admin.unsafe(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
+      await admin.end();
+    }
   });
 
   it('serves /metrics summed over all workers, whichever worker answers the scrape', async () => {
