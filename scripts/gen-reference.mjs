@@ -60,9 +60,11 @@ function jsonSchemaOf(schema) {
 
 const code = (v) => `\`${v}\``;
 
+/** The bounds a number field states; `.int()` alone brings the safe-integer ones, which say nothing. */
 function range(js) {
-  const min = js.minimum ?? js.exclusiveMinimum;
-  const max = js.maximum ?? js.exclusiveMaximum;
+  const stated = (v) => (v === undefined || Math.abs(v) >= Number.MAX_SAFE_INTEGER ? undefined : v);
+  const min = stated(js.minimum ?? js.exclusiveMinimum);
+  const max = stated(js.maximum ?? js.exclusiveMaximum);
   if (min !== undefined && max !== undefined) return `, ${min} to ${max}`;
   if (min !== undefined) return `, at least ${min}`;
   if (max !== undefined) return `, at most ${max}`;
