@@ -112,6 +112,16 @@ describe('fieldRows', () => {
       ['bare', 'number', 'required', ''],
     ]);
     expect(undescribed(fieldRows(schema))).toEqual(['bare']);
+    const variants = z.strictObject({
+      source: z
+        .union([z.strictObject({ kind: z.literal('dir').describe('a folder'), dir: z.string().describe('where') }), z.strictObject({ kind: z.literal('store').describe('the store') })])
+        .describe('where from'),
+    });
+    expect(fieldRows(variants).map((r) => [r.path, r.type])).toEqual([
+      ['source', 'mapping'],
+      ['source.kind', '`dir`'],
+      ['source.dir', 'string'],
+    ]);
     expect(typeOf(z.literal('sig'))).toBe('`sig`');
   });
 });
