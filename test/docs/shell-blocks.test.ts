@@ -20,6 +20,7 @@ import { docFiles, read, ROOT, shellBlocks, type ShellBlock } from './markdown.j
 // - `curl` runs with --fail-with-body, so an HTTP error answer fails the block, with a time limit
 //   and without its progress meter;
 // - `npx tollgate` and `tollgate` run the built CLI (dist/), with no npm in between.
+// - `sleep N` waits twice as long, for a loaded machine to pick up a registry change.
 
 const PAGES = docFiles().map((file) => ({ file, ...shellBlocks(file, read(file)) }));
 const folders: string[] = [];
@@ -71,6 +72,9 @@ function clone(port: number): { dir: string; bin: string } {
   );
   executable(join(bin, 'curl'), `#!/bin/sh\nexec "${which('curl')}" --fail-with-body --no-progress-meter --max-time 10 "$@"\n`);
   executable(join(bin, 'node'), `#!/bin/sh\nexec "${process.execPath}" "$@"\n`);
+  // A block sleeps to let the server pick up a change (about once a second); on a loaded machine
+  // that takes longer, so whole seconds are doubled here.
+  executable(join(bin, 'sleep'), `#!/bin/sh\ncase "$1" in ''|*[!0-9]*) exec "${which('sleep')}" "$@";; esac\nexec "${which('sleep')}" $(($1 * 2))\n`);
   return { dir, bin };
 }
 
@@ -122,7 +126,9 @@ describe('shell blocks in README.md and docs/', () => {
   });
 
   for (const page of PAGES.filter((p) => p.run.length > 0)) {
-    it(`${page.file}: its ${page.run.length} shell block(s) exit 0 against a running server`, async () => {
+    // Pages share nothing (each has its folder, port and server), so they run side by side:
+    // most of a page's time is spent waiting for a reload or a key.
+    it.concurrent(`${page.file}: its ${page.run.length} shell block(s) exit 0 against a running server`, async () => {
       const port = await freePort();
       const { dir, bin } = clone(port);
       let server: ServerProcess | undefined;
