@@ -172,7 +172,7 @@ export const configSchema = z.strictObject({
       algorithm: z
         .enum(['RS256', 'ES256', 'EdDSA'], { error: 'must be RS256, ES256 or EdDSA' })
         .default('RS256')
-        .describe('The kind of key `serve` (first start) and `keys rotate` make: RS256 (RSA-2048, what every resource server accepts), ES256 (EC P-256) or EdDSA (Ed25519), which sign several times faster. Each key signs with the algorithm of its own kind.'),
+        .describe('The kind of key `serve` (first start) and `keys rotate` make: RS256 (RSA-2048, what every resource server accepts), ES256 (EC P-256) or EdDSA (Ed25519), which sign several times faster. Each key signs with the algorithm of its own kind, so a folder may hold keys of several kinds while you move from one to another by rotation.'),
       // In seconds once parsed. A new key is published this long before it signs, so resource
       // servers that cache the JWKS (metadata.max_age, or their own cache) fetch it before they
       // meet a token it signed.
@@ -192,7 +192,7 @@ export const configSchema = z.strictObject({
       url: z
         .string({ error: `must be a URL of the form ${REDIS_URL_FORM}, or a postgres:// URL` })
         .optional()
-        .describe('`redis`: `redis://[[user]:password@]host[:port][/db]`, or `rediss://` for TLS (one of `url`, `sentinel`, `cluster`). `postgres`: a libpq URL.'),
+        .describe('`redis`: one server, `redis://[[user]:password@]host[:port][/db]`, or `rediss://` for TLS, with no query options (exactly one of `url`, `sentinel`, `cluster`). `postgres`: a libpq URL (docs/guides/postgresql.md).'),
       prefix: z
         .string({ error: 'must be a string' })
         .regex(/^\S+$/, { error: 'must be non-empty and contain no whitespace' })
