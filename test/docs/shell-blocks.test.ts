@@ -78,6 +78,22 @@ function clone(port: number): { dir: string; bin: string } {
   return { dir, bin };
 }
 
+/**
+ * A clone with its server running. The port is free when chosen but may be taken before the
+ * server binds it (other tests run beside this one): then the next free port is tried.
+ */
+async function cloneAndServe(): Promise<{ port: number; dir: string; bin: string; server: ServerProcess }> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const { dir, bin } = clone(port);
+    try {
+      return { port, dir, bin, server: await startServerProcess(join(dir, 'config/tollgate.yaml')) };
+    } catch (err) {
+      if (attempt === 3 || !/EADDRINUSE|address already in use/i.test((err as Error).message)) throw err;
+    }
+  }
+}
+
 interface Outcome {
   code: number | null;
   output: string;
@@ -129,11 +145,8 @@ describe('shell blocks in README.md and docs/', () => {
     // Pages share nothing (each has its folder, port and server), so they run side by side:
     // most of a page's time is spent waiting for a reload or a key.
     it.concurrent(`${page.file}: its ${page.run.length} shell block(s) exit 0 against a running server`, async () => {
-      const port = await freePort();
-      const { dir, bin } = clone(port);
-      let server: ServerProcess | undefined;
+      const { port, dir, bin, server } = await cloneAndServe();
       try {
-        server = await startServerProcess(join(dir, 'config/tollgate.yaml'));
         const outcome = await runBlocks(page.run, dir, bin, port);
         if (outcome.code !== 0 || outcome.last !== page.run.length) {
           const block = page.run[Math.max(0, Math.min(outcome.last, page.run.length - 1))]!;
@@ -144,7 +157,7 @@ describe('shell blocks in README.md and docs/', () => {
           );
         }
       } finally {
-        await server?.stop();
+        await server.stop();
       }
     }, 90_000);
   }
