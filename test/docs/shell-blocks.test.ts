@@ -1,5 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -161,6 +162,33 @@ describe('shell blocks in README.md and docs/', () => {
       }
     }, 90_000);
   }
+});
+
+describe('the harness', () => {
+  it('stops at the first block that fails, names it, and fails on an HTTP error or an unset variable', async () => {
+    // A server that answers every request 401, as tollgate does a wrong secret.
+    const http = createHttpServer((_req, res) => res.writeHead(401, { 'content-type': 'application/json' }).end('{"error":"invalid_client"}'));
+    await new Promise<void>((done) => http.listen(0, '127.0.0.1', done));
+    const { port } = http.address() as { port: number };
+    const { dir, bin } = clone(port);
+    const blocks = (code: string): ShellBlock[] => [
+      { where: 'page.md:3', code: 'A=1' },
+      { where: 'page.md:9', code },
+      { where: 'page.md:15', code: 'echo never' },
+    ];
+    const refused = await runBlocks(blocks('curl -s http://127.0.0.1:8080/oauth2/token'), dir, bin, port).finally(() => http.close());
+    expect(refused.code).toBe(22);
+    expect(refused.last).toBe(1);
+    expect(refused.output).toContain('{"error":"invalid_client"}');
+    expect(refused.output).not.toContain('never');
+
+    const unset = await runBlocks(blocks('echo "$NOT_SET"'), dir, bin, port);
+    expect(unset.last).toBe(1);
+    expect(unset.output).toMatch(/NOT_SET: unbound variable/);
+
+    const passes = await runBlocks(blocks('echo "$A"'), dir, bin, port);
+    expect(passes).toMatchObject({ code: 0, last: 3 });
+  });
 });
 
 describe('shellBlocks', () => {
