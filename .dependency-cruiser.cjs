@@ -1,4 +1,4 @@
-// The layer rule of docs/architecture.md, checked by `npm run lint:deps` (part of `npm test`).
+// The layer rule of docs/internals/architecture.md, checked by `npm run lint:deps` (part of `npm test`).
 // A layer may import its own folder and the layers below it, never one above:
 //
 //   shared ← store, keys, crypto, clients ← oauth ← metrics, http ← server ← cli

@@ -5,7 +5,7 @@
 #   docker run --rm -v tollgate-registry:/etc/tollgate/registry tollgate client add ID …
 #   docker run -p 8080:8080 -e TOLLGATE_ISSUER=https://auth.example.com \
 #     -v tollgate-registry:/etc/tollgate/registry:ro -v tollgate-data:/var/lib/tollgate tollgate
-# The image holds no client registry: the operator mounts one (see the README, "Docker").
+# The image holds no client registry: the operator mounts one (see docs/guides/docker.md).
 
 # ---- build: compile TypeScript, then keep only the production dependencies ----
 FROM node:24-bookworm-slim AS build
@@ -63,7 +63,7 @@ EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
     CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.TOLLGATE_LISTEN__PORT||8080)+'/healthz',{signal:AbortSignal.timeout(4000)}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 
-# The V8 flags npm start uses (the README, "Performance", has the figures): a 16 MiB young
+# The V8 flags npm start uses (docs/internals/performance.md has the figures): a 16 MiB young
 # generation, which takes about 12% less CPU per token than a 4 MiB one, and an old generation
 # grown by 30% per full collection instead of up to 4x, which kept resident memory under load at
 # 114-136 MiB in the benchmark, with either store.

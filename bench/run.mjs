@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // npm run bench [-- options]: load benchmark of tollgate against two baselines started in the
-// same run. See HELP below and the "Benchmarks" section of the README.
+// same run. See HELP below and bench/README.md.
 
 import { spawnSync } from 'node:child_process';
 import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
@@ -309,8 +309,8 @@ log: { level: warn }
 }
 
 /**
- * The environment and Node flags of `npm start` (the Docker image uses the same; see the README,
- * "Performance"), read from package.json so that the benchmark measures what operators run.
+ * The environment and Node flags of `npm start` (the Docker image uses the same; see
+ * docs/internals/performance.md), read from package.json so that the benchmark measures what operators run.
  */
 function startSettings() {
   const start = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).scripts.start;

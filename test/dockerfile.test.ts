@@ -152,7 +152,7 @@ describe('Dockerfile', () => {
   });
 
   it('starts the CLI with serve by default, with the Node flags npm start uses', () => {
-    // The V8 flags size the heap (see the README, "Performance"); the two ways to run must agree.
+    // The V8 flags size the heap (see docs/internals/performance.md); the two ways to run must agree.
     const flags = /^(?:[A-Z_]+=\S+ )*node ((?:--\S+ )*)dist\/cli\/tollgate\.cjs serve$/.exec(npmStart());
     expect(flags, 'npm start runs node [flags] dist/cli/tollgate.cjs serve').not.toBeNull();
     const nodeFlags = flags![1]!.trim().split(' ');
@@ -270,7 +270,7 @@ function dockerRun(command: string): { mounts: { source: string; target: string 
   return { mounts, user };
 }
 
-describe('the registry in the image and in the README Docker flow', () => {
+describe('the registry in the image and in the Docker guide\'s flow', () => {
   const registryDir = dirname(loadConfig(join(ROOT, 'deploy/docker/tollgate.yaml'), { env: {} }).clients_file);
   const imageUser = argsOf(finalOf('USER').at(-1)!).split(':')[0]!;
   const runs = finalOf('RUN').map(argsOf);
@@ -285,10 +285,9 @@ describe('the registry in the image and in the README Docker flow', () => {
     expect(finalOf('VOLUME').flatMap(argList)).not.toContain(registryDir);
   });
 
-  it('writes the registry in the README flow as the user the server reads it as, whatever the caller\'s uid (no EACCES)', () => {
-    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
-    const section = readme.slice(readme.indexOf('\n## Docker\n'));
-    const block = /```sh\n([\s\S]*?)```/.exec(section)![1]!;
+  it('writes the registry in the guide\'s flow as the user the server reads it as, whatever the caller\'s uid (no EACCES)', () => {
+    const guide = readFileSync(join(ROOT, 'docs/guides/docker.md'), 'utf8');
+    const block = /```sh\n([\s\S]*?)```/.exec(guide)![1]!;
     const dockerRuns = shellCommands(block).filter((c) => c.startsWith('docker run '));
     const withRegistry = dockerRuns.map(dockerRun).filter((r) => r.mounts.some((m) => m.target === registryDir));
     // One that writes it (the CLI) and the server that reads it.

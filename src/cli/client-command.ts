@@ -47,7 +47,7 @@ Options for add and update (update replaces only what is given; the file keeps i
   --auth-method M        ${SECRET_AUTH_METHODS.join(' or ')} (may repeat; default: both).
                          Key-based clients (private_key_jwt, tls_client_auth,
                          self_signed_tls_client_auth) have no secret: add them to the
-                         registry file by hand (README, "Key-based clients"); update
+                         registry file by hand (docs/guides/key-based-clients.md); update
                          takes those methods too.
   --allowed-ip CIDR      an address or CIDR block it may connect from (may repeat)
   --introspect           may introspect any client's tokens (for resource servers)

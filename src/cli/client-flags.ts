@@ -68,7 +68,7 @@ export function parseClientFlags(values: FlagValues, command: string, keyMethods
         federated !== undefined
           ? `${command} makes a ${bad} client with ${federated}, not --auth-method`
           : keyBased
-            ? `${command} makes secret-based clients; register a ${bad} client in the registry file by hand (see the README, "Key-based clients")`
+            ? `${command} makes secret-based clients; register a ${bad} client in the registry file by hand (see docs/guides/key-based-clients.md)`
             : `unknown auth method ${JSON.stringify(bad)} (use ${allowed.join(keyMethods ? ', ' : ' or ')})`,
       );
     }

@@ -44,7 +44,7 @@ const secretSchema = z.strictObject({
   hash: z.string({ error: 'must be an argon2id hash string' }).superRefine((hash, ctx) => {
     const problem = argon2idHashProblem(hash);
     if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
-  }),
+  }).describe('An argon2id PHC string (`tollgate hash-secret` makes one): version 19 and exactly the m, t and p parameters, at most m=262144 (KiB), t=16, p=16. Plaintext secrets are refused.'),
   expires_at: z
     .union([z.date(), z.string()], { error: 'must be a timestamp like 2027-01-01T00:00:00Z' })
     .transform((v, ctx) => {
@@ -55,16 +55,18 @@ const secretSchema = z.strictObject({
       }
       return ms;
     })
-    .optional(),
+    .optional()
+    .meta({ docType: 'timestamp with a time zone (`2027-01-01T00:00:00Z`) or a date' })
+    .describe('After this time the secret no longer works, on every server, with no restart.'),
 });
 
 /** A public key as RFC 7517 writes it; a private part (d) is refused: it must never be here. */
 const publicJwkSchema = z
   .looseObject({
-    kty: z.enum(['RSA', 'EC', 'OKP'], { error: 'kty must be RSA, EC or OKP' }),
-    kid: z.string().min(1).optional(),
-    use: z.literal('sig', { error: 'use must be sig' }).optional(),
-    alg: z.enum(['RS256', 'PS256', 'ES256', 'EdDSA'], { error: 'alg must be RS256, PS256, ES256 or EdDSA' }).optional(),
+    kty: z.enum(['RSA', 'EC', 'OKP'], { error: 'kty must be RSA, EC or OKP' }).describe('The key type; the other members of a public JWK (`n`, `e`, `crv`, `x`, `y`) go beside it.'),
+    kid: z.string().min(1).optional().describe('The key id the client puts in its assertions\' header.'),
+    use: z.literal('sig', { error: 'use must be sig' }).optional().describe('If given, `sig`.'),
+    alg: z.enum(['RS256', 'PS256', 'ES256', 'EdDSA'], { error: 'alg must be RS256, PS256, ES256 or EdDSA' }).optional().describe('If given, the only algorithm accepted with this key.'),
   })
   .superRefine((k, ctx) => {
     if ('d' in k || 'p' in k || 'q' in k) ctx.addIssue({ code: 'custom', message: 'holds a private key: only the public key belongs in the registry' });
@@ -88,55 +90,86 @@ export const clientSchema = z
   .strictObject({
     client_id: z.string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string') }).refine(isClientId, {
       error: `must be 1 to ${MAX_CLIENT_ID_LENGTH} visible ASCII characters or spaces (RFC 6749 VSCHAR)`,
-    }),
-    secrets: z.array(secretSchema, { error: 'must be a list of { hash, expires_at }' }).default([]),
+    }).describe(`The client's id: 1 to ${MAX_CLIENT_ID_LENGTH} visible ASCII characters or spaces (RFC 6749 VSCHAR), unique in the registry.`),
+    secrets: z
+      .array(secretSchema, { error: 'must be a list of { hash, expires_at }' })
+      .default([])
+      .describe('The client\'s secrets, as hashes. At least one when `auth_methods` has a secret method; several during a rotation.'),
     auth_methods: uniqueList(
       z.enum(AUTH_METHODS, { error: `must be one of ${AUTH_METHODS.join(', ')}` }),
       'method',
     )
       .min(1, { error: 'must list at least one method' })
-      .default([...SECRET_AUTH_METHODS]),
-    scopes: uniqueList(scopeSchema, 'scope').default([]),
-    default_scopes: uniqueList(scopeSchema, 'scope').optional(),
-    audiences: uniqueList(audienceSchema, 'audience').default([]),
-    token_ttl: ttlSchema.optional(),
-    introspect: z.boolean().default(false),
+      .default([...SECRET_AUTH_METHODS])
+      .describe('How the client may authenticate, with no repeats. `client_secret_jwt` is not offered: tollgate keeps no secret to check its HMAC with.'),
+    scopes: uniqueList(scopeSchema, 'scope')
+      .default([])
+      .meta({ docType: 'list of scope tokens (RFC 6749 §3.3), unique' })
+      .describe('The scopes the client may request.'),
+    default_scopes: uniqueList(scopeSchema, 'scope')
+      .optional()
+      .meta({ docType: 'list of scope tokens, unique' })
+      .describe('What the client is granted when it requests no scope; a subset of `scopes`. Unset: all of `scopes`.'),
+    audiences: uniqueList(audienceSchema, 'audience')
+      .default([])
+      .describe('The audiences the client may request; the first is its default. Required when `tokens.audience` is empty.'),
+    token_ttl: ttlSchema.optional().describe('The lifetime of its tokens. Unset: `tokens.ttl`.'),
+    introspect: z.boolean().default(false).describe('Lets this client introspect any client\'s tokens (a resource server); otherwise only its own.'),
     allowed_ips: z
       .array(
         z.string().refine((s) => parseCidr(s) !== undefined, {
           error: 'must be an IPv4 or IPv6 address or CIDR block (10.0.0.0/8, 2001:db8::/32)',
         }),
       )
-      .optional(),
-    disabled: z.boolean().default(false),
+      .optional()
+      .describe('IPv4 or IPv6 addresses or CIDR blocks the client may connect from: the TCP peer, or the `X-Forwarded-For` address a `trust_proxy` proxy gives. Unset: any.'),
+    disabled: z.boolean().default(false).describe('A disabled client cannot authenticate, and its tokens introspect as inactive.'),
     jwks: z
-      .strictObject({ keys: z.array(publicJwkSchema, { error: 'must be a list of public JWKs' }).min(1, { error: 'must hold at least one key' }) })
-      .optional(),
+      .strictObject({
+        keys: z
+          .array(publicJwkSchema, { error: 'must be a list of public JWKs' })
+          .min(1, { error: 'must hold at least one key' })
+          .describe('Public JWKs (RSA, EC or OKP); a private part is refused.'),
+      })
+      .optional()
+      .describe('The client\'s public keys, for `private_key_jwt` and `self_signed_tls_client_auth` (RFC 7591).'),
     jwks_uri: z
       .string()
       .refine((s) => /^https:\/\/[^\s#]+$/.test(s) && URL.canParse(s), { error: 'must be an https URL' })
-      .optional(),
+      .optional()
+      .describe('An https URL serving the client\'s JWK Set, for `private_key_jwt` instead of `jwks`. Fetched within 5 s, 64 KiB at most, cached for five minutes.'),
     tls_client_auth_subject_dn: z
       .string()
       .superRefine((dn, ctx) => {
         const parsed = parseDistinguishedName(dn);
         if ('problem' in parsed) ctx.addIssue({ code: 'custom', message: parsed.problem });
       })
-      .optional(),
-    tls_client_auth_san_dns: z.string().min(1).optional(),
-    tls_client_auth_san_uri: z.string().min(1).optional(),
-    tls_client_auth_san_ip: z.string().refine((s) => canonicalIp(s) !== undefined, { error: 'must be an IPv4 or IPv6 address' }).optional(),
-    tls_client_auth_san_email: z.string().min(1).optional(),
-    federated_identity: federatedIdentitySchema.optional(),
-    spiffe_id: spiffeIdSchema.optional(),
-    dpop_bound_access_tokens: z.boolean().default(false),
+      .optional()
+      .describe('`tls_client_auth`: the certificate\'s subject as an RFC 4514 string (`CN=edge-proxy,O=Example`; a comma in a value is `\\,`), compared as RFC 5280 §7.1 says. Exactly one of this or a `tls_client_auth_san_*` field.'),
+    tls_client_auth_san_dns: z.string().min(1).optional().describe('`tls_client_auth`: a DNS name the certificate must hold (compared without regard to case).'),
+    tls_client_auth_san_uri: z.string().min(1).optional().describe('`tls_client_auth`: a URI the certificate must hold (the case of scheme and host ignored).'),
+    tls_client_auth_san_ip: z
+      .string()
+      .refine((s) => canonicalIp(s) !== undefined, { error: 'must be an IPv4 or IPv6 address' })
+      .optional()
+      .describe('`tls_client_auth`: an IP address the certificate must hold (compared as addresses).'),
+    tls_client_auth_san_email: z.string().min(1).optional().describe('`tls_client_auth`: an email address the certificate must hold (the case of the domain ignored).'),
+    federated_identity: federatedIdentitySchema.optional().describe('`federated_jwt`: the platform token that stands for this client.'),
+    spiffe_id: spiffeIdSchema.optional().describe('`spiffe_jwt`: the client\'s SPIFFE ID. Unset: the `client_id`, which must then be one.'),
+    dpop_bound_access_tokens: z.boolean().default(false).describe('Every token request of this client must carry a DPoP proof (RFC 9449).'),
   });
 
-export const registrySchema = z
-  .strictObject({
-    trusted_issuers: z.array(trustedIssuerSchema, { error: 'must be a list of trusted issuers' }).nullable().default([]),
-    clients: z.array(clientSchema, { error: 'must be a list of clients' }).nullable().default([]),
-  })
+/** The registry file as written; docs/reference/registry.md is generated from it (npm run docs). */
+export const registryFileSchema = z.strictObject({
+  trusted_issuers: z
+    .array(trustedIssuerSchema, { error: 'must be a list of trusted issuers' })
+    .nullable()
+    .default([])
+    .describe('The token issuers whose workloads may authenticate as federated or SPIFFE clients (docs/guides/federation.md).'),
+  clients: z.array(clientSchema, { error: 'must be a list of clients' }).nullable().default([]).describe('The clients.'),
+});
+
+export const registrySchema = registryFileSchema
   .transform((r) => ({ clients: (r.clients ?? []).map(toClient), trustedIssuers: (r.trusted_issuers ?? []).map(toTrustedIssuer) as TrustedIssuer[] }));
 
 type ClientEntry = z.infer<typeof clientSchema>;

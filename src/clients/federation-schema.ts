@@ -23,9 +23,12 @@ const httpsUrl = (what: string) =>
 /** An issuer's public key: a SPIFFE bundle also marks its keys `use: jwt-svid` or `x509-svid`. */
 const issuerJwkSchema = z
   .looseObject({
-    kty: z.enum(['RSA', 'EC', 'OKP'], { error: 'kty must be RSA, EC or OKP' }),
-    kid: z.string().min(1).optional(),
-    use: z.enum(['sig', 'jwt-svid', 'x509-svid'], { error: 'use must be sig, jwt-svid or x509-svid' }).optional(),
+    kty: z.enum(['RSA', 'EC', 'OKP'], { error: 'kty must be RSA, EC or OKP' }).describe('The key type; the other members of a public JWK go beside it.'),
+    kid: z.string().min(1).optional().describe('The key id its tokens name.'),
+    use: z
+      .enum(['sig', 'jwt-svid', 'x509-svid'], { error: 'use must be sig, jwt-svid or x509-svid' })
+      .optional()
+      .describe('An `issuer`\'s tokens are checked with keys marked `sig` or not marked; JWT-SVIDs with a SPIFFE bundle\'s `jwt-svid` keys; `x509-svid` keys are never used.'),
   })
   .superRefine((k, ctx) => {
     if ('d' in k || 'p' in k || 'q' in k) ctx.addIssue({ code: 'custom', message: 'holds a private key: only the public key belongs in the registry' });
@@ -34,24 +37,42 @@ const issuerJwkSchema = z
 export const trustedIssuerSchema = z.strictObject({
   name: z.string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string') }).regex(ISSUER_NAME, {
     error: 'must be 1 to 64 letters, digits, dots, dashes or underscores, starting with a letter or digit',
-  }),
-  issuer: httpsUrl('the exact iss of its tokens').optional(),
-  spiffe_trust_domain: z.string().refine(isTrustDomain, { error: 'must be a SPIFFE trust domain: lowercase letters, digits, dots, dashes, underscores (example.org)' }).optional(),
-  jwks_uri: httpsUrl('where its JWK Set is published').optional(),
+  }).describe('The name clients refer to it by (`federated_identity.issuer`): 1 to 64 letters, digits, dots, dashes or underscores.'),
+  issuer: httpsUrl('the exact iss of its tokens').optional().describe('The exact `iss` of its tokens (an OpenID Connect or OAuth issuer). One of this or `spiffe_trust_domain`.'),
+  spiffe_trust_domain: z
+    .string()
+    .refine(isTrustDomain, { error: 'must be a SPIFFE trust domain: lowercase letters, digits, dots, dashes, underscores (example.org)' })
+    .optional()
+    .describe('A SPIFFE trust domain (`example.org`) whose JWT-SVIDs it accepts; needs `jwks` or `jwks_uri`.'),
+  jwks_uri: httpsUrl('where its JWK Set is published').optional().describe('Where its JWK Set is published. Unset with `issuer`: found through its discovery document.'),
   jwks: z
-    .strictObject({ keys: z.array(issuerJwkSchema, { error: 'must be a list of public JWKs' }).min(1, { error: 'must hold at least one key' }) })
-    .optional(),
-  max_lifetime: durationSchema(1, MAX_MAX_LIFETIME).optional(),
+    .strictObject({
+      keys: z
+        .array(issuerJwkSchema, { error: 'must be a list of public JWKs' })
+        .min(1, { error: 'must hold at least one key' })
+        .describe('Public JWKs; a private part is refused.'),
+    })
+    .optional()
+    .describe('Its public keys, written here instead of fetched. Not with `jwks_uri`.'),
+  max_lifetime: durationSchema(1, MAX_MAX_LIFETIME).optional().describe('The longest lifetime (`exp` - `iat`) of a token accepted from it. Unset: 24h.'),
 });
 
 /** A client's `federated_identity`. */
 export const federatedIdentitySchema = z.strictObject({
-  issuer: z.string({ error: 'must name an entry of trusted_issuers' }).min(1, { error: 'must name an entry of trusted_issuers' }),
-  subject: z.string({ error: 'must be the exact sub of its tokens' }).min(1, { error: 'must be the exact sub of its tokens' }).max(1024),
+  issuer: z
+    .string({ error: 'must name an entry of trusted_issuers' })
+    .min(1, { error: 'must name an entry of trusted_issuers' })
+    .describe('The `name` of an entry of `trusted_issuers`.'),
+  subject: z
+    .string({ error: 'must be the exact sub of its tokens' })
+    .min(1, { error: 'must be the exact sub of its tokens' })
+    .max(1024)
+    .describe('The exact `sub` of its tokens.'),
   claims: z
     .record(z.string().min(1), z.string({ error: 'must be a string the claim must equal' }))
     .refine((c) => !['iss', 'sub', 'aud', 'exp', 'nbf', 'iat'].some((k) => k in c), { error: 'iss, sub, aud, exp, nbf and iat are checked already; name other claims' })
-    .optional(),
+    .optional()
+    .describe('Other claims the token must carry, each equal to the string given (iss, sub, aud, exp, nbf and iat are checked already).'),
 });
 
 export const spiffeIdSchema = z.string().refine((s) => spiffeTrustDomain(s) !== undefined, {

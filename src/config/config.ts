@@ -92,30 +92,34 @@ function checkRedisStore(store: Record<string, unknown> & { kind: string; url?: 
   }
 }
 
-const configSchema = z.strictObject({
+/** The schema of tollgate.yaml; docs/reference/configuration.md is generated from it (npm run docs). */
+export const configSchema = z.strictObject({
   issuer: z
     .string({ error: 'is required: the URL resource servers see as iss (e.g. https://auth.example.com)' })
-    .refine(isIssuer, { error: 'must be an http(s) URL with no query, fragment, credentials or trailing slash' }),
+    .refine(isIssuer, { error: 'must be an http(s) URL with no query, fragment, credentials or trailing slash' })
+    .describe('The `iss` claim and the base of every metadata URL: an http(s) URL with no query, fragment, credentials or trailing slash. Resource servers compare it as an exact string. Behind a proxy, the public https URL.'),
   listen: z
     .strictObject({
-      host: z.string().min(1).default('127.0.0.1'),
-      port: z.number({ error: 'must be a port number' }).int().min(0).max(65_535).default(8080),
+      host: z.string().min(1).default('127.0.0.1').describe('The address to listen on; `0.0.0.0` for every interface (then put TLS in front).'),
+      port: z.number({ error: 'must be a port number' }).int().min(0).max(65_535).default(8080).describe('The port; 0 picks a free one.'),
       // HTTPS served directly. client_ca asks clients for a certificate (optional, so other
       // methods keep working on the same port) and enables the RFC 8705 methods.
       tls: z
         .strictObject({
-          cert: z.string().min(1).optional(),
-          key: z.string().min(1).optional(),
-          client_ca: z.string().min(1).optional(),
+          cert: z.string().min(1).optional().describe('PEM certificate (chain) to serve HTTPS directly; needs `key`. Re-read on SIGHUP.'),
+          key: z.string().min(1).optional().describe('PEM private key of `cert`. Re-read on SIGHUP.'),
+          client_ca: z.string().min(1).optional().describe('PEM file of the CAs client certificates must chain to. Asks every client for a certificate without requiring one, and enables `tls_client_auth` and `self_signed_tls_client_auth`.'),
         })
-        .optional(),
+        .optional()
+        .describe('HTTPS served by tollgate itself, and mutual TLS (RFC 8705).'),
       // Behind a TLS-terminating proxy: the request header carrying the client certificate
       // (URL-encoded PEM, as nginx's $ssl_client_escaped_cert), believed only from trust_proxy.
       client_cert_header: z
         .string()
         .regex(/^[A-Za-z0-9-]{1,64}$/, { error: 'must be an HTTP header name' })
         .transform((h) => h.toLowerCase())
-        .optional(),
+        .optional()
+        .describe('Behind a TLS-terminating proxy: the request header that carries the client certificate (URL-encoded PEM, like nginx\'s `$ssl_client_escaped_cert`). Believed only from `trust_proxy` addresses, and checked against `listen.tls.client_ca`, which it needs.'),
     })
     .superRefine((l, ctx) => {
       if (l.tls !== undefined && (l.tls.cert === undefined) !== (l.tls.key === undefined)) {
@@ -128,73 +132,109 @@ const configSchema = z.strictObject({
         ctx.addIssue({ code: 'custom', path: ['client_cert_header'], message: 'needs tls.client_ca to check the forwarded certificates against' });
       }
     })
-    .prefault({}),
+    .prefault({})
+    .describe('Where the server listens.'),
   // Proxies whose X-Forwarded-For (and client_cert_header) is believed; empty: none.
   trust_proxy: z
     .array(z.string().refine((s) => parseCidr(s) !== undefined, { error: 'must be an IP address or CIDR block' }))
-    .default([]),
+    .default([])
+    .describe('Addresses or CIDR blocks of proxies in front of tollgate. From them, the client address is taken from `X-Forwarded-For` (for `allowed_ips`, throttling and logs) and `listen.client_cert_header` is believed. Empty: neither is.'),
   client_auth: z
     .strictObject({
       // RFC 7523 lets an assertion's aud be the token endpoint URL; tollgate wants the issuer
       // only unless told otherwise, since several audiences for one assertion is what made
       // audience confusion (CVE-2025-27370) possible.
-      accept_token_endpoint_audience: z.boolean().default(false),
+      accept_token_endpoint_audience: z
+        .boolean()
+        .default(false)
+        .describe('Also accept the token endpoint URL as the `aud` of a `private_key_jwt` assertion. By default only the issuer is.'),
     })
-    .prefault({}),
-  clients_file: z.string().min(1).default('./clients.yaml'),
+    .prefault({})
+    .describe('How clients may authenticate.'),
+  clients_file: z.string().min(1).default('./clients.yaml').describe('The client registry file.'),
   // A reload that would leave no client is refused unless this is true: an emptied or truncated
   // file (`: > clients.yaml`, a failed template) must not lock every client out at once.
-  allow_empty_registry: z.boolean().default(false),
+  allow_empty_registry: z
+    .boolean()
+    .default(false)
+    .describe('Lets a running server take a registry change that leaves no client. By default such a change is refused, so that an emptied file cannot lock every client out.'),
   tokens: z
     .strictObject({
-      ttl: ttlSchema.default(900),
-      audience: z.array(audienceSchema).default([]),
+      ttl: ttlSchema.default(900).describe('The default token lifetime.'),
+      audience: z.array(audienceSchema).default([]).describe('The audiences of clients that have none of their own. Write `[https://a, https://b]` in the environment.'),
     })
-    .prefault({}),
+    .prefault({})
+    .describe('The access tokens.'),
   keys: z
     .strictObject({
-      dir: z.string().min(1).default('../data/keys'),
+      dir: z.string().min(1).default('../data/keys').describe('The folder of PKCS#8 PEM signing keys. A key is generated into it on first start.'),
       // RS256 is what every resource server accepts; ES256 and EdDSA sign several times faster.
-      algorithm: z.enum(['RS256', 'ES256', 'EdDSA'], { error: 'must be RS256, ES256 or EdDSA' }).default('RS256'),
+      algorithm: z
+        .enum(['RS256', 'ES256', 'EdDSA'], { error: 'must be RS256, ES256 or EdDSA' })
+        .default('RS256')
+        .describe('The kind of key `serve` (first start) and `keys rotate` make: RS256 (RSA-2048, what every resource server accepts), ES256 (EC P-256) or EdDSA (Ed25519), which sign several times faster. Each key signs with the algorithm of its own kind, so a folder may hold keys of several kinds while you move from one to another by rotation.'),
       // In seconds once parsed. A new key is published this long before it signs, so resource
       // servers that cache the JWKS (metadata.max_age, or their own cache) fetch it before they
       // meet a token it signed.
-      publish_before_use: durationSchema(0, 7 * 86_400).default(600),
+      publish_before_use: durationSchema(0, 7 * 86_400)
+        .default(600)
+        .describe('How long a new key is published in the JWKS before it signs. Keep it above `metadata.max_age` and your resource servers\' JWKS cache.'),
     })
-    .prefault({}),
+    .prefault({})
+    .describe('The signing keys.'),
   store: z
     .strictObject({
-      kind: z.enum(['sqlite', 'memory', 'redis', 'postgres'], { error: 'must be sqlite, memory, redis or postgres' }).default('sqlite'),
-      path: z.string().min(1).default('../data/tollgate.db'),
-      url: z.string({ error: `must be a URL of the form ${REDIS_URL_FORM}, or a postgres:// URL` }).optional(),
+      kind: z
+        .enum(['sqlite', 'memory', 'redis', 'postgres'], { error: 'must be sqlite, memory, redis or postgres' })
+        .default('sqlite')
+        .describe('Where issued-token state lives: `sqlite` (a file on this machine), `redis` or `postgres` (shared by every instance), `memory` (this process only; tests and trials).'),
+      path: z.string().min(1).default('../data/tollgate.db').describe('`sqlite`: the SQLite file, created (with its folder, mode 0700) on first start.'),
+      url: z
+        .string({ error: `must be a URL of the form ${REDIS_URL_FORM}, or a postgres:// URL` })
+        .optional()
+        .describe('`redis`: one server, `redis://[[user]:password@]host[:port][/db]`, or `rediss://` for TLS, with no query options (exactly one of `url`, `sentinel`, `cluster`). `postgres`: a libpq URL (docs/guides/postgresql.md).'),
       prefix: z
         .string({ error: 'must be a string' })
         .regex(/^\S+$/, { error: 'must be non-empty and contain no whitespace' })
-        .default('tollgate:'),
+        .default('tollgate:')
+        .describe('`redis`: put before every key, so several deployments can share one Redis server. Non-empty, no whitespace.'),
       // Redis Sentinel: the master's name and the sentinels to ask where it is.
       sentinel: z
         .strictObject({
-          master: z.string({ error: 'is required: the name the sentinels monitor the primary under' }).regex(/^\S+$/, { error: 'must be non-empty and contain no whitespace' }),
-          nodes: redisNodesSchema,
+          master: z
+            .string({ error: 'is required: the name the sentinels monitor the primary under' })
+            .regex(/^\S+$/, { error: 'must be non-empty and contain no whitespace' })
+            .describe('The name the sentinels monitor the primary under.'),
+          nodes: redisNodesSchema.describe('The sentinels, as `host:port`.'),
           // The sentinels' own credentials, when they require one (requirepass in sentinel.conf).
-          username: z.string({ error: 'must be a string' }).min(1).optional(),
-          password: z.string({ error: 'must be a string' }).min(1).optional(),
+          username: z.string({ error: 'must be a string' }).min(1).optional().describe('The sentinels\' own user, when they require one.'),
+          password: z.string({ error: 'must be a string' }).min(1).optional().describe('The sentinels\' own password (`requirepass` in sentinel.conf).'),
         })
         .superRefine((sentinel, ctx) => {
           if (sentinel.username !== undefined && sentinel.password === undefined) {
             ctx.addIssue({ code: 'custom', path: ['username'], message: 'needs store.sentinel.password too (TOLLGATE_STORE__SENTINEL__PASSWORD keeps it out of the file)' });
           }
         })
-        .optional(),
+        .optional()
+        .describe('`redis`: Redis Sentinel, instead of `url`.'),
       // Redis Cluster: some of its nodes; the rest are found from them.
-      cluster: z.strictObject({ nodes: redisNodesSchema }).optional(),
+      cluster: z
+        .strictObject({ nodes: redisNodesSchema.describe('Some nodes of the cluster, as `host:port`; the rest are found from them.') })
+        .optional()
+        .describe('`redis`: Redis Cluster, instead of `url`.'),
       // With sentinel or cluster (store.url carries its own): the data servers' ACL user and password.
-      username: z.string({ error: 'must be a string' }).min(1).optional(),
-      password: z.string({ error: 'must be a string' }).min(1).optional(),
+      username: z.string({ error: 'must be a string' }).min(1).optional().describe('`redis` with `sentinel` or `cluster`: the data servers\' ACL user.'),
+      password: z.string({ error: 'must be a string' }).min(1).optional().describe('`redis` with `sentinel` or `cluster`: the data servers\' password.'),
       // With sentinel or cluster: TLS to every server, as rediss:// is for store.url.
-      tls: z.boolean({ error: 'must be true or false' }).optional(),
+      tls: z.boolean({ error: 'must be true or false' }).optional().describe('`redis` with `sentinel` or `cluster`: TLS to every server, as `rediss://` is for `url`.'),
       // WAIT: a revocation is answered 200 only once this many replicas have acknowledged it.
-      min_replicas: z.number({ error: 'must be a number of replicas' }).int().min(0).max(16).optional(),
+      min_replicas: z
+        .number({ error: 'must be a number of replicas' })
+        .int()
+        .min(0)
+        .max(16)
+        .optional()
+        .describe('`redis`: a revocation is answered 200 only once this many replicas acknowledged it (`WAIT`), else 503. Unset: 0.'),
     })
     .superRefine((store, ctx) => {
       if (store.kind === 'postgres' && store.url === undefined) {
@@ -207,28 +247,44 @@ const configSchema = z.strictObject({
       if (store.url !== undefined && (store.kind === 'postgres' || store.kind === 'redis')) checkStoreUrl(store.kind, store.url, ctx);
       checkRedisStore(store, ctx);
     })
-    .prefault({}),
+    .prefault({})
+    .describe('The token store.'),
   metadata: z
     .strictObject({
-      publish_scopes: z.boolean().default(true),
-      max_age: z.number().int().min(0).max(86_400).default(300),
+      publish_scopes: z.boolean().default(true).describe('Publish `scopes_supported` (every scope in the registry) in the metadata.'),
+      max_age: z.number().int().min(0).max(86_400).default(300).describe('The `Cache-Control: public, max-age` of the metadata and JWKS answers, in seconds.'),
     })
-    .prefault({}),
+    .prefault({})
+    .describe('The discovery answers.'),
   throttle: z
     .strictObject({
       // RFC 6749 §2.3.1: the token endpoint MUST guard against brute force. Counted per client_id
       // from one address, so a flood aimed at a client from one place does not lock that client
       // out of its other addresses, and per address across all client_ids.
-      window: durationSchema(1, 86_400).default(60),
-      client_failures: z.number().int().min(1).max(1_000_000).default(10),
-      address_failures: z.number().int().min(1).max(1_000_000).default(100),
+      window: durationSchema(1, 86_400).default(60).describe('How long failed authentications are counted.'),
+      client_failures: z
+        .number()
+        .int()
+        .min(1)
+        .max(1_000_000)
+        .default(10)
+        .describe('Failed authentications of one `client_id` from one address per window before that pair is refused with 429.'),
+      address_failures: z
+        .number()
+        .int()
+        .min(1)
+        .max(1_000_000)
+        .default(100)
+        .describe('Failed authentications from one address per window, whatever the `client_id`, before it is refused with 429.'),
     })
-    .prefault({}),
+    .prefault({})
+    .describe('Refusing repeated failed authentication.'),
   log: z
     .strictObject({
-      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('The lowest level logged.'),
     })
-    .prefault({}),
+    .prefault({})
+    .describe('The log on stdout.'),
 });
 
 type ParsedConfig = z.infer<typeof configSchema>;

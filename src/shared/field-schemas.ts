@@ -24,7 +24,17 @@ export function durationSchema(minSeconds: number, maxSeconds: number, messages:
         return z.NEVER;
       }
       return seconds!;
-    });
+    })
+    .meta({ docType: `duration: seconds, or 30s, 15m, 24h, 7d; ${spoken(minSeconds)} to ${spoken(maxSeconds)}` });
+}
+
+/** 86400 as `24h`, 604800 as `7d`: how the reference pages write a duration's bounds. */
+function spoken(seconds: number): string {
+  for (const [unit, size] of [['d', 86_400], ['h', 3600], ['m', 60]] as const) {
+    // A day reads better as 24h; a week as 7d.
+    if (seconds > 86_400 ? seconds % size === 0 : seconds >= size && size < 86_400 && seconds % size === 0) return `${seconds / size}${unit}`;
+  }
+  return `${seconds}s`;
 }
 
 /** An access-token lifetime: `15m`, `1h` or whole seconds, like every other duration. */
@@ -33,6 +43,9 @@ export const ttlSchema = durationSchema(MIN_TTL, MAX_TTL, {
   tooBig: `must be at most ${MAX_TTL} seconds (24h)`,
 });
 
-export const audienceSchema = z.string().refine(isAudience, {
-  error: 'must be a non-empty string of visible ASCII characters (an absolute URI is usual)',
-});
+export const audienceSchema = z
+  .string()
+  .refine(isAudience, {
+    error: 'must be a non-empty string of visible ASCII characters (an absolute URI is usual)',
+  })
+  .meta({ docType: 'audience: visible ASCII, usually an absolute URI' });

@@ -10,7 +10,7 @@ export function permissionProblem(err: unknown, action: 'read' | 'write'): strin
   const code = (err as NodeJS.ErrnoException | null | undefined)?.code;
   if (code !== 'EACCES' && code !== 'EPERM') return undefined;
   const able = action === 'read' ? 'readable' : 'writable';
-  return `permission denied: tollgate runs as ${processUser()} and cannot ${action} it; make it (and the folders above it) ${able} by that user, with chown or chmod (with Docker, see the README, "Docker")`;
+  return `permission denied: tollgate runs as ${processUser()} and cannot ${action} it; make it (and the folders above it) ${able} by that user, with chown or chmod (with Docker, see docs/guides/docker.md)`;
 }
 
 /** `uid 1000 (gid 1000)`, or a plain description where there are no uids (Windows). */

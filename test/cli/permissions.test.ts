@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { hashOf, writeFixture, type Fixture } from '../helpers.js';
 import { expectUserError, tollgate, type CliRun } from './run-cli.js';
 
-// The README's Docker flow once wrote the registry with the caller's uid and mode 0600, and the
+// The Docker guide's flow once wrote the registry with the caller's uid and mode 0600, and the
 // image's uid 1000 could not read it: the server said only "cannot read: EACCES". These files are
 // made unreadable for real; root reads anything, so a root test run runs tollgate as nobody.
 const user = process.getuid?.() === 0 ? { uid: 65_534, gid: 65_534 } : undefined;
@@ -34,7 +34,7 @@ function run(f: Fixture, args: string[]): Promise<CliRun> {
 
 const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 const denied = (path: string, action: string, prefix = 'tollgate: ') =>
-  new RegExp(`^${prefix}${esc(path)}: .*permission denied: tollgate runs as uid ${uid} \\(gid \\d+\\) and cannot ${action} it; make it .* by that user.*README, "Docker"`);
+  new RegExp(`^${prefix}${esc(path)}: .*permission denied: tollgate runs as uid ${uid} \\(gid \\d+\\) and cannot ${action} it; make it .* by that user.*docs/guides/docker\\.md`);
 
 describe.concurrent('a file tollgate may not use', () => {
   it('serve names the registry it cannot read, the uid it runs as and a hint, in one line', async () => {
