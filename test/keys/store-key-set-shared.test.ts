@@ -1,0 +1,108 @@
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { readKek, type Kek } from '../../src/keys/key-encryption.js';
+import { StoreKeySet } from '../../src/keys/store-key-set.js';
+import { PostgresTokenStore } from '../../src/store/postgres-token-store.js';
+import { RedisTokenStore } from '../../src/store/redis-token-store.js';
+import type { TokenStore } from '../../src/store/token-store.js';
+import { tempDir } from '../helpers.js';
+import { plainSql, POSTGRES_URL, requirePostgres, testSchema } from '../store/postgres-helpers.js';
+import { deleteKeys, plainClient, REDIS_URL, redisAnswers, requireOrSkip, testPrefix } from '../store/redis-helpers.js';
+
+// StoreKeySet on the servers a fleet shares: instances racing at first start, a rotation seen by
+// another instance, and what the server itself holds.
+const redis = requireOrSkip(await redisAnswers(), 'Redis');
+const pg = requirePostgres();
+const PREFIX = testPrefix();
+const opened: TokenStore[] = [];
+afterAll(async () => {
+  for (const s of opened) await s.close();
+  if (redis) await deleteKeys(PREFIX);
+});
+
+function kek(): Kek {
+  const file = join(tempDir(), 'kek');
+  writeFileSync(file, randomBytes(32).toString('base64'));
+  return readKek(file);
+}
+
+function track<S extends TokenStore>(store: S): S {
+  opened.push(store);
+  return store;
+}
+
+/** A fresh place on the server: instances of a store there, and a raw look at its key records. */
+interface Place {
+  connect(): TokenStore;
+  raw(): Promise<string>;
+}
+
+const stores: [string, boolean, () => Place][] = [
+  [
+    'Redis',
+    redis,
+    () => {
+      const prefix = `${PREFIX}${randomBytes(4).toString('hex')}:`;
+      return {
+        connect: () => track(new RedisTokenStore({ url: REDIS_URL, prefix })),
+        raw: async () => {
+          const client = plainClient();
+          await client.connect();
+          try {
+            return JSON.stringify(await client.hgetall(`${prefix}{signing-keys}:records`));
+          } finally {
+            client.disconnect();
+          }
+        },
+      };
+    },
+  ],
+  [
+    'PostgreSQL',
+    pg,
+    () => {
+      const schema = testSchema();
+      return {
+        connect: () => track(new PostgresTokenStore({ url: POSTGRES_URL, schema, poolSize: 2 })),
+        raw: async () => {
+          const sql = plainSql(POSTGRES_URL, schema);
+          try {
+            return JSON.stringify(await sql.unsafe('SELECT * FROM tollgate_signing_keys'));
+          } finally {
+            await sql.end();
+          }
+        },
+      };
+    },
+  ],
+];
+
+describe.each(stores)('StoreKeySet on %s', (_name, available, place) => {
+  it.skipIf(!available)('makes one first key between six instances starting at once, and brings a rotation to all', async () => {
+    const { connect } = place();
+    const key = kek();
+    const sets = await Promise.all(Array.from({ length: 6 }, () => StoreKeySet.open(connect(), { keks: [key], generateIfEmpty: true, algorithm: 'ES256' })));
+    const first = sets[0]!.jwks();
+    expect(first.keys).toHaveLength(1);
+    for (const s of sets) expect(s.jwks()).toEqual(first);
+    const { kid } = await sets[0]!.rotate();
+    for (const s of sets) {
+      await s.refresh();
+      expect(s.jwks().keys.map((k) => k.kid)).toEqual([kid, first.keys[0]!.kid]);
+    }
+  });
+
+  it.skipIf(!available)('holds no private key in clear on the server', async () => {
+    const at = place();
+    const set = await StoreKeySet.open(at.connect(), { keks: [kek()], generateIfEmpty: true, algorithm: 'RS256' });
+    const jwk = set.keys()[0]!.privateKey.export({ format: 'jwk' });
+    const der = set.keys()[0]!.privateKey.export({ type: 'pkcs8', format: 'der' });
+    const raw = await at.raw();
+    expect(raw).toContain(set.signingKey().kid);
+    expect(raw).not.toContain(jwk.d!);
+    expect(raw).not.toContain(der.toString('base64').slice(60, 140));
+    expect(raw).not.toMatch(/PRIVATE KEY/);
+  });
+});
