@@ -42,6 +42,7 @@ const kidsOf = async (s: ServerProcess): Promise<string[]> => ((await (await fet
 /** Instances started at once against an empty store: one first key between them, served by all. */
 async function raceFirstStarts(f: Fixture, n: number): Promise<ServerProcess[]> {
   const started = await Promise.all(Array.from({ length: n }, () => start(f)));
+  for (const s of started) expect(s.stdout()).toMatch(/"event":"server.started".*"keys_source":"store"/);
   const kids = await Promise.all(started.map(kidsOf));
   expect(kids[0]).toHaveLength(1);
   for (const k of kids) expect(k).toEqual(kids[0]);
