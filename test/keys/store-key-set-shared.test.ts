@@ -106,3 +106,12 @@ describe.each(stores)('StoreKeySet on %s', (_name, available, place) => {
     expect(raw).not.toMatch(/PRIVATE KEY/);
   });
 });
+
+describe('signing key changes with store.min_replicas', () => {
+  it.skipIf(!redis)('are not reported done until the replicas have them: a server with no replica refuses, naming the replicas', async () => {
+    const store = track(new RedisTokenStore({ url: REDIS_URL, prefix: `${PREFIX}replicas:`, minReplicas: 1 }));
+    const err = await StoreKeySet.open(store, { keks: [kek()], generateIfEmpty: true, algorithm: 'ES256' }).catch((e: unknown) => e as Error);
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).message).toMatch(/the signing key is done on the primary, but 0 of the 1 replicas store\.min_replicas asks for acknowledged it/);
+  });
+});
