@@ -88,6 +88,19 @@ describe('a fleet with its signing keys in the store', () => {
     expectUserError(run, new RegExp(`^tollgate: ${join(f.dir, 'old.kek')}: cannot read the key-encryption key: file not found`));
   });
 
+  it('serve --workers 2: the primary makes the first key and the workers serve it; a wrong key-encryption key is one line, not a crash loop', async () => {
+    const f = await fleet('{ kind: sqlite, path: ./tollgate.db }');
+    const s = await startServerProcess(f.configFile, {}, ['--workers', '2']);
+    servers.push(s);
+    const kids = await kidsOf(s);
+    expect(kids).toHaveLength(1);
+    for (let i = 0; i < 4; i++) expect(await kidsOf(s)).toEqual(kids);
+    expect(await s.stop()).toBe(0);
+    const kek = join(f.dir, 'kek');
+    writeFileSync(kek, `${randomBytes(32).toString('base64')}\n`);
+    expectUserError(await tollgate(['serve', '--workers', '2', '--config', f.configFile], { cwd: f.dir }), new RegExp(`^tollgate: ${kek}: does not open the signing keys in the store`));
+  });
+
   const pg = requirePostgres();
   it.skipIf(!pg)('makes one first key for three instances starting at once on an empty PostgreSQL database', async () => {
     const db = `${new URL(POSTGRES_URL).pathname.slice(1)}_keys`;
