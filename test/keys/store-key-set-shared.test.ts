@@ -3,13 +3,13 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readKek, type Kek } from '../../src/keys/key-encryption.js';
-import { StoreKeySet } from '../../src/keys/store-key-set.js';
+import { StoreKeySet, type StoreKeySetEvent } from '../../src/keys/store-key-set.js';
 import { PostgresTokenStore } from '../../src/store/postgres-token-store.js';
 import { RedisTokenStore } from '../../src/store/redis-token-store.js';
 import type { TokenStore } from '../../src/store/token-store.js';
 import { tempDir } from '../helpers.js';
 import { plainSql, POSTGRES_URL, requirePostgres, testSchema } from '../store/postgres-helpers.js';
-import { deleteKeys, plainClient, REDIS_URL, redisAnswers, requireOrSkip, testPrefix } from '../store/redis-helpers.js';
+import { deleteKeys, freePort, hasRedisServer, plainClient, REDIS_URL, redisAnswers, requireOrSkip, startRedisServer, stopRedisServer, testPrefix } from '../store/redis-helpers.js';
 
 // StoreKeySet on the servers a fleet shares: instances racing at first start, a rotation seen by
 // another instance, and what the server itself holds.
@@ -115,3 +115,66 @@ describe('signing key changes with store.min_replicas', () => {
     expect((err as Error).message).toMatch(/the signing key is done on the primary, but 0 of the 1 replicas store\.min_replicas asks for acknowledged it/);
   });
 });
+
+describe('a Redis of its own going away under running instances', () => {
+  it.skipIf(!hasRedisServer())('keeps the keys through the outage, says so once, follows a rotation once back, and refuses a store that came back empty', async () => {
+    const port = await freePort();
+    const url = `redis://127.0.0.1:${port}/0`;
+    const data = tempDir();
+    let server = await startRedisServer(port, data);
+    try {
+      const key = kek();
+      const set = await StoreKeySet.open(track(new RedisTokenStore({ url, prefix: 't:' })), { keks: [key], generateIfEmpty: true, algorithm: 'ES256' });
+      const jwks = set.jwks();
+      const events: StoreKeySetEvent[] = [];
+      await stopRedisServer(server);
+      await set.refresh((e) => events.push(e));
+      await set.refresh((e) => events.push(e));
+      expect(events).toEqual([{ type: 'unreachable', reason: expect.stringContaining(`127.0.0.1:${port}`) }]);
+      expect(set.jwks()).toBe(jwks);
+      await verifiesWith(set);
+
+      // Back, with its data (append-only file): the instance reconnects and reports it.
+      server = await startRedisServer(port, data);
+      await until(async () => {
+        await set.refresh((e) => events.push(e));
+        return events.some((e) => e.type === 'reachable');
+      });
+      expect(events.filter((e) => e.type === 'unreachable')).toHaveLength(1);
+      const other = await StoreKeySet.open(track(new RedisTokenStore({ url, prefix: 't:' })), { keks: [key], generateIfEmpty: false });
+      const { kid } = await other.rotate('ES256');
+      await set.refresh((e) => events.push(e));
+      expect(set.jwks().keys.map((k) => k.kid)).toContain(kid);
+
+      // Back without its data: no key to take, so the keys in use stay.
+      await stopRedisServer(server);
+      server = await startRedisServer(port, tempDir());
+      const before = set.jwks();
+      const after: StoreKeySetEvent[] = [];
+      await until(async () => {
+        await set.refresh((e) => after.push(e));
+        return after.some((e) => e.type === 'rejected');
+      });
+      expect(after.find((e) => e.type === 'rejected')).toEqual({ type: 'rejected', problem: expect.objectContaining({ message: expect.stringMatching(/holds no signing keys/) }) });
+      expect(set.jwks()).toBe(before);
+    } finally {
+      await stopRedisServer(server);
+    }
+  });
+});
+
+/** Waits for a condition the store's reconnection makes true, trying every 100 ms for at most 20 s. */
+async function until(condition: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error('the condition never held');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function verifiesWith(set: StoreKeySet): Promise<void> {
+  const { SignJWT, compactVerify, createLocalJWKSet } = await import('jose');
+  const signing = set.signingKey();
+  const jwt = await new SignJWT({}).setProtectedHeader({ alg: signing.alg, kid: signing.kid }).sign(signing.key);
+  await compactVerify(jwt, createLocalJWKSet({ keys: [...set.jwks().keys] as never }));
+}
