@@ -29,12 +29,14 @@ Commands:
   prune       remove the keys no live token can have been signed with, printing each kid
   rekey       keys.source store: seal every key in the store under the key-encryption key of
               --new-key-file (or of keys.encryption_key_file), all at once, and print how many
-  copy-to-store  keys.source store: copy every key of keys.dir into the store with its times,
+  copy-to-store
+              keys.source store: copy every key of keys.dir into the store with its times,
               printing each kid added (the move from keys.dir to the store)
 
 Options:
   --dry-run       prune: print the kids that would be removed, and remove nothing
-  --new-key-file FILE  rekey: the new key-encryption key (32 random bytes, base64)
+  --new-key-file FILE
+                  rekey: the new key-encryption key (32 random bytes, base64)
   --config FILE   config file (default: $TOLLGATE_CONFIG, else config/tollgate.yaml)
   -h, --help      this text`;
 
