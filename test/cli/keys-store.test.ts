@@ -251,3 +251,15 @@ store: { kind: sqlite, path: ./tollgate.db }
     expectUserError(await tollgateInProcess(['keys', 'copy-to-store', 'x', '--config', f.configFile], { cwd: f.dir }), /unexpected argument "x"/);
   });
 });
+
+describe('keys help', () => {
+  it('names rekey and copy-to-store, and each prints it with --help', async () => {
+    const f = writeFixture({ clients });
+    for (const args of [['keys', '--help'], ['keys', 'rekey', '--help'], ['keys', 'copy-to-store', '--help']]) {
+      const run = await tollgateInProcess(args, { cwd: f.dir });
+      expect(run.code).toBe(0);
+      expect(run.stdout).toContain('tollgate keys rekey [--new-key-file FILE] [--config FILE]');
+      expect(run.stdout).toContain('tollgate keys copy-to-store [--config FILE]');
+    }
+  });
+});
