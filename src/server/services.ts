@@ -207,7 +207,12 @@ export async function buildServices(config: Config, options: BuildServicesOption
  */
 export async function prepareServices(config: Config): Promise<void> {
   loadRegistryFile(config.clients_file, { defaultAudience: config.tokens.audience });
-  await DiskKeySet.load(config.keys.dir, { generateIfEmpty: true, algorithm: config.keys.algorithm });
+  await DiskKeySet.load(config.keys.dir, {
+    generateIfEmpty: true,
+    algorithm: config.keys.algorithm,
+    publishBeforeUseMs: config.keys.publish_before_use * 1000,
+    addTimes: true,
+  });
   if (config.store.kind === 'sqlite') await new SqliteTokenStore(config.store.path).close();
   if (config.store.kind === 'postgres') {
     // Tables made once by the primary rather than raced for by every worker (safe either way).
@@ -238,5 +243,6 @@ function loadKeys(config: Config): Promise<DiskKeySet> {
     generateIfEmpty: true,
     algorithm: config.keys.algorithm,
     publishBeforeUseMs: config.keys.publish_before_use * 1000,
+    addTimes: true,
   });
 }
