@@ -32,7 +32,7 @@ export class KeyFileError extends Error {
 
 const CREATED = 'Tollgate-Created';
 const SIGNS_FROM = 'Tollgate-Signs-From';
-const RFC3339 = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)$/i;
+const RFC3339 = /^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d{1,9})?(Z|[+-](\d\d):(\d\d))$/i;
 const UNSUPPORTED = `must be an RSA key of at least ${MIN_RSA_BITS} bits (RS256), an EC P-256 key (ES256) or an Ed25519 key (EdDSA)`;
 
 /**
@@ -95,7 +95,12 @@ export function formatTime(ms: number): string {
 
 /** An RFC 3339 date-time (with a zone) as ms since the epoch; undefined when it is not one. */
 export function parseTime(text: string): number | undefined {
-  if (!RFC3339.test(text)) return undefined;
+  const m = RFC3339.exec(text);
+  if (!m) return undefined;
+  const [y, mo, d, h, mi, s, , , zh, zm] = m.slice(1).map(Number) as number[];
+  // Date.parse rolls 30 February over into March: each field is checked first (RFC 3339 §5.7).
+  const daysInMonth = new Date(Date.UTC(y!, mo!, 0)).getUTCDate();
+  if (mo! < 1 || mo! > 12 || d! < 1 || d! > daysInMonth || h! > 23 || mi! > 59 || s! > 59 || (zh ?? 0) > 23 || (zm ?? 0) > 59) return undefined;
   const ms = Date.parse(text.toUpperCase());
   return Number.isNaN(ms) ? undefined : ms;
 }
