@@ -382,7 +382,8 @@ async function loadKeyFile(file: string, publishBeforeUseMs: number): Promise<Lo
   let mtime: number;
   try {
     text = readFileSync(file, 'utf8');
-    mtime = statSync(file).mtimeMs;
+    // Whole ms, rounded as Stats.mtime is: utimes with that Date gives the same time back.
+    mtime = Math.round(statSync(file).mtimeMs);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
     throw ConfigError.single(file, `cannot read: ${permissionProblem(err, 'read') ?? code}`);
