@@ -1,11 +1,12 @@
 import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
-import { chownSync, copyFileSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { chownSync, copyFileSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DiskKeySet, generateKeyFile, type KeySetEvent } from '../../src/keys/disk-key-set.js';
 import { keyId, parseKeyFile, serializeKeyFile } from '../../src/keys/key-file.js';
 import { tempDir } from '../helpers.js';
 import { ecPem } from './odd-pem.js';
+import { secretVolume } from './secret-volume.js';
 
 const MIN = 60_000;
 const T0 = Date.parse('2026-11-01T12:00:00Z');
@@ -125,43 +126,6 @@ describe('plain PEM files of an older tollgate', () => {
     expect(state(await DiskKeySet.load(copy, { generateIfEmpty: false, publishBeforeUseMs: 0, clock }))).toEqual(state(keys));
   });
 });
-
-/**
- * A folder laid out as the kubelet lays out a Secret volume: the files in a timestamped folder,
- * `..data` a link to it, and each key a link through `..data`. update() swaps in a new version
- * as the kubelet does: new folder, `..data_tmp` link renamed over `..data`, links added or
- * removed, old folder removed.
- */
-function secretVolume(files: Record<string, string>) {
-  const dir = tempDir();
-  let version = 0;
-  let current = '';
-  const write = (contents: Record<string, string>, mtime?: Date) => {
-    const ts = `..2026_11_01_12_00_00.00000000${++version}`;
-    mkdirSync(join(dir, ts));
-    for (const [name, text] of Object.entries(contents)) {
-      writeFileSync(join(dir, ts, name), text, { mode: 0o644 });
-      if (mtime) utimesSync(join(dir, ts, name), mtime, mtime);
-    }
-    return ts;
-  };
-  current = write(files);
-  symlinkSync(current, join(dir, '..data'));
-  for (const name of Object.keys(files)) symlinkSync(`..data/${name}`, join(dir, name));
-  return {
-    dir,
-    update(next: Record<string, string>, mtime?: Date) {
-      const ts = write(next, mtime);
-      symlinkSync(ts, join(dir, '..data_tmp'));
-      renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
-      for (const name of Object.keys(next)) if (!(name in files)) symlinkSync(`..data/${name}`, join(dir, name));
-      for (const name of Object.keys(files)) if (!(name in next)) rmSync(join(dir, name));
-      rmSync(join(dir, current), { recursive: true });
-      current = ts;
-      files = next;
-    },
-  };
-}
 
 function watchEvents(keys: DiskKeySet) {
   const events: KeySetEvent[] = [];
