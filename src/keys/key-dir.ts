@@ -35,7 +35,7 @@ export function directorySignature(dir: string): string {
         return `${f}:${st.mtimeMs}:${digest}`;
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') return `${f}:missing`;
-        throw ConfigError.single(join(dir, f), `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+        throw ConfigError.single(join(dir, f), `cannot read: ${permissionProblem(err, 'read') ?? (err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
       }
     })
     .join('|');

@@ -183,6 +183,16 @@ describe('keys import', () => {
   });
 });
 
+describe('keys export and import help', () => {
+  it.each([['export'], ['import']])('keys %s --help documents both commands and their options', async (sub) => {
+    const run = await tollgateInProcess(['keys', sub, '--help'], { cwd: tempDir() });
+    expect([run.code, run.stderr]).toEqual([0, '']);
+    for (const word of ['keys export --public', '--out FILE', '--to-dir DIR', 'keys import FILE', '--created TIME', '--signs-from TIME', 'RFC 3339', 'Kubernetes Secret']) {
+      expect(run.stdout).toContain(word);
+    }
+  });
+});
+
 describe('keys export', () => {
   it('--public prints exactly the JWKS a running server serves; --out writes it to a file', async () => {
     const f = fixture();
