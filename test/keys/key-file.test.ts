@@ -129,7 +129,7 @@ describe('serializeKeyFile', () => {
   it('writes the times as header lines before PKCS#8 PEM, and reads them back', async () => {
     const key = rsa().privateKey;
     const text = serializeKeyFile({ privateKey: key, created: T1, signsFrom: T2 });
-    expect(text).toMatch(/^Tollgate-Created: 2026-11-30T10:00:00\.000Z\nTollgate-Signs-From: 2026-11-30T10:10:00\.000Z\n-----BEGIN PRIVATE KEY-----\n[^]*-----END PRIVATE KEY-----\n$/);
+    expect(text).toMatch(/^Tollgate-Created: 2026-11-30T10:00:00\.000Z\nTollgate-Signs-From: 2026-11-30T10:10:00\.000Z\n-----BEGIN PRIVATE KEY-----\n[\s\S]*-----END PRIVATE KEY-----\n$/);
     const back = parseKeyFile(text);
     expect(back).toMatchObject({ created: T1, signsFrom: T2, alg: 'RS256', format: 'pkcs8', bits: 2048 });
     expect(await keyId(back.privateKey)).toBe(await thumbprintOf(key));
