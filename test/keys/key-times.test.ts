@@ -48,6 +48,8 @@ describe('key times live in the key file', () => {
       [firstKid, 'published', 'file'],
     ]);
     expect(before.map((k) => k.createdAt)).toEqual([T0 + 120 * MIN, T0 + 60 * MIN, T0]);
+    // The first start's key too signs from publish_before_use after it was made.
+    expect(before.map((k) => k.signsFrom)).toEqual([T0 + 130 * MIN, T0 + 70 * MIN, T0 + 10 * MIN]);
 
     // cp without -p: every file gets the time of the copy as its mtime.
     const copy = join(tempDir(), 'copy');
