@@ -399,7 +399,8 @@ async function loadKeyFile(file: string, publishBeforeUseMs: number): Promise<Lo
     throw ConfigError.single(file, 'must be a PKCS#8 PEM key (-----BEGIN PRIVATE KEY-----); convert with `openssl pkcs8 -topk8 -nocrypt`, or bring it in with `tollgate keys import`');
   }
   const { privateKey, alg, bits } = parsed;
-  const timed = parsed.created !== undefined && parsed.signsFrom !== undefined;
+  // A file with a created time depends on no mtime, even if it leaves signs-from to the config.
+  const timed = parsed.created !== undefined;
   const createdAt = parsed.created ?? mtime;
   const signsFrom = parsed.signsFrom ?? createdAt + publishBeforeUseMs;
   // Only the public members: a JWK export of the public key never carries private parts.

@@ -85,6 +85,23 @@ describe('key times live in the key file', () => {
   });
 });
 
+describe('key files with one of the two times', () => {
+  it('count signs-from from a created line, and created from the mtime when only signs-from is given', async () => {
+    const dir = tempDir();
+    const [a, b] = [ecPem(), ecPem()];
+    writeFileSync(join(dir, 'a.pem'), `Tollgate-Created: 2026-11-01T12:00:00Z\n${a}`);
+    writeFileSync(join(dir, 'b.pem'), `Tollgate-Signs-From: 2026-11-01T14:00:00Z\n${b}`);
+    utimesSync(join(dir, 'a.pem'), new Date(T0 + 500 * MIN), new Date(T0 + 500 * MIN));
+    utimesSync(join(dir, 'b.pem'), new Date(T0 + 60 * MIN), new Date(T0 + 60 * MIN));
+    const keys = await DiskKeySet.load(dir, { generateIfEmpty: false, publishBeforeUseMs, clock: clockAt(T0) });
+    expect(state(keys).map((k) => [k.kid, k.createdAt, k.signsFrom, k.timesFrom])).toEqual([
+      [await kidOfPem(b), T0 + 60 * MIN, T0 + 120 * MIN, 'mtime'],
+      [await kidOfPem(a), T0, T0 + 10 * MIN, 'file'],
+    ]);
+    expect(keys.untimed()).toEqual([expect.stringMatching(/b\.pem: has no Tollgate-Created line/)]);
+  });
+});
+
 describe('plain PEM files of an older tollgate', () => {
   it('are read from their mtime once, and given header lines with those times where the folder may be written', async () => {
     const dir = tempDir();
