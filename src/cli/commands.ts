@@ -27,7 +27,7 @@ export const COMMANDS: readonly Command[] = [
   },
   { name: 'hash-secret', subcommands: [], summary: 'print the argon2id hash of a secret read on stdin', handler: hashSecretCommand },
   { name: 'config', subcommands: ['check'], summary: 'validate the config, the registry and the keys', handler: configCommand },
-  { name: 'keys', subcommands: ['list', 'rotate', 'prune'], summary: 'list, add and retire signing keys', handler: keysCommand },
+  { name: 'keys', subcommands: ['list', 'rotate', 'prune', 'export', 'import'], summary: 'list, add, retire, export and import signing keys', handler: keysCommand },
   { name: 'token', subcommands: ['revoke'], summary: 'revoke issued tokens, by client or by jti', handler: tokenCommand },
 ];
 

@@ -1,32 +1,45 @@
-import { statSync, unlinkSync } from 'node:fs';
-import { join } from 'node:path';
+import { unlinkSync } from 'node:fs';
 import { loadRegistryFile } from '../clients/yaml-registry.js';
 import { ConfigError } from '../shared/config-error.js';
 import { loadConfig, type Config } from '../config/config.js';
-import { DiskKeySet, generateKeyFile } from '../keys/disk-key-set.js';
+import { generateKeyFile } from '../keys/disk-key-set.js';
+import { refuseReadOnly } from '../keys/key-dir.js';
 import { removableTimes } from '../keys/key-retention.js';
 import type { Io } from './io.js';
 import { copyDirKeysToStore, listStoreKeys, pruneStoreKeys, rekeyKeys, rotateStoreKey } from './keys-store-command.js';
+import { iso, loadKeySet, publishBeforeUseMs } from './key-folder.js';
+import { exportKeys, importKey } from './keys-transfer-command.js';
 import { formatTable } from './table.js';
 import { configPath, parseCommand, positionals, UsageError } from './usage.js';
 
 export const KEYS_HELP = `Usage: tollgate keys list [--config FILE]
        tollgate keys rotate [--config FILE]
        tollgate keys prune [--dry-run] [--config FILE]
+       tollgate keys export --public [--out FILE] [--config FILE]
+       tollgate keys export --to-dir DIR [--config FILE]
+       tollgate keys import FILE [--created TIME] [--signs-from TIME] [--config FILE]
        tollgate keys rekey [--new-key-file FILE] [--config FILE]
        tollgate keys copy-to-store [--config FILE]
 
 Manage the signing keys in keys.dir, or in the token store with keys.source store. Every key is
-published in the JWKS; the newest one that has been published for keys.publish_before_use signs
-new tokens. A running server re-reads the folder every two seconds or so, and the store every
-second or two.
+published in the JWKS; of the keys whose signs-from time has come, the latest signs new tokens.
+Each key keeps its times with it: a key file carries them in header lines before the PEM
+(Tollgate-Created, Tollgate-Signs-From), so copying the folder or rewriting it (a Kubernetes
+Secret) keeps them; a key in the store keeps them in its record. A running server re-reads the
+folder every two seconds or so, and the store every second or two.
 
 Commands:
-  list        the keys, newest first: which one signs, which are published only (for the tokens
-              they signed), which are pending, and from when prune may remove each old one
+  list        the keys, newest first: when each was created and signs from, which one signs,
+              which are published only (for the tokens they signed), which are pending, and from
+              when prune may remove each old one
   rotate      write a new key of keys.algorithm and print its kid; running servers publish it at once
               and sign with it once keys.publish_before_use has passed
   prune       remove the keys no live token can have been signed with, printing each kid
+  export      --public: print the JWKS as /.well-known/jwks.json serves it (or write it to --out);
+              --to-dir DIR: write every key with its times into DIR (mode 0600), printing each kid
+  import      bring in a private key and print its kid: PKCS#8, PKCS#1 (RSA) or SEC1 (EC) PEM, a
+              file written by export --to-dir (its times are kept), a private JWK, or a JWK Set
+              with one private key; FILE - reads stdin
   rekey       keys.source store: seal every key in the store under the key-encryption key of
               --new-key-file (or of keys.encryption_key_file), all at once, and print how many
   copy-to-store
@@ -34,11 +47,20 @@ Commands:
               printing each kid added (the move from keys.dir to the store)
 
 Options:
-  --dry-run       prune: print the kids that would be removed, and remove nothing
-  --new-key-file FILE
-                  rekey: the new key-encryption key (32 random bytes, base64)
-  --config FILE   config file (default: $TOLLGATE_CONFIG, else config/tollgate.yaml)
-  -h, --help      this text`;
+  --dry-run           prune: print the kids that would be removed, and remove nothing
+  --public            export: the public keys, as a JWK Set
+  --out FILE          export --public: write to FILE instead of stdout
+  --to-dir DIR        export: write the private keys into DIR
+  --created TIME      import: when the key was made (default: its file's, else now)
+  --signs-from TIME   import: from when it may sign (default: its file's, else now +
+                      keys.publish_before_use); "now" for a key already in use elsewhere
+                      TIME is "now" or RFC 3339, e.g. 2026-01-31T12:00:00Z
+  --new-key-file FILE rekey: the new key-encryption key (32 random bytes, base64)
+  --config FILE       config file (default: $TOLLGATE_CONFIG, else config/tollgate.yaml)
+  -h, --help          this text
+
+A folder that tollgate may not write (read-only, or a Kubernetes Secret volume, which holds ..data)
+is only read: rotate, prune and import refuse it; change the Secret instead.`;
 
 export async function keysCommand(args: string[], io: Io): Promise<number> {
   const [sub, ...rest] = args;
@@ -50,6 +72,10 @@ export async function keysCommand(args: string[], io: Io): Promise<number> {
       return rotateKey(rest, io);
     case 'prune':
       return pruneKeys(rest, io);
+    case 'export':
+      return exportKeys(rest, io, help);
+    case 'import':
+      return importKey(rest, io, help);
     case 'rekey':
       return rekeyKeys(rest, io, () => help(io));
     case 'copy-to-store':
@@ -65,7 +91,7 @@ async function listKeys(args: string[], io: Io): Promise<number> {
   positionals(pos, [], 'tollgate keys list [--config FILE]');
   const config = loadConfig(configPath(values.config, io.env), { env: io.env, cwd: io.cwd });
   if (config.keys.source === 'store') return listStoreKeys(config, io);
-  const keySet = await loadKeySet(config, io);
+  const keySet = await loadKeySet(config, io, { addTimes: true });
   if (keySet === undefined) {
     io.err(`no keys in ${config.keys.dir}; serve generates one on first start`);
     return 0;
@@ -78,11 +104,11 @@ async function listKeys(args: string[], io: Io): Promise<number> {
     if (!(err instanceof ConfigError)) throw err;
     io.err(`cannot tell when old keys may be removed, the registry does not load: ${err.message.split('\n')[0]}`);
   }
-  const keys = removableTimes(keySet.list(), { publishBeforeUseMs: publishBeforeUseMs(config), maxTokenTtlMs: (maxTtl ?? 0) * 1000 });
-  const rows = [['KID', 'CREATED', 'KEY', 'USE', 'PRUNABLE_FROM', 'FILE']];
+  const keys = removableTimes(keySet.list(), { maxTokenTtlMs: (maxTtl ?? 0) * 1000 });
+  const rows = [['KID', 'CREATED', 'SIGNS_FROM', 'KEY', 'USE', 'PRUNABLE_FROM', 'FILE']];
   for (const k of keys) {
     const prunable = k.removableAt === undefined ? '-' : maxTtl === undefined ? 'unknown' : iso(k.removableAt);
-    rows.push([k.kid, iso(k.createdAt), k.alg === 'RS256' ? `RSA-${k.bits}` : k.alg === 'ES256' ? 'EC-P256' : 'Ed25519', k.use, prunable, k.file]);
+    rows.push([k.kid, iso(k.createdAt), iso(k.signsFrom), k.alg === 'RS256' ? `RSA-${k.bits}` : k.alg === 'ES256' ? 'EC-P256' : 'Ed25519', k.use, prunable, k.file]);
   }
   for (const line of formatTable(rows)) io.out(line);
   return 0;
@@ -94,20 +120,19 @@ async function rotateKey(args: string[], io: Io): Promise<number> {
   positionals(pos, [], 'tollgate keys rotate [--config FILE]');
   const config = loadConfig(configPath(values.config, io.env), { env: io.env, cwd: io.cwd });
   if (config.keys.source === 'store') return rotateStoreKey(config, io);
+  // A read-only folder (a Kubernetes Secret volume) is refused before anything is said.
+  refuseReadOnly(config.keys.dir, 'write a new key into');
   // A folder the servers would refuse to reload (a broken file) would never publish the new
   // key, so it is refused here first.
-  const before = await loadKeySet(config, io);
-  const kid = await generateKeyFile(config.keys.dir, config.keys.algorithm);
-  const file = join(config.keys.dir, `${kid}.pem`);
-  // The servers count from the file's mtime, so the times told here do too.
-  const createdAt = statSync(file).mtimeMs;
+  const before = await loadKeySet(config, io, { addTimes: true });
+  const delayMs = publishBeforeUseMs(config);
+  const { kid, file, signsFrom } = await generateKeyFile(config.keys.dir, config.keys.algorithm, { publishBeforeUseMs: delayMs });
   io.out(kid);
   if (before === undefined) {
     io.err(`wrote ${file}: the only key, so it signs as soon as a server loads it`);
     return 0;
   }
-  const delayMs = publishBeforeUseMs(config);
-  io.err(`wrote ${file}: running servers publish it in their JWKS within seconds, and sign new tokens with it from ${iso(createdAt + delayMs)}`);
+  io.err(`wrote ${file}: running servers publish it in their JWKS within seconds, and sign new tokens with it from ${iso(signsFrom)}`);
   if (config.keys.publish_before_use < config.metadata.max_age) {
     io.err(
       `warning: keys.publish_before_use (${config.keys.publish_before_use} s) is shorter than metadata.max_age (${config.metadata.max_age} s): ` +
@@ -124,13 +149,13 @@ async function pruneKeys(args: string[], io: Io): Promise<number> {
   const dryRun = values['dry-run'] === true;
   const config = loadConfig(configPath(values.config, io.env), { env: io.env, cwd: io.cwd });
   if (config.keys.source === 'store') return pruneStoreKeys(config, io, dryRun);
-  const keySet = await loadKeySet(config, io);
+  if (!dryRun) refuseReadOnly(config.keys.dir, 'remove keys from');
+  const keySet = await loadKeySet(config, io, { addTimes: !dryRun });
   if (keySet === undefined) {
     io.err(`no keys in ${config.keys.dir}; nothing to remove`);
     return 0;
   }
-  const delayMs = publishBeforeUseMs(config);
-  const keys = removableTimes(keySet.list(), { publishBeforeUseMs: delayMs, maxTokenTtlMs: longestTokenLifetime(config) * 1000 });
+  const keys = removableTimes(keySet.list(), { maxTokenTtlMs: longestTokenLifetime(config) * 1000 });
   const now = Date.now();
   let removed = 0;
   for (const k of keys) {
@@ -142,7 +167,7 @@ async function pruneKeys(args: string[], io: Io): Promise<number> {
     } else if (k.use === 'signing') {
       io.err(`kid ${k.kid} signs new tokens`);
     } else if (k.use === 'pending') {
-      io.err(`kid ${k.kid} is pending: it signs from ${iso(k.createdAt + delayMs)}`);
+      io.err(`kid ${k.kid} is pending: it signs from ${iso(k.signsFrom)}`);
     } else {
       io.err(`kid ${k.kid} still verifies tokens until ${k.removableAt === undefined ? 'further notice' : iso(k.removableAt)}`);
     }
@@ -150,25 +175,6 @@ async function pruneKeys(args: string[], io: Io): Promise<number> {
   const count = `${removed} key${removed === 1 ? '' : 's'}`;
   io.err(removed === 0 ? 'no key can be removed yet' : dryRun ? `dry run: ${count} can be removed; nothing was removed` : `removed ${count}`);
   return 0;
-}
-
-/**
- * The keys in keys.dir, undefined when there are none yet; warns of key files left out. Throws
- * ConfigError for a broken folder.
- */
-async function loadKeySet(config: Config, io: Io): Promise<DiskKeySet | undefined> {
-  try {
-    const keySet = await DiskKeySet.load(config.keys.dir, { generateIfEmpty: false, publishBeforeUseMs: publishBeforeUseMs(config) });
-    for (const line of keySet.skipped()) io.err(`warning: ${line}`);
-    return keySet;
-  } catch (err) {
-    if (err instanceof ConfigError && /holds no keys/.test(err.message)) return undefined;
-    throw err;
-  }
-}
-
-function publishBeforeUseMs(config: Config): number {
-  return config.keys.publish_before_use * 1000;
 }
 
 /**
@@ -186,10 +192,6 @@ function removeKeyFile(file: string): void {
   } catch (err) {
     throw ConfigError.single(file, `cannot remove: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
-}
-
-function iso(ms: number): string {
-  return new Date(ms).toISOString();
 }
 
 function help(io: Io): number {

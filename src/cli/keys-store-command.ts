@@ -1,5 +1,4 @@
-import { createPrivateKey, type KeyObject } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import type { KeyObject } from 'node:crypto';
 import { resolve } from 'node:path';
 import { loadRegistryFile } from '../clients/yaml-registry.js';
 import { loadConfig, type Config } from '../config/config.js';
@@ -188,8 +187,8 @@ export function withStoreKeys<T>(config: Config, use: (keys: StoreKeySet | undef
 function withRemovalTimes(set: StoreKeySet, maxTokenTtlMs: number) {
   const listed = set.list();
   const times = removableTimes(
-    listed.map((k) => ({ kid: k.kid, file: '', createdAt: k.signsFrom, bits: k.bits, alg: k.alg, use: k.use })),
-    { publishBeforeUseMs: 0, maxTokenTtlMs },
+    listed.map((k) => ({ kid: k.kid, file: '', createdAt: k.createdAt, signsFrom: k.signsFrom, timesFrom: 'file' as const, bits: k.bits, alg: k.alg, use: k.use })),
+    { maxTokenTtlMs },
   );
   return listed.map((k, i) => ({ ...k, removableAt: times[i]!.removableAt }));
 }
@@ -219,22 +218,14 @@ export async function copyDirKeysToStore(args: string[], io: Io, help: () => num
   if (config.keys.source !== 'store') {
     throw ConfigError.single(config.file, 'keys copy-to-store copies keys.dir into the store: set keys.source to store (and keys.encryption_key_file) first', 'keys.source');
   }
-  const delayMs = config.keys.publish_before_use * 1000;
-  const disk = await DiskKeySet.load(config.keys.dir, { generateIfEmpty: false, publishBeforeUseMs: delayMs });
+  const disk = await DiskKeySet.load(config.keys.dir, { generateIfEmpty: false, publishBeforeUseMs: config.keys.publish_before_use * 1000 });
   for (const line of disk.skipped()) io.err(`warning: ${line}`);
-  const listed = disk.list();
+  for (const line of disk.untimed()) io.err(`warning: ${line}`);
   return withStore(config, async (store, keks) => {
     let added = 0;
-    for (const k of listed) {
-      let privateKey: KeyObject;
-      try {
-        privateKey = createPrivateKey(readFileSync(k.file));
-      } catch (err) {
-        throw ConfigError.single(k.file, `cannot read the key: ${(err as NodeJS.ErrnoException).code ?? 'not a PEM private key'}`);
-      }
-      // The key that signs now keeps signing; the others keep the time the folder gave them.
-      const signsFrom = k.use === 'signing' ? Math.min(k.createdAt + delayMs, Date.now()) : k.createdAt + delayMs;
-      const { kid, added: fresh } = await importIntoStore(config, store, keks[0], privateKey, { createdAt: k.createdAt, signsFrom });
+    // Each key keeps the times the folder gives it, so the key that signs now keeps signing.
+    for (const k of disk.privateKeys()) {
+      const { kid, added: fresh } = await importIntoStore(config, store, keks[0], k.privateKey, { createdAt: k.created, signsFrom: k.signsFrom });
       if (fresh) {
         io.out(kid);
         added++;

@@ -1,23 +1,27 @@
-import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
-import { chmodSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { calculateJwkThumbprint, exportJWK, exportPKCS8, generateKeyPair, importPKCS8, type CryptoKey } from 'jose';
+import { createPublicKey, generateKeyPair, type KeyObject } from 'node:crypto';
+import { lstatSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { promisify } from 'node:util';
+import { exportJWK, importPKCS8, type CryptoKey } from 'jose';
 import { systemClock, type Clock } from '../shared/clock.js';
 import { ConfigError } from '../shared/config-error.js';
 import { permissionProblem } from '../shared/file-access.js';
+import { directorySignature, isSecretVolume, listKeyFiles, writeKeyFile } from './key-dir.js';
+import { formatTime, KeyFileError, keyId, MIN_RSA_BITS, parseKeyFile, serializeKeyFile, type ParsedKeyFile, type SigningAlgorithm } from './key-file.js';
 import type { KeySet, PublicJwk, SigningKey } from './key-set.js';
 
-/** JWS algorithms tollgate signs with, each tied to one kind of key. */
-export const SIGNING_ALGORITHMS = ['RS256', 'ES256', 'EdDSA'] as const;
-export type SigningAlgorithm = (typeof SIGNING_ALGORITHMS)[number];
-const MIN_RSA_BITS = 2048;
+export { SIGNING_ALGORITHMS, type SigningAlgorithm } from './key-file.js';
 
 /** A key file as found in the key directory. */
 export interface KeyFileInfo {
   kid: string;
   file: string;
-  /** When the file was written (its mtime), ms since the epoch: the newest key signs. */
+  /** When the key was made, ms since the epoch: its Tollgate-Created line, else the file's mtime. */
   createdAt: number;
+  /** From when it may sign, ms since the epoch: its Tollgate-Signs-From line, else createdAt + publishBeforeUseMs. */
+  signsFrom: number;
+  /** Where the times come from: the file's header lines, or (an older plain PEM file) its mtime. */
+  timesFrom: 'file' | 'mtime';
   /** The key's size: RSA modulus bits, or the curve's (256 for P-256 and Ed25519). */
   bits: number;
   alg: SigningAlgorithm;
@@ -26,6 +30,7 @@ export interface KeyFileInfo {
 interface LoadedKey extends KeyFileInfo {
   signing: SigningKey;
   publicJwk: PublicJwk;
+  privateKey: KeyObject;
 }
 
 export interface DiskKeySetOptions {
@@ -33,17 +38,28 @@ export interface DiskKeySetOptions {
   generateIfEmpty: boolean;
   /**
    * How long a new key is published before it signs (ms), so that resource servers that cache
-   * the JWKS see it before they meet a token it signed. 0 signs with the newest key at once.
+   * the JWKS see it before they meet a token it signed. It sets the Tollgate-Signs-From time of
+   * a key generated here, and counts from the mtime of a plain PEM file that has no times.
    */
   publishBeforeUseMs?: number;
+  /**
+   * Write the times into plain PEM files that have none (their mtime as created), once, so
+   * that they no longer depend on the mtime. Files in a Kubernetes Secret volume, symbolic
+   * links, files of another user, and files of a folder that cannot be written are left alone
+   * and reported by untimed().
+   */
+  addTimes?: boolean;
   /** What kind of key to generate when the directory is empty (RS256 by default). */
   algorithm?: SigningAlgorithm;
   clock?: Clock;
 }
 
 export type KeySetEvent =
-  /** skipped: a line per key file left out (a symbolic link to a missing file), as skipped() says. */
-  | { type: 'reloaded'; kids: string[]; skipped: string[] }
+  /**
+   * skipped: a line per key file left out (a symbolic link to a missing file), as skipped() says.
+   * untimed: a line per key file whose times still come from its mtime, said once per file and mtime.
+   */
+  | { type: 'reloaded'; kids: string[]; skipped: string[]; untimed: string[] }
   | { type: 'rejected'; problem: ConfigError }
   | { type: 'rotated'; from: string; to: string };
 
@@ -52,18 +68,23 @@ export type KeyUse = 'signing' | 'published' | 'pending';
 
 /**
  * The signing keys in `keys.dir`: PKCS#8 PEM files, one key each, named `<kid>.pem` where the
- * kid is the key's RFC 7638 thumbprint. Every key is published, so tokens signed by an older key
- * keep verifying until they expire. The newest key that has been published for
- * `publishBeforeUseMs` signs; until one has, the oldest key goes on signing.
+ * kid is the key's RFC 7638 thumbprint. Each file carries the key's times in header lines
+ * (key-file.ts), so a folder rewritten with fresh mtimes keeps every key's state. Every key is
+ * published, so tokens signed by an older key keep verifying until they expire. Of the keys
+ * whose signs-from time has come, the latest to come signs; until one has, the key whose time
+ * is nearest goes on signing.
  */
 export class DiskKeySet implements KeySet {
   #keys: readonly LoadedKey[];
   #skipped: readonly string[];
+  #untimed: readonly string[];
   #jwks: { keys: readonly PublicJwk[] };
   #signature: string;
   #timer: NodeJS.Timeout | undefined;
   #checking = false;
-  readonly #delay: number;
+  /** untimed() lines already reported, so that a reload reports each once. */
+  readonly #told: Set<string>;
+  readonly #options: DiskKeySetOptions;
   readonly #clock: Clock;
 
   private constructor(
@@ -73,28 +94,31 @@ export class DiskKeySet implements KeySet {
   ) {
     this.#keys = loaded.keys;
     this.#skipped = loaded.skipped;
+    this.#untimed = loaded.untimed;
+    this.#told = new Set(loaded.untimed);
     this.#signature = loaded.signature;
     this.#jwks = publish(loaded.keys);
-    this.#delay = options.publishBeforeUseMs ?? 0;
+    this.#options = options;
     this.#clock = options.clock ?? systemClock;
   }
 
   /** Loads every key in dir (generating the first one if asked to). Throws ConfigError. */
   static async load(dir: string, options: DiskKeySetOptions): Promise<DiskKeySet> {
+    const clock = options.clock ?? systemClock;
     if (listKeyFiles(dir).length === 0) {
       if (!options.generateIfEmpty) throw ConfigError.single(dir, 'the key directory holds no keys (*.pem)');
-      await generateKeyFile(dir, options.algorithm);
+      await generateKeyFile(dir, options.algorithm, { now: clock.now(), publishBeforeUseMs: options.publishBeforeUseMs ?? 0 });
     }
-    const loaded = await loadKeys(dir);
+    const loaded = await loadKeys(dir, options);
     // Every file removed while it was being read: no key to sign with.
     if (loaded.keys.length === 0) throw ConfigError.single(dir, 'the key directory holds no keys (*.pem)');
     return new DiskKeySet(dir, loaded, options);
   }
 
   signingKey(): SigningKey {
-    const ready = this.#clock.now() - this.#delay;
-    // #keys is newest first; the first one published long enough signs, else the oldest.
-    return (this.#keys.find((k) => k.createdAt <= ready) ?? this.#keys[this.#keys.length - 1]!).signing;
+    const now = this.#clock.now();
+    // #keys is latest signs-from first; the first whose time has come signs, else the last.
+    return (this.#keys.find((k) => k.signsFrom <= now) ?? this.#keys[this.#keys.length - 1]!).signing;
   }
 
   jwks(): { keys: readonly PublicJwk[] } {
@@ -111,17 +135,36 @@ export class DiskKeySet implements KeySet {
     return this.#skipped;
   }
 
-  /** The keys, newest first, with what each is doing now. */
+  /**
+   * The key files whose times still come from their mtime, one line each (`file: reason`):
+   * plain PEM files tollgate could not write the times into (see DiskKeySetOptions.addTimes).
+   */
+  untimed(): readonly string[] {
+    return this.#untimed;
+  }
+
+  /** The keys, latest signs-from first, with what each is doing now. */
   list(): readonly (KeyFileInfo & { use: KeyUse })[] {
     const signing = this.signingKey().kid;
-    return this.#keys.map(({ kid, file, createdAt, bits, alg }) => ({
+    const now = this.#clock.now();
+    return this.#keys.map(({ kid, file, createdAt, signsFrom, timesFrom, bits, alg }) => ({
       kid,
       file,
       createdAt,
+      signsFrom,
+      timesFrom,
       bits,
       alg,
-      use: kid === signing ? 'signing' : createdAt > this.#clock.now() - this.#delay ? 'pending' : 'published',
+      use: kid === signing ? 'signing' : signsFrom > now ? 'pending' : 'published',
     }));
+  }
+
+  /**
+   * Each key with its private key and times, latest signs-from first: what `keys export
+   * --to-dir` writes. Times of an untimed file are those list() shows.
+   */
+  privateKeys(): readonly { kid: string; privateKey: KeyObject; created: number; signsFrom: number }[] {
+    return this.#keys.map((k) => ({ kid: k.kid, privateKey: k.privateKey, created: k.createdAt, signsFrom: k.signsFrom }));
   }
 
   /**
@@ -131,10 +174,11 @@ export class DiskKeySet implements KeySet {
    */
   async reload(): Promise<ConfigError | undefined> {
     try {
-      const loaded = await loadKeys(this.dir);
+      const loaded = await loadKeys(this.dir, this.#options);
       if (loaded.keys.length === 0) return ConfigError.single(this.dir, 'the key directory holds no keys (*.pem)');
       this.#keys = loaded.keys;
       this.#skipped = loaded.skipped;
+      this.#untimed = loaded.untimed;
       this.#jwks = publish(loaded.keys);
       this.#signature = loaded.signature;
       return undefined;
@@ -185,7 +229,13 @@ export class DiskKeySet implements KeySet {
     if (signature === this.#signature) return;
     this.#signature = signature;
     const problem = await this.reload();
-    onEvent(problem ? { type: 'rejected', problem } : { type: 'reloaded', kids: this.#keys.map((k) => k.kid), skipped: [...this.#skipped] });
+    if (problem) {
+      onEvent({ type: 'rejected', problem });
+      return;
+    }
+    const untimed = this.#untimed.filter((line) => !this.#told.has(line));
+    for (const line of untimed) this.#told.add(line);
+    onEvent({ type: 'reloaded', kids: this.#keys.map((k) => k.kid), skipped: [...this.#skipped], untimed });
   }
 
   close(): void {
@@ -197,6 +247,7 @@ export class DiskKeySet implements KeySet {
 interface Loaded {
   keys: LoadedKey[];
   skipped: string[];
+  untimed: string[];
   signature: string;
 }
 
@@ -207,8 +258,8 @@ function asConfigError(dir: string, err: unknown): ConfigError {
   return ConfigError.single(dir, `cannot load the key directory: ${code ?? (err as Error | undefined)?.message ?? String(err)}`);
 }
 
-async function loadKeys(dir: string): Promise<Loaded> {
-  const signature = directorySignature(dir);
+async function loadKeys(dir: string, options: DiskKeySetOptions): Promise<Loaded> {
+  let signature = directorySignature(dir);
   const keys: LoadedKey[] = [];
   const dangling: { file: string; target: string }[] = [];
   for (const name of listKeyFiles(dir)) {
@@ -216,7 +267,7 @@ async function loadKeys(dir: string): Promise<Loaded> {
     const found = lookUp(file);
     // A file removed since the folder was listed is a removed key, as at the next check.
     if (found === 'gone') continue;
-    if (found === 'file') keys.push(await loadKeyFile(file));
+    if (found === 'file') keys.push(await loadKeyFile(file, options.publishBeforeUseMs ?? 0));
     else dangling.push({ file, target: found.danglingTo });
   }
   if (keys.length === 0 && dangling.length > 0) {
@@ -230,8 +281,43 @@ async function loadKeys(dir: string): Promise<Loaded> {
     if (kids.has(k.kid)) throw ConfigError.single(k.file, `holds the same key as another file (kid ${k.kid})`);
     kids.add(k.kid);
   }
-  keys.sort((a, b) => b.createdAt - a.createdAt || a.kid.localeCompare(b.kid));
-  return { keys, skipped, signature };
+  const untimed: string[] = [];
+  let added = false;
+  for (const k of keys.filter((k) => k.timesFrom === 'mtime')) {
+    const problem = options.addTimes ? addTimes(dir, k) : 'this reader only reads the folder';
+    if (problem === undefined) {
+      k.timesFrom = 'file';
+      added = true;
+    } else {
+      untimed.push(`${k.file}: has no Tollgate-Created line, so its mtime (${formatTime(k.createdAt)}) counts as its creation time and changes whenever the file is rewritten; tollgate could not write its times into it: ${problem}`);
+    }
+  }
+  // The files just rewritten are not a change to reload for.
+  if (added) signature = directorySignature(dir);
+  keys.sort((a, b) => b.signsFrom - a.signsFrom || b.createdAt - a.createdAt || a.kid.localeCompare(b.kid));
+  return { keys, skipped, untimed, signature };
+}
+
+/**
+ * Writes the times a plain PEM file is read with (its mtime as created) into it, keeping its
+ * owner and mtime; returns why not when it may not or cannot.
+ */
+function addTimes(dir: string, key: LoadedKey): string | undefined {
+  if (isSecretVolume(dir)) return 'the folder is a Kubernetes Secret volume';
+  try {
+    const st = lstatSync(key.file);
+    if (st.isSymbolicLink()) return 'it is a symbolic link';
+    const uid = process.getuid?.();
+    // Rewriting another user's file would make it this user's, which that user may not read.
+    if (uid !== undefined && uid !== 0 && st.uid !== uid) return `it belongs to uid ${st.uid}, and tollgate runs as uid ${uid}`;
+    const text = serializeKeyFile({ privateKey: key.privateKey, created: key.createdAt, signsFrom: key.signsFrom });
+    writeKeyFile(dir, basename(key.file), text, { replacing: { uid: st.uid, gid: st.gid, atime: st.atime, mtime: st.mtime } });
+    return undefined;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EROFS') return 'the folder is on a read-only file system';
+    return permissionProblem(err, 'write') ?? code ?? (err as Error).message;
+  }
 }
 
 /**
@@ -257,85 +343,76 @@ function publish(keys: readonly LoadedKey[]): { keys: readonly PublicJwk[] } {
 }
 
 /**
- * Names, sizes and mtimes of the key files: changes when a key is added, removed or replaced.
- * A link to a missing file, or a file removed since the listing, is marked as such.
+ * Creates a new signing key in dir (RSA-2048, EC P-256 or Ed25519, by algorithm), with its
+ * times (created now, signing from publishBeforeUseMs later), and returns its kid and times.
  */
-function directorySignature(dir: string): string {
-  return listKeyFiles(dir)
-    .map((f) => {
-      try {
-        const st = statSync(join(dir, f));
-        return `${f}:${st.size}:${st.mtimeMs}`;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return `${f}:missing`;
-        throw ConfigError.single(join(dir, f), `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-      }
-    })
-    .join('|');
-}
-
-function listKeyFiles(dir: string): string[] {
+export async function generateKeyFile(
+  dir: string,
+  algorithm: SigningAlgorithm = 'RS256',
+  times: { now?: number; publishBeforeUseMs?: number } = {},
+): Promise<{ kid: string; file: string; created: number; signsFrom: number }> {
+  const privateKey = await newPrivateKey(algorithm);
+  const kid = await keyId(privateKey);
+  const created = times.now ?? Date.now();
+  const signsFrom = created + (times.publishBeforeUseMs ?? 0);
   try {
-    return readdirSync(dir)
-      .filter((f) => f.endsWith('.pem') && !f.startsWith('.'))
-      .sort();
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw ConfigError.single(dir, `cannot read the key directory: ${permissionProblem(err, 'read') ?? (err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-}
-
-/** Creates a new signing key in dir (RSA-2048, EC P-256 or Ed25519, by algorithm) and returns its kid. */
-export async function generateKeyFile(dir: string, algorithm: SigningAlgorithm = 'RS256'): Promise<string> {
-  const options = algorithm === 'RS256' ? { modulusLength: MIN_RSA_BITS } : algorithm === 'EdDSA' ? { crv: 'Ed25519' } : {};
-  const { privateKey, publicKey } = await generateKeyPair(algorithm, { ...options, extractable: true });
-  const pem = await exportPKCS8(privateKey);
-  const kid = await calculateJwkThumbprint(await exportJWK(publicKey), 'sha256');
-  const file = join(dir, `${kid}.pem`);
-  const tmp = join(dir, `.${kid}.pem.tmp`);
-  try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    // Written under a temporary name and renamed, so no reader ever sees half a key.
-    writeFileSync(tmp, pem, { mode: 0o600, flag: 'wx' });
-    chmodSync(tmp, 0o600);
-    renameSync(tmp, file);
+    writeKeyFile(dir, `${kid}.pem`, serializeKeyFile({ privateKey, created, signsFrom }));
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
     const denied = permissionProblem(err, 'write');
     throw ConfigError.single(dir, denied === undefined ? `cannot write a new key into the key directory (${code})` : `cannot write a new key into the key directory: ${denied}`);
   }
-  return kid;
+  return { kid, file: join(dir, `${kid}.pem`), created, signsFrom };
 }
 
-async function loadKeyFile(file: string): Promise<LoadedKey> {
-  let pem: string;
-  let keyObject: KeyObject;
-  let createdAt: number;
+const generate = promisify(generateKeyPair);
+
+function newPrivateKey(algorithm: SigningAlgorithm): Promise<KeyObject> {
+  const pair =
+    algorithm === 'RS256'
+      ? generate('rsa', { modulusLength: MIN_RSA_BITS })
+      : algorithm === 'ES256'
+        ? generate('ec', { namedCurve: 'P-256' })
+        : generate('ed25519');
+  return pair.then((p) => p.privateKey);
+}
+
+async function loadKeyFile(file: string, publishBeforeUseMs: number): Promise<LoadedKey> {
+  let text: string;
+  let mtime: number;
   try {
-    pem = readFileSync(file, 'utf8');
-    createdAt = statSync(file).mtimeMs;
-    keyObject = createPrivateKey({ key: pem, format: 'pem' });
+    text = readFileSync(file, 'utf8');
+    // Whole ms, rounded as Stats.mtime is: utimes with that Date gives the same time back.
+    mtime = Math.round(statSync(file).mtimeMs);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw ConfigError.single(file, code?.startsWith('E') && !code.startsWith('ERR_') ? `cannot read: ${permissionProblem(err, 'read') ?? code}` : 'is not a PEM private key');
+    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw ConfigError.single(file, `cannot read: ${permissionProblem(err, 'read') ?? code}`);
   }
-  if (!pem.includes('-----BEGIN PRIVATE KEY-----')) {
-    throw ConfigError.single(file, 'must be a PKCS#8 PEM key (-----BEGIN PRIVATE KEY-----); convert with `openssl pkcs8 -topk8 -nocrypt`');
+  let parsed: ParsedKeyFile;
+  try {
+    parsed = parseKeyFile(text);
+  } catch (err) {
+    if (err instanceof KeyFileError) throw ConfigError.single(file, err.message);
+    throw err;
   }
-  const kind = keyKind(keyObject);
-  if (kind === undefined) {
-    throw ConfigError.single(file, `must be an RSA key of at least ${MIN_RSA_BITS} bits (RS256), an EC P-256 key (ES256) or an Ed25519 key (EdDSA)`);
+  if (parsed.format !== 'pkcs8') {
+    throw ConfigError.single(file, 'must be a PKCS#8 PEM key (-----BEGIN PRIVATE KEY-----); convert with `openssl pkcs8 -topk8 -nocrypt`, or bring it in with `tollgate keys import`');
   }
-  const { alg, bits } = kind;
+  const { privateKey, alg, bits } = parsed;
+  // A file with a created time depends on no mtime, even if it leaves signs-from to the config.
+  const timed = parsed.created !== undefined;
+  const createdAt = parsed.created ?? mtime;
+  const signsFrom = parsed.signsFrom ?? createdAt + publishBeforeUseMs;
   // Only the public members: a JWK export of the public key never carries private parts.
-  const jwk = await exportJWK(createPublicKey(keyObject));
-  const kid = await calculateJwkThumbprint(jwk, 'sha256');
+  const jwk = await exportJWK(createPublicKey(privateKey));
+  const kid = await keyId(privateKey);
   // Node reads PEM that jose's importer does not (a leading blank line, a byte-order mark, the
-  // "Bag Attributes" lines `openssl pkcs12 -nodes` writes before the key): jose is given the key
-  // as Node read it, exported again as bare PKCS#8, so both agree on what the file holds.
+  // "Bag Attributes" lines `openssl pkcs12 -nodes` writes before the key, tollgate's own
+  // header lines): jose is given the key as Node read it, exported again as bare PKCS#8, so
+  // both agree on what the file holds.
   let key: CryptoKey;
   try {
-    key = await importPKCS8(keyObject.export({ type: 'pkcs8', format: 'pem' }) as string, alg);
+    key = await importPKCS8(privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, alg);
   } catch {
     throw ConfigError.single(file, `cannot be used to sign ${alg}`);
   }
@@ -345,21 +422,10 @@ async function loadKeyFile(file: string): Promise<LoadedKey> {
     bits,
     alg,
     createdAt,
+    signsFrom,
+    timesFrom: timed ? 'file' : 'mtime',
+    privateKey,
     signing: Object.freeze({ kid, alg, key, createdAt }),
     publicJwk: Object.freeze({ ...jwk, kty: jwk.kty!, kid, alg, use: 'sig' as const }),
   };
-}
-
-function keyKind(key: KeyObject): { alg: SigningAlgorithm; bits: number } | undefined {
-  const details = key.asymmetricKeyDetails ?? {};
-  switch (key.asymmetricKeyType) {
-    case 'rsa':
-      return (details.modulusLength ?? 0) >= MIN_RSA_BITS ? { alg: 'RS256', bits: details.modulusLength! } : undefined;
-    case 'ec':
-      return details.namedCurve === 'prime256v1' ? { alg: 'ES256', bits: 256 } : undefined;
-    case 'ed25519':
-      return { alg: 'EdDSA', bits: 256 };
-    default:
-      return undefined;
-  }
 }

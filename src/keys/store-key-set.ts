@@ -130,6 +130,11 @@ export class StoreKeySet implements KeySet {
     return [];
   }
 
+  /** Every stored key keeps its times in its record: none comes from a file's mtime. */
+  untimed(): readonly string[] {
+    return [];
+  }
+
   /** The generation of the records in use. */
   get generation(): number {
     return this.#generation;
@@ -181,7 +186,7 @@ export class StoreKeySet implements KeySet {
       this.#jwks = publish(keys);
       this.#generation = list.generation;
       this.#refused = undefined;
-      onEvent({ type: 'reloaded', kids: keys.map((k) => k.kid), skipped: [] });
+      onEvent({ type: 'reloaded', kids: keys.map((k) => k.kid), skipped: [], untimed: [] });
     } catch (err) {
       if (err instanceof ConfigError) {
         this.#refused = generation;

@@ -213,7 +213,14 @@ export async function buildServices(config: Config, options: BuildServicesOption
  */
 export async function prepareServices(config: Config): Promise<void> {
   loadRegistryFile(config.clients_file, { defaultAudience: config.tokens.audience });
-  if (config.keys.source === 'dir') await DiskKeySet.load(config.keys.dir, { generateIfEmpty: true, algorithm: config.keys.algorithm });
+  if (config.keys.source === 'dir') {
+    await DiskKeySet.load(config.keys.dir, {
+      generateIfEmpty: true,
+      algorithm: config.keys.algorithm,
+      publishBeforeUseMs: config.keys.publish_before_use * 1000,
+      addTimes: true,
+    });
+  }
   if (config.store.kind === 'sqlite') await new SqliteTokenStore(config.store.path).close();
   if (config.keys.source === 'store') {
     // The first key made and every stored key opened once, by the primary: a wrong
@@ -282,5 +289,6 @@ function loadKeys(config: Config): Promise<DiskKeySet> {
     generateIfEmpty: true,
     algorithm: config.keys.algorithm,
     publishBeforeUseMs: config.keys.publish_before_use * 1000,
+    addTimes: true,
   });
 }

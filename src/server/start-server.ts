@@ -79,10 +79,12 @@ export async function startServer(config: Config, logger: Logger = createLogger(
   }
   registry.watch();
   logSkippedKeys(logger, keys.skipped());
+  logUntimedKeys(logger, keys.untimed());
   keys.watch((e) => {
     if (e.type === 'reloaded') {
       logger.info({ event: 'keys.reloaded', kids: e.kids, signing_kid: keys.signingKey().kid }, 'signing keys reloaded');
       logSkippedKeys(logger, e.skipped);
+      logUntimedKeys(logger, e.untimed);
     } else if (e.type === 'rejected') {
       metrics.reloadsRejected.inc({ source: 'keys' });
       logger.error({ event: 'keys.rejected', problem: e.problem.message }, 'signing key change refused; the keys in use stay');
@@ -151,6 +153,13 @@ export async function startServer(config: Config, logger: Logger = createLogger(
 
 function logSkippedKeys(logger: Logger, skipped: readonly string[]): void {
   for (const problem of skipped) logger.warn({ event: 'keys.skipped', problem }, 'a key file was left out');
+}
+
+/** Key files whose times still come from their mtime (a read-only folder of plain PEM files). */
+function logUntimedKeys(logger: Logger, untimed: readonly string[]): void {
+  for (const problem of untimed) {
+    logger.warn({ event: 'keys.untimed', problem }, 'a key file has no times of its own; see `tollgate keys export --to-dir` in docs/guides/signing-keys.md');
+  }
 }
 
 /** Stops accepting connections on SIGTERM or SIGINT, lets requests finish, exits. */

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { calculateJwkThumbprint, createRemoteJWKSet, decodeProtectedHeader, exportJWK, jwtVerify } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { basic, FORM, hashOf, tempDir, writeFixture, type Fixture } from '../helpers.js';
+import { parseKeyFile } from '../../src/keys/key-file.js';
 import { startServerProcess } from '../server-process.js';
 import { expectUserError, lines, tollgate, tollgateInProcess, type CliRun } from './run-cli.js';
 
@@ -39,7 +40,7 @@ async function listed(f: Fixture, env: NodeJS.ProcessEnv = {}): Promise<string[]
   return lines(run.stdout)
     .slice(1)
     .map((r) => r.split(/\s+/))
-    .map((r) => [r[0]!, r[3]!, r[4]!]);
+    .map((r) => [r[0]!, r[4]!, r[5]!]);
 }
 
 /** The RFC 7638 thumbprint of the public half of a PEM private key, as a resource server would compute it. */
@@ -78,17 +79,27 @@ describe('keys rotate', () => {
     expect(statSync(file).mode & 0o777).toBe(0o600);
     expect(await thumbprint(file)).toBe(kid);
     expect(keyFiles(f)).toEqual([`${firstKid}.pem`, `${kid}.pem`].sort());
-    // The time it starts signing is counted from the file, as the servers count it.
-    expect(run.stderr).toContain(`sign new tokens with it from ${iso(statSync(file).mtimeMs + 10 * MIN)}`);
+    // The times are written into the file, where the servers read them.
+    const times = parseKeyFile(readFileSync(file, 'utf8'));
+    expect(times.signsFrom! - times.created!).toBe(10 * MIN);
+    expect(Math.abs(times.created! - Date.now())).toBeLessThan(MIN);
+    expect(run.stderr).toContain(`sign new tokens with it from ${iso(times.signsFrom!)}`);
     expect(run.stderr).toMatch(/running servers publish it in their JWKS within seconds/);
 
     expect(await listed(f)).toEqual([
       [kid, 'pending', '-'],
       [firstKid, 'signing', '-'],
     ]);
+    // A key's signs-from time is its own: a later change of publish_before_use does not move it.
     expect(await listed(f, { TOLLGATE_KEYS__PUBLISH_BEFORE_USE: '0s' })).toEqual([
-      [kid, 'signing', '-'],
-      [firstKid, 'published', iso(statSync(file).mtimeMs + 900_000)],
+      [kid, 'pending', '-'],
+      [firstKid, 'signing', '-'],
+    ]);
+    // Nor does a fresh mtime (a copy without -p, a restore, a Kubernetes Secret update).
+    utimesSync(file, new Date(), new Date(Date.now() + 3_600_000));
+    expect(await listed(f)).toEqual([
+      [kid, 'pending', '-'],
+      [firstKid, 'signing', '-'],
     ]);
   });
 
@@ -231,7 +242,7 @@ describe('keys prune', () => {
     const list = await keys(f, ['list']);
     expect(list.code).toBe(0);
     expect(list.stderr).toMatch(/cannot tell when old keys may be removed/);
-    expect(lines(list.stdout).slice(1).map((r) => r.split(/\s+/)[4])).toEqual(['-', 'unknown']);
+    expect(lines(list.stdout).slice(1).map((r) => r.split(/\s+/)[5])).toEqual(['-', 'unknown']);
   });
 
   it('says so when there are no keys', async () => {
@@ -270,7 +281,7 @@ describe('rotation under a running server', () => {
     const rotate = await keys(f, ['rotate']);
     expect(rotate.code, rotate.stderr).toBe(0);
     const newKid = rotate.stdout.trim();
-    const signsFrom = statSync(join(f.keysDir, `${newKid}.pem`)).mtimeMs + 4000;
+    const signsFrom = parseKeyFile(readFileSync(join(f.keysDir, `${newKid}.pem`), 'utf8')).signsFrom!;
 
     let deadline = Date.now() + 10_000;
     while (!(await kidsServed()).includes(newKid)) {

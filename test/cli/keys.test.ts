@@ -1,8 +1,9 @@
-import { generateKeyPairSync, createPublicKey } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, exportJWK } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { parseKeyFile, serializeKeyFile } from '../../src/keys/key-file.js';
 import { hashOf, writeFixture, type Fixture } from '../helpers.js';
 import { ecPem, ODD_PEM_FORMS } from '../keys/odd-pem.js';
 import { startServerProcess } from '../server-process.js';
@@ -55,20 +56,23 @@ describe('keys list', () => {
     expect(run.stderr).toBe('');
     const [header, row, ...rest] = lines(run.stdout);
     expect(rest).toEqual([]);
-    expect(header!.split(/\s+/)).toEqual(['KID', 'CREATED', 'KEY', 'USE', 'PRUNABLE_FROM', 'FILE']);
-    expect(row!.split(/\s+/)).toEqual([kid, expect.stringMatching(/^\d{4}-\d\d-\d\dT/), 'RSA-2048', 'signing', '-', pem]);
+    expect(header!.split(/\s+/)).toEqual(['KID', 'CREATED', 'SIGNS_FROM', 'KEY', 'USE', 'PRUNABLE_FROM', 'FILE']);
+    const { created, signsFrom } = parseKeyFile(readFileSync(pem, 'utf8'));
+    expect(row!.split(/\s+/)).toEqual([kid, new Date(created!).toISOString(), new Date(signsFrom!).toISOString(), 'RSA-2048', 'signing', '-', pem]);
 
     // A newer key, published for longer than publish_before_use (10 min by default), takes over
     // signing; the older one stays, published, until its last token (tokens.ttl 900 s) expires.
     const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
     const newer = join(f.keysDir, 'added.pem');
     writeFileSync(newer, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
-    const hourAgo = new Date(Date.now() - 3_600_000);
+    // The server's key is given times of an hour ago; the plain PEM file is counted from its
+    // mtime (and `keys list` writes that into it).
+    const hourAgo = Date.now() - 3_600_000;
+    writeFileSync(pem, serializeKeyFile({ privateKey: createPrivateKey(readFileSync(pem, 'utf8')), created: hourAgo, signsFrom: hourAgo + 600_000 }));
     const twentyMinutesAgo = new Date(Math.floor(Date.now() / 1000) * 1000 - 1_200_000);
-    utimesSync(pem, hourAgo, hourAgo);
     utimesSync(newer, twentyMinutesAgo, twentyMinutesAgo);
     const rows = lines((await keysList(f)).stdout).slice(1).map((r) => r.split(/\s+/));
-    expect(rows.map((r) => [r[0], r[3], r[4]])).toEqual([
+    expect(rows.map((r) => [r[0], r[4], r[5]])).toEqual([
       [await thumbprint(newer), 'signing', '-'],
       [kid, 'published', new Date(twentyMinutesAgo.getTime() + 600_000 + 900_000).toISOString()],
     ]);
@@ -86,7 +90,7 @@ describe('keys list and odd key files', () => {
     expect(run.code).toBe(0);
     const { kty, crv, x, y } = await exportJWK(createPublicKey(pem));
     const kid = await calculateJwkThumbprint({ kty: kty!, crv: crv!, x: x!, y: y! }, 'sha256');
-    expect(lines(run.stdout)[1]!.split(/\s+/).slice(0, 4)).toEqual([kid, expect.any(String), 'EC-P256', 'signing']);
+    expect(lines(run.stdout)[1]!.split(/\s+/).slice(0, 5)).toEqual([kid, expect.any(String), expect.any(String), 'EC-P256', 'signing']);
   });
 
   it('warns of a symbolic link to a missing file and lists the other keys; refuses it in one line when it is the only key', async () => {

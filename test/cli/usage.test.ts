@@ -151,8 +151,8 @@ Commands:
                         manage the client registry
   hash-secret           print the argon2id hash of a secret read on stdin
   config check          validate the config, the registry and the keys
-  keys list|rotate|prune
-                        list, add and retire signing keys
+  keys list|rotate|prune|export|import
+                        list, add, retire, export and import signing keys
   token revoke          revoke issued tokens, by client or by jti
 
 Options:

@@ -21,7 +21,7 @@ describe('DiskKeySet', () => {
     const file = join(dir, files[0]!);
     expect(statSync(file).mode & 0o777).toBe(0o600);
     expect(statSync(dir).mode & 0o077).toBe(0);
-    expect(readFileSync(file, 'utf8')).toMatch(/^-----BEGIN PRIVATE KEY-----/);
+    expect(readFileSync(file, 'utf8')).toMatch(/^Tollgate-Created: \S+Z\nTollgate-Signs-From: \S+Z\n-----BEGIN PRIVATE KEY-----\n/);
 
     const [jwk] = keys.jwks().keys;
     expect(files[0]).toBe(`${jwk!.kid}.pem`);
@@ -292,6 +292,6 @@ describe('DiskKeySet and symbolic links', () => {
     rmSync(join(dir, '..v1'), { recursive: true });
     const event = await watched.until((e) => e.type !== 'rotated');
     keys.close();
-    expect(event).toEqual({ type: 'reloaded', kids: [await kidOfPem(a)], skipped: [expect.stringMatching(/b\.pem: skipped: a symbolic link to a missing file/)] });
+    expect(event).toEqual({ type: 'reloaded', kids: [await kidOfPem(a)], skipped: [expect.stringMatching(/b\.pem: skipped: a symbolic link to a missing file/)], untimed: [] });
   });
 });

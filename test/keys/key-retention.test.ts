@@ -2,9 +2,18 @@ import { describe, expect, it } from 'vitest';
 import { removableTimes, type ListedKey } from '../../src/keys/key-retention.js';
 
 const MIN = 60_000;
-const key = (kid: string, createdAt: number, use: ListedKey['use']): ListedKey => ({ kid, file: `${kid}.pem`, createdAt, bits: 2048, alg: 'RS256', use });
-const times = (keys: ListedKey[]) =>
-  removableTimes(keys, { publishBeforeUseMs: 10 * MIN, maxTokenTtlMs: 60 * MIN }).map((k) => [k.kid, k.removableAt]);
+/** A key made at createdAt that signs from 10 min later, as keys rotate writes it. */
+const key = (kid: string, createdAt: number, use: ListedKey['use']): ListedKey => ({
+  kid,
+  file: `${kid}.pem`,
+  createdAt,
+  signsFrom: createdAt + 10 * MIN,
+  timesFrom: 'file',
+  bits: 2048,
+  alg: 'RS256',
+  use,
+});
+const times = (keys: ListedKey[]) => removableTimes(keys, { maxTokenTtlMs: 60 * MIN }).map((k) => [k.kid, k.removableAt]);
 
 describe('removableTimes', () => {
   it('counts from when the next newer non-pending key took over signing, plus the longest token lifetime', () => {
@@ -30,5 +39,14 @@ describe('removableTimes', () => {
       ['a', undefined],
     ]);
     expect(times([key('only', 0, 'signing')])).toEqual([['only', undefined]]);
+  });
+
+  it("counts from the successor's own signs-from time, not from its creation", () => {
+    // An imported key made long ago that signs from 300 min (`keys import --signs-from`).
+    const imported: ListedKey = { ...key('imported', 0, 'signing'), signsFrom: 300 * MIN };
+    expect(times([imported, key('old', 100 * MIN, 'published')])).toEqual([
+      ['imported', undefined],
+      ['old', 360 * MIN],
+    ]);
   });
 });
