@@ -160,6 +160,31 @@ const configSchema = z.strictObject({
       // servers that cache the JWKS (metadata.max_age, or their own cache) fetch it before they
       // meet a token it signed.
       publish_before_use: durationSchema(0, 7 * 86_400).default(600),
+      source: z
+        .enum(['dir', 'store'], { error: 'must be dir or store' })
+        .default('dir')
+        .describe('Where the signing keys live: dir (PEM files in keys.dir, one machine) or store (sealed records in the token store, shared by every instance of a fleet).'),
+      encryption_key_file: z
+        .string({ error: 'must be a file name' })
+        .min(1)
+        .optional()
+        .describe('With keys.source store: the file holding the key-encryption key (32 random bytes, base64, e.g. from `openssl rand -base64 32`) that seals the private keys in the store.'),
+      previous_encryption_key_file: z
+        .string({ error: 'must be a file name' })
+        .min(1)
+        .optional()
+        .describe('With keys.source store, while the key-encryption key changes: the old key file, still accepted for keys not yet sealed under the new one.'),
+    })
+    .superRefine((keys, ctx) => {
+      if (keys.source === 'store') {
+        if (keys.encryption_key_file === undefined) {
+          ctx.addIssue({ code: 'custom', path: ['encryption_key_file'], message: 'is required when keys.source is store: a file holding 32 random bytes in base64 (openssl rand -base64 32)' });
+        }
+        return;
+      }
+      for (const field of ['encryption_key_file', 'previous_encryption_key_file'] as const) {
+        if (keys[field] !== undefined) ctx.addIssue({ code: 'custom', path: [field], message: 'applies only to keys.source store' });
+      }
     })
     .prefault({}),
   store: z
@@ -229,6 +254,11 @@ const configSchema = z.strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     })
     .prefault({}),
+}).superRefine((config, ctx) => {
+  // Keys kept in a memory store would be lost, with every token they signed, when the process ends.
+  if (config.keys.source === 'store' && config.store.kind === 'memory') {
+    ctx.addIssue({ code: 'custom', path: ['keys', 'source'], message: 'store needs a store that outlives the process (store.kind sqlite, redis or postgres), not memory' });
+  }
 });
 
 type ParsedConfig = z.infer<typeof configSchema>;
@@ -248,7 +278,7 @@ const ENV_PREFIX = 'TOLLGATE_';
 /** Variables with the prefix that are not overrides of a config field. */
 const NOT_OVERRIDES = new Set(['TOLLGATE_CONFIG', 'TOLLGATE_DEBUG']);
 /** Overrides taken as typed, never read as a number or a list: a password of digits stays a string. */
-const STRING_OVERRIDES = new Set(['store.url', 'store.username', 'store.password', 'store.sentinel.username', 'store.sentinel.password']);
+const STRING_OVERRIDES = new Set(['keys.encryption_key_file', 'keys.previous_encryption_key_file', 'store.url', 'store.username', 'store.password', 'store.sentinel.username', 'store.sentinel.password']);
 
 export interface LoadConfigOptions {
   /** Environment to take TOLLGATE_* overrides from. */
@@ -292,7 +322,14 @@ export function loadConfig(file: string, options: LoadConfigOptions = {}): Confi
     ...config,
     file: absolute,
     clients_file: resolvePath(PATH_FIELDS[0]!, config.clients_file),
-    keys: { ...config.keys, dir: resolvePath(PATH_FIELDS[1]!, config.keys.dir) },
+    keys: {
+      ...config.keys,
+      dir: resolvePath(PATH_FIELDS[1]!, config.keys.dir),
+      ...(config.keys.encryption_key_file === undefined ? {} : { encryption_key_file: resolvePath(['keys', 'encryption_key_file'], config.keys.encryption_key_file) }),
+      ...(config.keys.previous_encryption_key_file === undefined
+        ? {}
+        : { previous_encryption_key_file: resolvePath(['keys', 'previous_encryption_key_file'], config.keys.previous_encryption_key_file) }),
+    },
     store: { ...config.store, path: resolvePath(PATH_FIELDS[2]!, config.store.path) },
     listen: {
       ...config.listen,

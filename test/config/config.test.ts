@@ -223,3 +223,40 @@ describe('tokens.ttl', () => {
     expect(loadRegistryFile(file, { defaultAudience: [] }).get('k')?.tokenTtl).toBe(600);
   });
 });
+
+describe('keys.source and keys.encryption_key_file', () => {
+  it('defaults to dir, with no key-encryption key', () => {
+    const config = loadConfig(configFile('issuer: https://a.test\n'));
+    expect(config.keys.source).toBe('dir');
+    expect(config.keys.encryption_key_file).toBeUndefined();
+  });
+
+  it('resolves the key files against the config file, and an override against the working directory', () => {
+    const file = configFile('issuer: https://a.test\nkeys: { source: store, encryption_key_file: ./kek, previous_encryption_key_file: old.kek }\n');
+    const dir = join(file, '..');
+    expect(loadConfig(file).keys).toMatchObject({ source: 'store', encryption_key_file: join(dir, 'kek'), previous_encryption_key_file: join(dir, 'old.kek') });
+    const fromEnv = loadConfig(configFile('issuer: https://a.test\n'), {
+      cwd: '/srv',
+      env: { TOLLGATE_KEYS__SOURCE: 'store', TOLLGATE_KEYS__ENCRYPTION_KEY_FILE: '1234' },
+    });
+    expect(fromEnv.keys).toMatchObject({ source: 'store', encryption_key_file: '/srv/1234' });
+  });
+
+  it.each([
+    ['an unknown source', 'keys: { source: vault }\n', /keys\.source: must be dir or store/],
+    ['store without a key file', 'keys: { source: store }\n', /keys\.encryption_key_file: is required when keys\.source is store/],
+    ['a key file with source dir', 'keys: { encryption_key_file: ./kek }\n', /keys\.encryption_key_file: applies only to keys\.source store/],
+    ['a previous key file with source dir', 'keys: { previous_encryption_key_file: ./kek }\n', /keys\.previous_encryption_key_file: applies only to keys\.source store/],
+    ['an empty key file name', 'keys: { source: store, encryption_key_file: "" }\n', /keys\.encryption_key_file: /],
+    ['a key file given as a list', 'keys: { source: store, encryption_key_file: [a] }\n', /keys\.encryption_key_file: must be a file name/],
+    ['store with a memory store', 'keys: { source: store, encryption_key_file: ./kek }\nstore: { kind: memory }\n', /keys\.source: store needs a store that outlives the process/],
+  ])('refuses %s', (_what, text, message) => {
+    expect(problems(() => loadConfig(configFile(`issuer: https://a.test\n${text}`)))).toEqual([expect.stringMatching(message)]);
+  });
+
+  it('names the environment variable that set a bad source', () => {
+    expect(problems(() => loadConfig(configFile('issuer: https://a.test\n'), { env: { TOLLGATE_KEYS__SOURCE: 'disk' } }))).toEqual([
+      expect.stringMatching(/^environment TOLLGATE_KEYS__SOURCE: keys\.source: must be dir or store/),
+    ]);
+  });
+});
