@@ -10,6 +10,7 @@ import { Metrics } from '../src/metrics/metrics.js';
 import type { Clock } from '../src/shared/clock.js';
 import type { ReloadingClientRegistry } from '../src/clients/reloading-registry.js';
 import type { DiskKeySet } from '../src/keys/disk-key-set.js';
+import type { StoreKeySet } from '../src/keys/store-key-set.js';
 import { loadConfig, type Config } from '../src/config/config.js';
 import { hashSecret } from '../src/crypto/secrets.js';
 import { createLogger } from '../src/server/log.js';
@@ -98,7 +99,7 @@ log: { level: info }
 export interface TestApp {
   app: FastifyInstance;
   config: Config;
-  keys: DiskKeySet;
+  keys: DiskKeySet | StoreKeySet;
   clock: TestClock;
   logs: LogCapture;
   fixture: Fixture;

@@ -5,9 +5,10 @@ import { runPrimary, workerCannotStart } from '../server/cluster.js';
 import { readCas } from '../http/client-certificate.js';
 import { readTlsFiles } from '../http/tls-files.js';
 import { ConfigError } from '../shared/config-error.js';
-import { loadConfig } from '../config/config.js';
+import { loadConfig, type Config } from '../config/config.js';
 import { hashSecret, MAX_SECRET_LENGTH } from '../crypto/secrets.js';
 import { DiskKeySet } from '../keys/disk-key-set.js';
+import { readKeks } from '../keys/key-encryption.js';
 import { createLogger } from '../server/log.js';
 import { checkTokenStore } from '../store/check-token-store.js';
 import { closeOnSignals, startServer, type RunningServer } from '../server/start-server.js';
@@ -139,10 +140,13 @@ export async function configCommand(args: string[], io: Io): Promise<number> {
       collect(err);
     }
     try {
-      const keySet = await DiskKeySet.load(config.keys.dir, { generateIfEmpty: false });
-      for (const line of keySet.skipped()) io.err(`warning: ${line}`);
-      const keys = keySet.list();
-      summary += `${keys.length} signing key${keys.length === 1 ? '' : 's'} in ${config.keys.dir}`;
+      if (config.keys.source === 'store') {
+        // The keys themselves are opened by serve and the keys commands, which read the store.
+        const keks = readKeks(config.keys.encryption_key_file!, config.keys.previous_encryption_key_file);
+        summary += `signing keys in the store, key-encryption key ${keks.map((k) => `${k.id} from ${k.file}`).join(' and ')}`;
+      } else {
+        summary += await diskKeysSummary(config, io);
+      }
     } catch (err) {
       // An empty key directory is fine: serve generates the first key.
       if (!(err instanceof ConfigError && /holds no keys/.test(err.message))) collect(err);
@@ -162,6 +166,13 @@ export async function configCommand(args: string[], io: Io): Promise<number> {
   }
   io.out(`ok: ${file}: ${summary}`);
   return 0;
+}
+
+async function diskKeysSummary(config: Config, io: Io): Promise<string> {
+  const keySet = await DiskKeySet.load(config.keys.dir, { generateIfEmpty: false });
+  for (const line of keySet.skipped()) io.err(`warning: ${line}`);
+  const keys = keySet.list();
+  return `${keys.length} signing key${keys.length === 1 ? '' : 's'} in ${config.keys.dir}`;
 }
 
 function print(io: Io, text: string): number {

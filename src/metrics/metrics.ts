@@ -3,6 +3,7 @@ import type { ClientRegistry } from '../clients/registry.js';
 import { CounterFamily, HistogramFamily, type CounterChild, type HistogramChild } from './metric-families.js';
 import type { KeySet } from '../keys/key-set.js';
 import type { ClaimOptions, Counter as FailureCounter, CounterLimit, Reservation, ReservedHit, TokenRecord, TokenStore } from '../store/token-store.js';
+import type { Reseal, SigningKeyList, SigningKeyRecord } from '../store/signing-key-records.js';
 
 /**
  * The Prometheus metrics of one server, in a registry of its own (not prom-client's global
@@ -159,6 +160,23 @@ export class InstrumentedTokenStore implements TokenStore {
   }
   peekCounts(keys: readonly string[], now: number): Promise<FailureCounter[]> {
     return this.metrics.timeStore('peek_counts', () => this.inner.peekCounts(keys, now));
+  }
+  // The signing key records are read by the key set, from the adapter itself; passed through
+  // uncounted for whoever holds this wrapper.
+  listSigningKeys(): Promise<SigningKeyList> {
+    return this.inner.listSigningKeys();
+  }
+  signingKeyGeneration(): Promise<number> {
+    return this.inner.signingKeyGeneration();
+  }
+  addSigningKey(record: SigningKeyRecord, options?: { onlyIfNone?: boolean }): Promise<boolean> {
+    return this.inner.addSigningKey(record, options);
+  }
+  removeSigningKey(kid: string): Promise<boolean> {
+    return this.inner.removeSigningKey(kid);
+  }
+  resealSigningKeys(generation: number, reseals: readonly Reseal[]): Promise<boolean> {
+    return this.inner.resealSigningKeys(generation, reseals);
   }
   ping(): Promise<void> {
     return this.metrics.timeStore('ping', () => this.inner.ping());

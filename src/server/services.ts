@@ -9,7 +9,9 @@ import { SecretVerifier } from '../crypto/secret-verifier.js';
 import { certificateSource, type CertificateSource } from '../http/client-certificate.js';
 import { readTlsFiles, type TlsFiles } from '../http/tls-files.js';
 import { DiskKeySet } from '../keys/disk-key-set.js';
+import { readKeks } from '../keys/key-encryption.js';
 import type { KeySet } from '../keys/key-set.js';
+import { StoreKeySet } from '../keys/store-key-set.js';
 import { InstrumentedTokenStore, Metrics } from '../metrics/metrics.js';
 import type { ClientAssertionDeps } from '../oauth/client-assertion.js';
 import type { FederatedAssertionDeps } from '../oauth/federated-assertion.js';
@@ -20,7 +22,7 @@ import { FailureThrottle } from '../oauth/throttle.js';
 import { TokenIssuer } from '../oauth/token-issuer.js';
 import { systemClock, type Clock } from '../shared/clock.js';
 import { ConfigError } from '../shared/config-error.js';
-import { createTokenStore } from '../store/create-token-store.js';
+import { createTokenStore, describeStore } from '../store/create-token-store.js';
 import { PostgresTokenStore } from '../store/postgres-token-store.js';
 import { SqliteTokenStore } from '../store/sqlite-token-store.js';
 import type { TokenStore } from '../store/token-store.js';
@@ -149,7 +151,8 @@ export interface BuildServicesOptions {
 /** The services of a server, with the parts that a running server watches and closes. */
 export interface BuiltServices extends Services {
   readonly registry: ReloadingClientRegistry;
-  readonly keys: DiskKeySet;
+  /** The keys of keys.dir, or of the store (keys.source store). */
+  readonly keys: DiskKeySet | StoreKeySet;
   /** The store as its adapter made it, uncounted: the server purges and closes it. */
   readonly adapter: TokenStore;
   /** The listen.tls files; undefined when TLS is not served. */
@@ -164,11 +167,14 @@ export interface BuiltServices extends Services {
 export async function buildServices(config: Config, options: BuildServicesOptions): Promise<BuiltServices> {
   const { logger } = options;
   const registry = loadRegistry(config, logger);
-  const keys = await loadKeys(config);
+  // The key-encryption keys are read before the store is opened: a missing file is told at once.
+  const diskKeys = config.keys.source === 'dir' ? await loadKeys(config) : undefined;
+  const keks = config.keys.source === 'store' ? storeKeks(config) : undefined;
   const store = options.store ?? createTokenStore(config.store, logger);
   // A PostgreSQL database holding a newer tollgate's schema is refused at start; one that is
   // down is not: the store keeps trying, answering 503 meanwhile.
   if (store instanceof PostgresTokenStore) await refuseUnusableSchema(store, config);
+  const keys = diskKeys ?? (await openStoreKeys(config, store, keks!, options.clock));
 
   const metrics = options.metrics ?? new Metrics();
   const verifier = options.verifier ?? new SecretVerifier({ observe: (s) => metrics.argon2Seconds.observe(s), queueFull: () => metrics.argon2QueueFull.inc() });
@@ -207,8 +213,19 @@ export async function buildServices(config: Config, options: BuildServicesOption
  */
 export async function prepareServices(config: Config): Promise<void> {
   loadRegistryFile(config.clients_file, { defaultAudience: config.tokens.audience });
-  await DiskKeySet.load(config.keys.dir, { generateIfEmpty: true, algorithm: config.keys.algorithm });
+  if (config.keys.source === 'dir') await DiskKeySet.load(config.keys.dir, { generateIfEmpty: true, algorithm: config.keys.algorithm });
   if (config.store.kind === 'sqlite') await new SqliteTokenStore(config.store.path).close();
+  if (config.keys.source === 'store') {
+    // The first key made and every stored key opened once, by the primary: a wrong
+    // key-encryption key is one line and exit 1, not a crash loop of workers.
+    const keks = storeKeks(config);
+    const store = createTokenStore(config.store);
+    try {
+      (await openStoreKeys(config, store, keks)).close();
+    } finally {
+      await store.close();
+    }
+  }
   if (config.store.kind === 'postgres') {
     // Tables made once by the primary rather than raced for by every worker (safe either way).
     const store = createTokenStore(config.store) as PostgresTokenStore;
@@ -231,6 +248,33 @@ async function refuseUnusableSchema(store: PostgresTokenStore, config: Config): 
 
 function loadRegistry(config: Config, logger: Logger): ReloadingClientRegistry {
   return new ReloadingClientRegistry(config.clients_file, { defaultAudience: config.tokens.audience, allowEmpty: config.allow_empty_registry }, logger);
+}
+
+function storeKeks(config: Config): ReturnType<typeof readKeks> {
+  // The config loader requires encryption_key_file with keys.source store.
+  return readKeks(config.keys.encryption_key_file!, config.keys.previous_encryption_key_file);
+}
+
+/**
+ * The keys of keys.source store, the first one made if the store holds none. A store that does
+ * not answer at start is refused in one line: there would be nothing to sign with.
+ */
+async function openStoreKeys(config: Config, store: TokenStore, keks: ReturnType<typeof readKeks>, clock?: Clock): Promise<StoreKeySet> {
+  const storeName = describeStore(config.store);
+  try {
+    return await StoreKeySet.open(store, {
+      keks,
+      generateIfEmpty: true,
+      algorithm: config.keys.algorithm,
+      publishBeforeUseMs: config.keys.publish_before_use * 1000,
+      storeName,
+      ...(clock === undefined ? {} : { clock }),
+    });
+  } catch (err) {
+    await store.close();
+    if (err instanceof ConfigError) throw err;
+    throw ConfigError.single(storeName, `cannot read the signing keys (keys.source store): ${(err as Error).message}`);
+  }
 }
 
 function loadKeys(config: Config): Promise<DiskKeySet> {

@@ -85,7 +85,11 @@ export async function startServer(config: Config, logger: Logger = createLogger(
       logSkippedKeys(logger, e.skipped);
     } else if (e.type === 'rejected') {
       metrics.reloadsRejected.inc({ source: 'keys' });
-      logger.error({ event: 'keys.rejected', problem: e.problem.message }, 'key directory change refused; the keys in use stay');
+      logger.error({ event: 'keys.rejected', problem: e.problem.message }, 'signing key change refused; the keys in use stay');
+    } else if (e.type === 'unreachable') {
+      logger.warn({ event: 'keys.store_unreachable', reason: e.reason }, 'cannot check the signing keys in the store; the keys in use stay');
+    } else if (e.type === 'reachable') {
+      logger.info({ event: 'keys.store_reachable' }, 'the signing keys in the store can be checked again');
     } else logger.info({ event: 'key.rotated', from_kid: e.from, to_kid: e.to }, 'a new key signs tokens now');
   });
   const purge = setInterval(() => {

@@ -32,6 +32,7 @@ export function startedLine(config: Config, loaded: Loaded): { fields: Record<st
   const store = describeStore(config.store);
   const clients = `${loaded.clients} client${loaded.clients === 1 ? '' : 's'}`;
   const keys = `${loaded.kids.length} key${loaded.kids.length === 1 ? '' : 's'}`;
+  const keysAt = config.keys.source === 'store' ? 'the store' : config.keys.dir;
   return {
     fields: {
       event: 'server.started',
@@ -40,7 +41,8 @@ export function startedLine(config: Config, loaded: Loaded): { fields: Record<st
       config: config.file,
       clients_file: config.clients_file,
       clients: loaded.clients,
-      keys_dir: config.keys.dir,
+      keys_source: config.keys.source,
+      ...(config.keys.source === 'store' ? {} : { keys_dir: config.keys.dir }),
       kids: loaded.kids,
       signing_kid: loaded.signingKid,
       store: config.store.kind,
@@ -48,7 +50,7 @@ export function startedLine(config: Config, loaded: Loaded): { fields: Record<st
       // Set by the tollgate command (see cli/thread-pool.cts) unless the operator set it.
       thread_pool: loaded.threadPool,
     },
-    message: `tollgate listening on ${loaded.url} as ${config.issuer}: ${clients} from ${config.clients_file}; ${keys} in ${config.keys.dir}, ${loaded.signingKid} signs; ${config.store.kind} store ${store}; config ${config.file}`,
+    message: `tollgate listening on ${loaded.url} as ${config.issuer}: ${clients} from ${config.clients_file}; ${keys} in ${keysAt}, ${loaded.signingKid} signs; ${config.store.kind} store ${store}; config ${config.file}`,
   };
 }
 

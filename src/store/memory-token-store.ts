@@ -1,4 +1,5 @@
 import { MAX_TTL } from '../shared/limits.js';
+import type { Reseal, SigningKeyList, SigningKeyRecord } from './signing-key-records.js';
 import { revokedByClient, withClientRevocation, type Counter, type CounterLimit, type Reservation, type ReservedHit, type TokenRecord, type TokenStore } from './token-store.js';
 
 /** Token state in this process only: the reference adapter, for tests and throwaway runs. */
@@ -7,6 +8,8 @@ export class MemoryTokenStore implements TokenStore {
   readonly #clientRevocations = new Map<string, number>();
   readonly #claims = new Map<string, number>();
   readonly #counters = new Map<string, Counter>();
+  readonly #signingKeys = new Map<string, SigningKeyRecord>();
+  #keyGeneration = 0;
 
   async record(token: TokenRecord): Promise<void> {
     if (this.#tokens.has(token.jti)) throw new Error('duplicate jti');
@@ -87,6 +90,38 @@ export class MemoryTokenStore implements TokenStore {
   #live(key: string, now: number): Counter {
     const c = this.#counters.get(key);
     return c !== undefined && c.resetAt > now ? c : { count: 0, resetAt: 0 };
+  }
+
+  async listSigningKeys(): Promise<SigningKeyList> {
+    const keys = [...this.#signingKeys.values()].sort((a, b) => a.createdAt - b.createdAt || a.kid.localeCompare(b.kid));
+    return { generation: this.#keyGeneration, keys };
+  }
+
+  async signingKeyGeneration(): Promise<number> {
+    return this.#keyGeneration;
+  }
+
+  async addSigningKey(record: SigningKeyRecord, options: { onlyIfNone?: boolean } = {}): Promise<boolean> {
+    if (this.#signingKeys.has(record.kid) || (options.onlyIfNone === true && this.#signingKeys.size > 0)) return false;
+    this.#signingKeys.set(record.kid, { ...record });
+    this.#keyGeneration++;
+    return true;
+  }
+
+  async removeSigningKey(kid: string): Promise<boolean> {
+    if (!this.#signingKeys.delete(kid)) return false;
+    this.#keyGeneration++;
+    return true;
+  }
+
+  async resealSigningKeys(generation: number, reseals: readonly Reseal[]): Promise<boolean> {
+    if (generation !== this.#keyGeneration) return false;
+    for (const { kid, sealed, kekId } of reseals) {
+      const record = this.#signingKeys.get(kid);
+      if (record !== undefined) this.#signingKeys.set(kid, { ...record, sealed, kekId });
+    }
+    this.#keyGeneration++;
+    return true;
   }
 
   async ping(): Promise<void> {}

@@ -70,6 +70,22 @@ const MIGRATIONS: readonly string[] = [
    $fn$;`,
   // 2: the RFC 7638 thumbprint of the DPoP key a token is bound to (RFC 9449).
   'ALTER TABLE tollgate_tokens ADD COLUMN jkt text',
+  // 3: the signing keys of a fleet (keys.source store), the private halves sealed, and a
+  // generation that moves on with every change so that instances notice one cheaply.
+  `CREATE TABLE tollgate_signing_keys (
+     kid        text PRIMARY KEY,         -- RFC 7638 thumbprint
+     alg        text NOT NULL,
+     created_at bigint NOT NULL,          -- ms
+     signs_from bigint NOT NULL,          -- ms
+     public_jwk text NOT NULL,            -- JSON
+     sealed     text NOT NULL,            -- AES-256-GCM: nonce, ciphertext, tag (base64url)
+     kek_id     text NOT NULL             -- which key-encryption key sealed it
+   );
+   CREATE TABLE tollgate_signing_key_generation (
+     id         integer PRIMARY KEY CHECK (id = 1),
+     generation bigint NOT NULL
+   );
+   INSERT INTO tollgate_signing_key_generation (id, generation) VALUES (1, 0);`,
 ];
 
 /** The schema version this tollgate writes and reads. */

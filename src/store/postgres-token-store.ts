@@ -6,6 +6,8 @@ import { ConfigError } from '../shared/config-error.js';
 import { MAX_TTL } from '../shared/limits.js';
 import { parsePostgresUrl, redactPassword, type PostgresTarget } from '../shared/postgres-url.js';
 import { migrate, PostgresSchemaError, POSTGRES_SCHEMA_VERSION, readVersion } from './postgres-schema.js';
+import { postgresSigningKeys } from './postgres-signing-keys.js';
+import type { Reseal, SigningKeyList, SigningKeyRecord } from './signing-key-records.js';
 import { withClientRevocation, type Counter, type CounterLimit, type Reservation, type ReservedHit, type TokenRecord, type TokenStore } from './token-store.js';
 
 /** Connections per process: enough for pipelined traffic, few enough for many instances on one server. */
@@ -498,6 +500,26 @@ export class PostgresTokenStore implements TokenStore {
         [json(hits.map((h) => ({ key: h.key, reset_at: h.resetAt })))],
       ),
     );
+  }
+
+  async listSigningKeys(): Promise<SigningKeyList> {
+    return this.#run((sql) => postgresSigningKeys.list(sql));
+  }
+
+  async signingKeyGeneration(): Promise<number> {
+    return this.#run((sql) => postgresSigningKeys.generation(sql));
+  }
+
+  async addSigningKey(record: SigningKeyRecord, options: { onlyIfNone?: boolean } = {}): Promise<boolean> {
+    return this.#run((sql) => postgresSigningKeys.add(sql, record, options.onlyIfNone === true));
+  }
+
+  async removeSigningKey(kid: string): Promise<boolean> {
+    return this.#run((sql) => postgresSigningKeys.remove(sql, kid));
+  }
+
+  async resealSigningKeys(generation: number, reseals: readonly Reseal[]): Promise<boolean> {
+    return this.#run((sql) => postgresSigningKeys.reseal(sql, generation, reseals));
   }
 
   async ping(): Promise<void> {

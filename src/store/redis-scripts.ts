@@ -98,6 +98,39 @@ return out`,
 end
 return 1`,
   },
+  // Signing keys. KEYS[1]: the hash of records (kid -> JSON); KEYS[2]: the generation. Both
+  // under one hash tag, so that in a cluster each script touches one slot.
+  // Reply: {generation, {kid, json, kid, json, …}}, read together.
+  tollgateListSigningKeys: {
+    numberOfKeys: 2,
+    lua: `return {redis.call('GET', KEYS[2]) or '0', redis.call('HGETALL', KEYS[1])}`,
+  },
+  // ARGV[1]: the kid; ARGV[2]: the record as JSON; ARGV[3]: '1' to add only into an empty set.
+  tollgateAddSigningKey: {
+    numberOfKeys: 2,
+    lua: `if ARGV[3] == '1' and redis.call('HLEN', KEYS[1]) > 0 then return 0 end
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('INCR', KEYS[2])
+return 1`,
+  },
+  // ARGV[1]: the kid.
+  tollgateRemoveSigningKey: {
+    numberOfKeys: 2,
+    lua: `if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('INCR', KEYS[2])
+return 1`,
+  },
+  // ARGV[1]: the generation the new records were made from; ARGV[2..]: kid, JSON, … Every
+  // record or none, and none once anything changed since that generation.
+  tollgateResealSigningKeys: {
+    numberOfKeys: 2,
+    lua: `if (redis.call('GET', KEYS[2]) or '0') ~= ARGV[1] then return 0 end
+for i = 2, #ARGV, 2 do
+  if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 1 then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+end
+redis.call('INCR', KEYS[2])
+return 1`,
+  },
 } as const;
 
 /** The scripts as ioredis adds them to a client, one method each. */
@@ -111,4 +144,8 @@ export interface TokenScripts {
   /** Without a fixed number of keys: the first argument says how many keys follow. */
   tollgateReserveHits(numberOfKeys: number, ...keysThenArgs: string[]): Promise<number[]>;
   tollgateReleaseHits(numberOfKeys: number, ...keysThenArgs: string[]): Promise<number>;
+  tollgateListSigningKeys(recordsKey: string, generationKey: string): Promise<[string, string[]]>;
+  tollgateAddSigningKey(recordsKey: string, generationKey: string, kid: string, json: string, onlyIfNone: '0' | '1'): Promise<number>;
+  tollgateRemoveSigningKey(recordsKey: string, generationKey: string, kid: string): Promise<number>;
+  tollgateResealSigningKeys(recordsKey: string, generationKey: string, generation: string, ...kidsAndJson: string[]): Promise<number>;
 }

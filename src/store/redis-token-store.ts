@@ -4,6 +4,7 @@ import { MAX_TTL } from '../shared/limits.js';
 import { TOKEN_SCRIPTS, type TokenScripts } from './redis-scripts.js';
 import { parseRedisNode, parseRedisUrl } from '../shared/redis-url.js';
 import { clientTag, jtiTag } from './token-slot.js';
+import type { Reseal, SigningKeyList, SigningKeyRecord } from './signing-key-records.js';
 import { withClientRevocation, type Counter, type CounterLimit, type Reservation, type ReservedHit, type TokenRecord, type TokenStore } from './token-store.js';
 
 /** How long one command may take before the request gets a 503 instead of waiting on. */
@@ -305,6 +306,51 @@ export class RedisTokenStore implements TokenStore {
     if (hits.length === 0) return;
     const keys = hits.map(({ key }) => this.#counterKey(key));
     await this.#run(() => this.#client.tollgateReleaseHits(keys.length, ...keys, String(windowMs), ...hits.map(({ resetAt }) => String(resetAt - now))));
+  }
+
+  async listSigningKeys(): Promise<SigningKeyList> {
+    const [generation, flat] = await this.#run(() => this.#client.tollgateListSigningKeys(...this.#signingKeyKeys()));
+    const keys: SigningKeyRecord[] = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) keys.push(JSON.parse(flat[i + 1]!) as SigningKeyRecord);
+    keys.sort((a, b) => a.createdAt - b.createdAt || a.kid.localeCompare(b.kid));
+    return { generation: Number(generation), keys };
+  }
+
+  async signingKeyGeneration(): Promise<number> {
+    return Number((await this.#run(() => this.#client.get(this.#signingKeyKeys()[1]))) ?? 0);
+  }
+
+  async addSigningKey(record: SigningKeyRecord, options: { onlyIfNone?: boolean } = {}): Promise<boolean> {
+    const args = [...this.#signingKeyKeys(), record.kid, JSON.stringify(record), options.onlyIfNone === true ? '1' : '0'] as const;
+    return (await this.#writeKeys('signing key', (c) => c.tollgateAddSigningKey(...args))) === 1;
+  }
+
+  async removeSigningKey(kid: string): Promise<boolean> {
+    return (await this.#writeKeys('signing key removal', (c) => c.tollgateRemoveSigningKey(...this.#signingKeyKeys(), kid))) === 1;
+  }
+
+  async resealSigningKeys(generation: number, reseals: readonly Reseal[]): Promise<boolean> {
+    // The records are whole JSON values: the new ones are made here from a read at the same
+    // generation, and the script writes them only if the generation has not moved since.
+    const current = await this.listSigningKeys();
+    if (current.generation !== generation) return false;
+    const byKid = new Map(reseals.map((r) => [r.kid, r]));
+    const args = current.keys.flatMap((k) => {
+      const r = byKid.get(k.kid);
+      return r === undefined ? [] : [k.kid, JSON.stringify({ ...k, sealed: r.sealed, kekId: r.kekId })];
+    });
+    return (await this.#writeKeys('key re-seal', (c) => c.tollgateResealSigningKeys(...this.#signingKeyKeys(), String(generation), ...args))) === 1;
+  }
+
+  /** The records' hash and the generation, under one hash tag: one slot in a cluster. */
+  #signingKeyKeys(): [string, string] {
+    return [`${this.#prefix}{signing-keys}:records`, `${this.#prefix}{signing-keys}:generation`];
+  }
+
+  /** A change of the signing keys: acknowledged by store.min_replicas replicas, as revocations are. */
+  async #writeKeys(what: string, write: (client: (Client | ChainableCommander) & TokenScripts) => Promise<number> | unknown): Promise<number> {
+    if (this.#durable === undefined) return (await this.#run(() => write(this.#client) as Promise<number>)) as number;
+    return Number(await this.#durably(what, (p) => write(p as ChainableCommander & TokenScripts)));
   }
 
   async ping(): Promise<void> {

@@ -3,6 +3,8 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { ConfigError } from '../shared/config-error.js';
 import { MAX_TTL } from '../shared/limits.js';
+import type { Reseal, SigningKeyList, SigningKeyRecord } from './signing-key-records.js';
+import { SIGNING_KEYS_MIGRATION, SqliteSigningKeys } from './sqlite-signing-keys.js';
 import { withClientRevocation, type ClaimOptions, type Counter, type CounterLimit, type Reservation, type ReservedHit, type TokenRecord, type TokenStore } from './token-store.js';
 
 /**
@@ -36,6 +38,7 @@ const MIGRATIONS: readonly string[] = [
    ) WITHOUT ROWID;`,
   `ALTER TABLE tokens ADD COLUMN cnf TEXT;  -- x5t#S256 of a bound certificate (RFC 8705)`,
   `ALTER TABLE tokens ADD COLUMN jkt TEXT;  -- thumbprint of a bound DPoP key (RFC 9449)`,
+  SIGNING_KEYS_MIGRATION,
 ];
 
 /** The schema version (PRAGMA user_version) this tollgate writes and reads. */
@@ -65,6 +68,7 @@ interface TokenRow {
  */
 export class SqliteTokenStore implements TokenStore {
   readonly #db: Database.Database;
+  readonly #signingKeys: SqliteSigningKeys;
   readonly #insert: Database.Statement;
   readonly #find: Database.Statement<[string], TokenRow>;
   readonly #revoke: Database.Statement;
@@ -94,6 +98,7 @@ export class SqliteTokenStore implements TokenStore {
     options: { mustExist?: boolean } = {},
   ) {
     this.#db = openDatabase(path, options.mustExist ?? false);
+    this.#signingKeys = new SqliteSigningKeys(this.#db);
     this.#insert = this.#db.prepare(
       'INSERT INTO tokens (jti, client_id, scope, aud, iat, exp, digest, revoked_at, cnf, jkt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );
@@ -265,6 +270,26 @@ export class SqliteTokenStore implements TokenStore {
 
   async releaseHits(hits: readonly ReservedHit[]): Promise<void> {
     this.#release.immediate(hits);
+  }
+
+  async listSigningKeys(): Promise<SigningKeyList> {
+    return whileBusy(() => this.#signingKeys.list());
+  }
+
+  async signingKeyGeneration(): Promise<number> {
+    return whileBusy(() => this.#signingKeys.generation());
+  }
+
+  async addSigningKey(record: SigningKeyRecord, options: { onlyIfNone?: boolean } = {}): Promise<boolean> {
+    return whileBusy(() => this.#signingKeys.add(record, options.onlyIfNone === true));
+  }
+
+  async removeSigningKey(kid: string): Promise<boolean> {
+    return whileBusy(() => this.#signingKeys.remove(kid));
+  }
+
+  async resealSigningKeys(generation: number, reseals: readonly Reseal[]): Promise<boolean> {
+    return whileBusy(() => this.#signingKeys.reseal(generation, reseals));
   }
 
   async ping(): Promise<void> {

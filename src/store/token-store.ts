@@ -1,3 +1,5 @@
+import type { SigningKeyRecords } from './signing-key-records.js';
+
 /**
  * What tollgate remembers of an issued access token: enough to answer introspection and
  * revocation, never the token itself (RFC 9700 §4.14: a stolen store must not yield tokens).
@@ -108,7 +110,7 @@ export interface StoreLifecycle {
 }
 
 /** A store that does every role, as each of tollgate's adapters does. */
-export interface TokenStore extends TokenRecords, ReplayClaims, FailureCounters, StoreLifecycle {}
+export interface TokenStore extends TokenRecords, ReplayClaims, FailureCounters, SigningKeyRecords, StoreLifecycle {}
 
 /** A failure counter: how many hits in its window, and when the window ends (ms). */
 export interface Counter {

@@ -269,6 +269,11 @@ describe('store failure', () => {
       peekCounts: async () => Promise.reject(new Error('disk on fire')),
       purgeExpired: async () => 0,
       ping: async () => Promise.reject(new Error('disk on fire')),
+      listSigningKeys: async () => Promise.reject(new Error('disk on fire')),
+      signingKeyGeneration: async () => Promise.reject(new Error('disk on fire')),
+      addSigningKey: async () => Promise.reject(new Error('disk on fire')),
+      removeSigningKey: async () => Promise.reject(new Error('disk on fire')),
+      resealSigningKeys: async () => Promise.reject(new Error('disk on fire')),
       close: async () => {},
     };
     const app = await buildTestApp({ clients: await clientsYaml(), store: broken });

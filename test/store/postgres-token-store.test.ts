@@ -3,6 +3,7 @@ import { PostgresStoreError, PostgresTokenStore } from '../../src/store/postgres
 import { POSTGRES_SCHEMA_VERSION } from '../../src/store/postgres-schema.js';
 import { failureCountersContract } from './contract/failure-counters.js';
 import { replayClaimsContract } from './contract/replay-claims.js';
+import { signingKeyRecordsContract } from './contract/signing-key-records.js';
 import { storeLifecycleContract } from './contract/store-lifecycle.js';
 import { makeRecord, tokenRecordsContract } from './contract/token-records.js';
 import { freePort, plainSql, POSTGRES_URL, requirePostgres, testSchema } from './postgres-helpers.js';
@@ -36,6 +37,7 @@ describe.skipIf(!available)('PostgresTokenStore', () => {
   replayClaimsContract('postgres', open);
   failureCountersContract('postgres', open, reopen);
   storeLifecycleContract('postgres', open);
+  signingKeyRecordsContract('postgres', open, reopen);
 
   it('writes the records of one event-loop turn with one INSERT statement, each caller answered', async () => {
     const schema = testSchema();

@@ -7,6 +7,7 @@ import { API, client, introspect, registryYaml, revoke, tokenRequest } from '../
 import { buildTestApp, TestClock, type TestApp } from '../helpers.js';
 import { failureCountersContract } from './contract/failure-counters.js';
 import { replayClaimsContract } from './contract/replay-claims.js';
+import { signingKeyRecordsContract } from './contract/signing-key-records.js';
 import { storeLifecycleContract } from './contract/store-lifecycle.js';
 import { tokenRecordsContract } from './contract/token-records.js';
 
@@ -46,6 +47,7 @@ export function runContracts(name: string, opener: ReturnType<typeof storeOpener
   replayClaimsContract(name, open);
   failureCountersContract(name, open, reopen, { expiresItself: true });
   storeLifecycleContract(name, open);
+  signingKeyRecordsContract(name, open, reopen);
 }
 
 /** A full app on a store: a service client (svc) and a resource server allowed to introspect (rs). */

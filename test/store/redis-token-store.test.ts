@@ -6,6 +6,7 @@ import { parseRedisUrl } from '../../src/shared/redis-url.js';
 import type { TokenStore } from '../../src/store/token-store.js';
 import { failureCountersContract } from './contract/failure-counters.js';
 import { replayClaimsContract } from './contract/replay-claims.js';
+import { signingKeyRecordsContract } from './contract/signing-key-records.js';
 import { storeLifecycleContract } from './contract/store-lifecycle.js';
 import { makeRecord, tokenRecordsContract } from './contract/token-records.js';
 import { deleteKeys, freePort, plainClient, REDIS_DB, REDIS_URL, redisAnswers, requireOrSkip, testPrefix } from './redis-helpers.js';
@@ -36,6 +37,7 @@ describe.skipIf(!available)('RedisTokenStore', () => {
   replayClaimsContract('redis', open);
   failureCountersContract('redis', open, reopen, { expiresItself: true });
   storeLifecycleContract('redis', open);
+  signingKeyRecordsContract('redis', open, reopen);
 
   it('keeps a record in Redis exactly until the token expires', async () => {
     const prefix = `${PREFIX}ttl:`;

@@ -4,11 +4,12 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
-import { SqliteTokenStore } from '../../src/store/sqlite-token-store.js';
+import { SQLITE_SCHEMA_VERSION, SqliteTokenStore } from '../../src/store/sqlite-token-store.js';
 import type { TokenStore } from '../../src/store/token-store.js';
 import { tempDir } from '../helpers.js';
 import { failureCountersContract } from './contract/failure-counters.js';
 import { replayClaimsContract } from './contract/replay-claims.js';
+import { signingKeyRecordsContract } from './contract/signing-key-records.js';
 import { storeLifecycleContract } from './contract/store-lifecycle.js';
 import { makeRecord, tokenRecordsContract } from './contract/token-records.js';
 
@@ -30,6 +31,7 @@ tokenRecordsContract('sqlite', open, reopen);
 replayClaimsContract('sqlite', open);
 failureCountersContract('sqlite', open, reopen);
 storeLifecycleContract('sqlite', open);
+signingKeyRecordsContract('sqlite', open, reopen);
 
 describe('SqliteTokenStore', () => {
   it('keeps records and revocations across a close and reopen', async () => {
@@ -53,7 +55,7 @@ describe('SqliteTokenStore', () => {
     openAt(path);
     const db = new Database(path, { readonly: true });
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
-    expect(db.pragma('user_version', { simple: true })).toBe(4);
+    expect(db.pragma('user_version', { simple: true })).toBe(SQLITE_SCHEMA_VERSION);
     db.close();
   });
 
@@ -95,7 +97,7 @@ describe('SqliteTokenStore', () => {
     await store.record(dpop);
     expect(await store.find(dpop.jti)).toEqual(dpop);
     const db = new Database(path, { readonly: true });
-    expect(db.pragma('user_version', { simple: true })).toBe(4);
+    expect(db.pragma('user_version', { simple: true })).toBe(SQLITE_SCHEMA_VERSION);
     db.close();
   });
 
