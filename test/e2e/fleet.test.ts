@@ -184,6 +184,7 @@ describe.skipIf(!hasNginx).each(STORES.filter((s) => s.enabled))('a fleet of thr
     const fixture = writeFixture({
       config: `issuer: ${ISSUER}
 listen: { host: 127.0.0.1, port: 0 }
+trust_proxy: [127.0.0.1]
 keys: { dir: ${join(shared, 'keys')}, publish_before_use: ${PUBLISH_BEFORE_USE_S}s }
 store: ${await store.setup(shared)}
 metadata: { max_age: 0 }
