@@ -1,4 +1,6 @@
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
@@ -47,13 +49,13 @@ async function within(ms: number, what: string, check: () => boolean | Promise<b
 interface Store {
   name: string;
   enabled: boolean;
-  /** The store: settings; made before the instances start. */
-  setup(shared: string): Promise<string>;
-  teardown(): Promise<void>;
+  /** The store: settings, for a variant of its own; made before the instances start. */
+  setup(shared: string, id: string): Promise<string>;
+  teardown(id: string): Promise<void>;
 }
 
 const PREFIX = testPrefix();
-const PG_DB = hasPostgres ? `${new URL(POSTGRES_URL).pathname.slice(1)}_fleet` : '';
+const pgDatabase = (id: string) => `${new URL(POSTGRES_URL).pathname.slice(1)}_fleet_${id}`;
 
 const STORES: Store[] = [
   {
@@ -65,33 +67,47 @@ const STORES: Store[] = [
   {
     name: 'Redis',
     enabled: hasRedis,
-    setup: async () => `{ kind: redis, url: "${REDIS_URL}", prefix: "${PREFIX}" }`,
-    teardown: () => deleteKeys(PREFIX),
+    setup: async (_shared, id) => `{ kind: redis, url: "${REDIS_URL}", prefix: "${PREFIX}${id}:" }`,
+    teardown: (id) => deleteKeys(`${PREFIX}${id}:`),
   },
   {
     name: 'PostgreSQL',
     enabled: hasPostgres,
-    setup: async () => {
+    setup: async (_shared, id) => {
       const admin = plainSql();
       try {
-        await admin.unsafe(`CREATE DATABASE ${PG_DB}`);
+        await admin.unsafe(`CREATE DATABASE ${pgDatabase(id)}`);
       } finally {
         await admin.end();
       }
       const url = new URL(POSTGRES_URL);
-      url.pathname = `/${PG_DB}`;
+      url.pathname = `/${pgDatabase(id)}`;
       return `{ kind: postgres, url: "${url}" }`;
     },
-    teardown: async () => {
+    teardown: async (id) => {
       const admin = plainSql();
       try {
-        await admin.unsafe(`DROP DATABASE IF EXISTS ${PG_DB} WITH (FORCE)`);
+        await admin.unsafe(`DROP DATABASE IF EXISTS ${pgDatabase(id)} WITH (FORCE)`);
       } finally {
         await admin.end();
       }
     },
   },
 ];
+
+/** Where the instances' signing keys live: one folder they share, or the store itself. */
+type KeySource = 'dir' | 'store';
+
+function keysConfig(source: KeySource, shared: string): string {
+  if (source === 'dir') return `{ dir: ${join(shared, 'keys')}, publish_before_use: ${PUBLISH_BEFORE_USE_S}s }`;
+  const kek = join(shared, 'kek');
+  writeFileSync(kek, `${randomBytes(32).toString('base64')}\n`, { mode: 0o600 });
+  return `{ source: store, encryption_key_file: ${kek}, publish_before_use: ${PUBLISH_BEFORE_USE_S}s }`;
+}
+
+const VARIANTS = STORES.filter((s) => s.enabled).flatMap((store) =>
+  (['dir'] as const).map((keys: KeySource) => ({ store, keys, id: `${store.name.replace(/\W+/g, '_').toLowerCase()}_${keys}` })),
+);
 
 /** A client of the fleet: form POSTs through the balancer, retrying what failed on the way. */
 class FleetClient {
@@ -173,7 +189,7 @@ function load(worker: () => Promise<void>): { stop: () => Promise<void>; count: 
 const kidsOf = async (base: string): Promise<string[]> =>
   (((await (await fetch(`${base}/.well-known/jwks.json`)).json()) as { keys: { kid: string }[] }).keys.map((k) => k.kid)).sort();
 
-describe.skipIf(!hasNginx).each(STORES.filter((s) => s.enabled))('a fleet of three behind nginx, sharing $name', (store) => {
+describe.skipIf(!hasNginx).each(VARIANTS)('a fleet of three behind nginx: $store.name, keys in $keys', ({ store, keys, id }) => {
   let configFile: string;
   let instances: ServerProcess[] = [];
   let nginx: NginxProcess;
@@ -185,16 +201,21 @@ describe.skipIf(!hasNginx).each(STORES.filter((s) => s.enabled))('a fleet of thr
       config: `issuer: ${ISSUER}
 listen: { host: 127.0.0.1, port: 0 }
 trust_proxy: [127.0.0.1]
-keys: { dir: ${join(shared, 'keys')}, publish_before_use: ${PUBLISH_BEFORE_USE_S}s }
-store: ${await store.setup(shared)}
+keys: ${keysConfig(keys, shared)}
+store: ${await store.setup(shared, id)}
 metadata: { max_age: 0 }
 `,
       clients: await serviceAndResourceServer(SVC, RS),
     });
     configFile = fixture.configFile;
-    // The first start makes the shared key; the others find it.
-    instances = [await startServerProcess(configFile)];
-    instances.push(...(await Promise.all([startServerProcess(configFile), startServerProcess(configFile)])));
+    if (keys === 'store') {
+      // All at once against an empty store: between them they make exactly one key.
+      instances = await Promise.all([startServerProcess(configFile), startServerProcess(configFile), startServerProcess(configFile)]);
+    } else {
+      // The first start makes the key in the shared folder; the others find it.
+      instances = [await startServerProcess(configFile)];
+      instances.push(...(await Promise.all([startServerProcess(configFile), startServerProcess(configFile)])));
+    }
     nginx = await startNginx(instances.map((i) => Number(new URL(i.url).port)));
     client = new FleetClient(nginx.url);
   }, 60_000);
@@ -202,11 +223,12 @@ metadata: { max_age: 0 }
   afterAll(async () => {
     await nginx?.stop();
     for (const i of instances) await i.stop('SIGKILL');
-    await store.teardown();
+    await store.teardown(id);
   });
 
   it('rotates keys under load: every instance publishes the new key within seconds, and no token fails validation', async () => {
     const before = await kidsOf(instances[0]!.url);
+    expect(before).toHaveLength(1);
     for (const i of instances) expect(await kidsOf(i.url)).toEqual(before);
     // The resource server: JWKS through the balancer, cached as a real one would.
     const jwks = createRemoteJWKSet(new URL(`${nginx.url}/.well-known/jwks.json`), { cacheMaxAge: JWKS_CACHE_MS, cooldownDuration: 1000 });
