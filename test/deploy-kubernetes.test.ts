@@ -62,6 +62,7 @@ const finalStage = dockerfile.getContainingImage(dockerfile.getFROMs().at(-1)!.g
 const imageUser = finalStage.filter((i) => i.getKeyword() === 'USER').at(-1)!.getArgumentsContent()!.split(':')[0]!;
 const imageEnv = new Map<string, string>();
 for (const i of finalStage) if (i instanceof Env) for (const p of i.getProperties()) imageEnv.set(p.getName(), p.getUnescapedValue() ?? '');
+const imageExposes = finalStage.filter((i) => i.getKeyword() === 'EXPOSE').flatMap((i) => i.getArguments().map((a) => Number(a.getValue().replace(/\/tcp$/, ''))));
 /** The uids of the users the official Node.js images define. */
 const KNOWN_UIDS: Record<string, number> = { root: 0, node: 1000 };
 
@@ -260,6 +261,7 @@ function portProblems(b: Bundle): string[] {
   const problems: string[] = [];
   const ports = (container(b).ports as Doc[]).map((p) => p.containerPort as number);
   if (!ports.includes(config.listen.port)) problems.push(`listen.port ${config.listen.port} is not a container port (${ports.join(', ')})`);
+  if (!imageExposes.includes(config.listen.port)) problems.push(`listen.port ${config.listen.port} is not the port the image exposes (${imageExposes.join(', ')})`);
   for (const probe of ['startupProbe', 'livenessProbe', 'readinessProbe']) {
     const port = container(b)[probe]?.httpGet?.port;
     if (port !== undefined && containerPort(b, port) !== config.listen.port) problems.push(`${probe} port ${port} is not listen.port ${config.listen.port}`);
@@ -458,6 +460,11 @@ describe('deploy/kubernetes', () => {
 
   it('listens on the container port, and the probes and the Service reach that port', () => {
     expect(portProblems(bundle)).toEqual([]);
+    const elsewhere = copy();
+    const cm = named(elsewhere, 'ConfigMap', 'tollgate-config');
+    cm.data['tollgate.yaml'] = cm.data['tollgate.yaml'].replace('port: 8080', 'port: 9090');
+    container(elsewhere).ports[0].containerPort = 9090;
+    expect(portProblems(elsewhere)).toEqual(['listen.port 9090 is not the port the image exposes (8080)']);
     const b = copy();
     container(b).ports[0].containerPort = 9090;
     expect(portProblems(b)).toEqual([
