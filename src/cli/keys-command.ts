@@ -6,16 +6,19 @@ import { loadConfig, type Config } from '../config/config.js';
 import { DiskKeySet, generateKeyFile } from '../keys/disk-key-set.js';
 import { removableTimes } from '../keys/key-retention.js';
 import type { Io } from './io.js';
+import { listStoreKeys, pruneStoreKeys, rekeyKeys, rotateStoreKey } from './keys-store-command.js';
 import { formatTable } from './table.js';
 import { configPath, parseCommand, positionals, UsageError } from './usage.js';
 
 export const KEYS_HELP = `Usage: tollgate keys list [--config FILE]
        tollgate keys rotate [--config FILE]
        tollgate keys prune [--dry-run] [--config FILE]
+       tollgate keys rekey [--new-key-file FILE] [--config FILE]
 
-Manage the signing keys in keys.dir. Every key there is published in the JWKS; the newest one
-that has been published for keys.publish_before_use signs new tokens. A running server re-reads
-the folder every two seconds or so.
+Manage the signing keys in keys.dir, or in the token store with keys.source store. Every key is
+published in the JWKS; the newest one that has been published for keys.publish_before_use signs
+new tokens. A running server re-reads the folder every two seconds or so, and the store every
+second or two.
 
 Commands:
   list        the keys, newest first: which one signs, which are published only (for the tokens
@@ -23,9 +26,12 @@ Commands:
   rotate      write a new key of keys.algorithm and print its kid; running servers publish it at once
               and sign with it once keys.publish_before_use has passed
   prune       remove the keys no live token can have been signed with, printing each kid
+  rekey       keys.source store: seal every key in the store under the key-encryption key of
+              --new-key-file (or of keys.encryption_key_file), all at once, and print how many
 
 Options:
   --dry-run       prune: print the kids that would be removed, and remove nothing
+  --new-key-file FILE  rekey: the new key-encryption key (32 random bytes, base64)
   --config FILE   config file (default: $TOLLGATE_CONFIG, else config/tollgate.yaml)
   -h, --help      this text`;
 
@@ -39,6 +45,8 @@ export async function keysCommand(args: string[], io: Io): Promise<number> {
       return rotateKey(rest, io);
     case 'prune':
       return pruneKeys(rest, io);
+    case 'rekey':
+      return rekeyKeys(rest, io, () => help(io));
     default:
       throw new UsageError(sub === undefined ? 'missing command (see tollgate keys --help)' : `unknown command "keys ${sub}"`);
   }
@@ -49,6 +57,7 @@ async function listKeys(args: string[], io: Io): Promise<number> {
   if (values.help) return help(io);
   positionals(pos, [], 'tollgate keys list [--config FILE]');
   const config = loadConfig(configPath(values.config, io.env), { env: io.env, cwd: io.cwd });
+  if (config.keys.source === 'store') return listStoreKeys(config, io);
   const keySet = await loadKeySet(config, io);
   if (keySet === undefined) {
     io.err(`no keys in ${config.keys.dir}; serve generates one on first start`);
@@ -77,6 +86,7 @@ async function rotateKey(args: string[], io: Io): Promise<number> {
   if (values.help) return help(io);
   positionals(pos, [], 'tollgate keys rotate [--config FILE]');
   const config = loadConfig(configPath(values.config, io.env), { env: io.env, cwd: io.cwd });
+  if (config.keys.source === 'store') return rotateStoreKey(config, io);
   // A folder the servers would refuse to reload (a broken file) would never publish the new
   // key, so it is refused here first.
   const before = await loadKeySet(config, io);
@@ -106,6 +116,7 @@ async function pruneKeys(args: string[], io: Io): Promise<number> {
   positionals(pos, [], 'tollgate keys prune [--dry-run] [--config FILE]');
   const dryRun = values['dry-run'] === true;
   const config = loadConfig(configPath(values.config, io.env), { env: io.env, cwd: io.cwd });
+  if (config.keys.source === 'store') return pruneStoreKeys(config, io, dryRun);
   const keySet = await loadKeySet(config, io);
   if (keySet === undefined) {
     io.err(`no keys in ${config.keys.dir}; nothing to remove`);

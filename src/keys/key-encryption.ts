@@ -35,6 +35,7 @@ export function readKek(file: string): Kek {
   const trimmed = text.trim();
   const form = 'must hold 32 random bytes in base64, and nothing else (make one with: openssl rand -base64 32)';
   if (trimmed === '') throw ConfigError.single(file, `the key-encryption key file is empty: it ${form}`);
+  if (/^[0-9a-fA-F]{64}$/.test(trimmed)) throw ConfigError.single(file, `the key-encryption key looks like hex (openssl rand -hex 32): the file ${form}`);
   if (!BASE64.test(trimmed) || trimmed.length % 4 !== 0) throw ConfigError.single(file, `the key-encryption key is not base64: the file ${form}`);
   const key = Buffer.from(trimmed, 'base64');
   if (key.length !== KEK_BYTES) throw ConfigError.single(file, `the key-encryption key is ${key.length} bytes long, not 32: the file ${form}`);
