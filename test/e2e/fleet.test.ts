@@ -105,8 +105,17 @@ function keysConfig(source: KeySource, shared: string): string {
   return `{ source: store, encryption_key_file: ${kek}, publish_before_use: ${PUBLISH_BEFORE_USE_S}s }`;
 }
 
+/**
+ * A shared key folder with the SQLite store (a fleet on one machine: one file, one folder), and
+ * keys in the store with every store. A key folder beside Redis or PostgreSQL behaves as beside
+ * SQLite: the folder, not the store, carries the keys.
+ */
 const VARIANTS = STORES.filter((s) => s.enabled).flatMap((store) =>
-  (['dir'] as const).map((keys: KeySource) => ({ store, keys, id: `${store.name.replace(/\W+/g, '_').toLowerCase()}_${keys}` })),
+  (store.name === 'one SQLite file' ? (['dir', 'store'] as const) : (['store'] as const)).map((keys: KeySource) => ({
+    store,
+    keys,
+    id: `${store.name.replace(/\W+/g, '_').toLowerCase()}_${keys}`,
+  })),
 );
 
 /** A client of the fleet: form POSTs through the balancer, retrying what failed on the way. */
