@@ -447,6 +447,19 @@ describe('deploy/kubernetes', () => {
     expect(mountProblems(moved)).toEqual(['clients_file /etc/tollgate/registry/clients.yaml is not provided by any volume mount']);
   });
 
+  it('takes the old key-encryption key from the same Secret while it changes, as docs/guides/kubernetes.md says', () => {
+    const b = copy();
+    const cm = named(b, 'ConfigMap', 'tollgate-config');
+    cm.data['tollgate.yaml'] = cm.data['tollgate.yaml'].replace(
+      /(\n\s+)encryption_key_file: (.*)\n/,
+      '$1encryption_key_file: $2$1previous_encryption_key_file: /run/secrets/tollgate/previous-kek\n',
+    );
+    expect(mountProblems(b)).toEqual(['keys.previous_encryption_key_file /run/secrets/tollgate/previous-kek is not provided by any volume mount']);
+    named(b, 'Secret', 'tollgate-kek').stringData['previous-kek'] = 'CHANGE-ME';
+    expect(mountProblems(b)).toEqual([]);
+    expect(readFileSync(join(ROOT, 'docs/guides/kubernetes.md'), 'utf8')).toContain('previous_encryption_key_file: /run/secrets/tollgate/previous-kek');
+  });
+
   it('runs a fleet: several replicas, one shared store, signing keys in the store', () => {
     expect(fleetProblems(bundle)).toEqual([]);
     const b = copy();
