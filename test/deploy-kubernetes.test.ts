@@ -86,9 +86,32 @@ function secretValues(secret: Doc): Record<string, string> {
   return { ...out, ...((secret.stringData ?? {}) as Record<string, string>) };
 }
 
-/** The container's environment as the kubelet builds it: envFrom first, then env. */
-function containerEnv(b: Bundle): Record<string, string> {
+/**
+ * The variables the kubelet adds for each Service of the namespace unless enableServiceLinks is
+ * false (the Docker links convention): FOO_SERVICE_HOST, FOO_PORT, FOO_PORT_80_TCP… for "foo".
+ */
+function serviceLinks(b: Bundle): Record<string, string> {
+  if (podSpec(b).enableServiceLinks === false) return {};
   const env: Record<string, string> = {};
+  for (const service of byKind(b, 'Service')) {
+    const name = String(service.metadata.name).toUpperCase().replaceAll('-', '_');
+    const ports = service.spec.ports as Doc[];
+    env[`${name}_SERVICE_HOST`] = '10.96.0.10';
+    env[`${name}_SERVICE_PORT`] = String(ports[0].port);
+    env[`${name}_PORT`] = `tcp://10.96.0.10:${ports[0].port}`;
+    for (const p of ports) {
+      const proto = String(p.protocol ?? 'TCP');
+      const prefix = `${name}_PORT_${p.port}_${proto}`;
+      Object.assign(env, { [prefix]: `${proto.toLowerCase()}://10.96.0.10:${p.port}`, [`${prefix}_PROTO`]: proto.toLowerCase(), [`${prefix}_PORT`]: String(p.port), [`${prefix}_ADDR`]: '10.96.0.10' });
+      if (p.name) env[`${name}_SERVICE_PORT_${String(p.name).toUpperCase().replaceAll('-', '_')}`] = String(p.port);
+    }
+  }
+  return env;
+}
+
+/** The container's environment as the kubelet builds it: Service links, then envFrom, then env. */
+function containerEnv(b: Bundle): Record<string, string> {
+  const env: Record<string, string> = serviceLinks(b);
   for (const from of (container(b).envFrom ?? []) as Doc[]) {
     if (from.secretRef) Object.assign(env, secretValues(named(b, 'Secret', from.secretRef.name) ?? {}));
     if (from.configMapRef) Object.assign(env, named(b, 'ConfigMap', from.configMapRef.name)?.data ?? {});
@@ -507,6 +530,20 @@ describe('deploy/kubernetes', () => {
     expect(problems).toHaveLength(2);
     expect(problems[0]).toMatch(/^TOLLGATE_STORE__URI: .*store/);
     expect(problems[1]).toBe('UV_THREADPOOL is read by neither tollgate nor Node');
+    // The Service "tollgate" would give every pod TOLLGATE_PORT, TOLLGATE_SERVICE_HOST…
+    const links = copy();
+    delete podSpec(links).enableServiceLinks;
+    expect(envProblems(links).map((p) => p.split(':')[0]).sort()).toEqual([
+      'TOLLGATE_PORT',
+      'TOLLGATE_PORT_80_TCP',
+      'TOLLGATE_PORT_80_TCP_ADDR',
+      'TOLLGATE_PORT_80_TCP_PORT',
+      'TOLLGATE_PORT_80_TCP_PROTO',
+      'TOLLGATE_SERVICE_HOST',
+      'TOLLGATE_SERVICE_PORT',
+      'TOLLGATE_SERVICE_PORT_HTTP',
+    ]);
+    expect(configProblems(links).join('\n')).toMatch(/environment TOLLGATE_SERVICE_HOST: .*unknown field/);
   });
 
   it('sizes the thread pool to the CPU limit', () => {
