@@ -612,67 +612,67 @@ describe('deploy/kubernetes', () => {
     expect(config.clients_file).toBe(join(DIR, 'clients.yaml'));
     expect(dirname(configPath(bundle))).toBe(container(bundle).volumeMounts.find((m: Doc) => m.name === 'config').mountPath);
   });
+});
 
-  describe.skipIf(!requirePostgres())('as a pod would run it, against a real PostgreSQL', () => {
-    const db = `${new URL(POSTGRES_URL || 'postgres://x/none').pathname.slice(1)}_kube`;
-    const url = new URL(POSTGRES_URL || 'postgres://x/none');
-    url.pathname = `/${db}`;
+describe.skipIf(!requirePostgres())('deploy/kubernetes as a pod would run it, against a real PostgreSQL', () => {
+  const db = `${new URL(POSTGRES_URL || 'postgres://x/none').pathname.slice(1)}_kube`;
+  const url = new URL(POSTGRES_URL || 'postgres://x/none');
+  url.pathname = `/${db}`;
 
-    beforeAll(async () => {
-      const admin = plainSql();
-      try {
-        await admin.unsafe(`CREATE DATABASE ${db}`);
-      } finally {
-        await admin.end();
-      }
-    });
-
-    afterAll(async () => {
-      const admin = plainSql();
-      try {
-        await admin.unsafe(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
-      } finally {
-        await admin.end();
-      }
-    });
-
-    /** The mounted files and the container's environment, the store URL and key file pointed at this machine. */
-    function podLike(kek: string): { configFile: string; env: Record<string, string> } {
-      const b = copy();
-      named(b, 'Secret', 'tollgate-store').stringData.TOLLGATE_STORE__URL = url.toString();
-      named(b, 'Secret', 'tollgate-kek').stringData.kek = kek;
-      const root = layOutMounts(b);
-      const config = loadConfig(join(root, configPath(b)), { env: tollgateEnv(b) });
-      return {
-        configFile: join(root, configPath(b)),
-        env: {
-          ...containerEnv(b),
-          TOLLGATE_CONFIG: join(root, configPath(b)),
-          TOLLGATE_KEYS__ENCRYPTION_KEY_FILE: join(root, config.keys.encryption_key_file!),
-          // Loopback and a free port here; the pod listens on every interface at 8080.
-          TOLLGATE_LISTEN__HOST: '127.0.0.1',
-          TOLLGATE_LISTEN__PORT: '0',
-        },
-      };
+  beforeAll(async () => {
+    const admin = plainSql();
+    try {
+      await admin.unsafe(`CREATE DATABASE ${db}`);
+    } finally {
+      await admin.end();
     }
+  });
 
-    it('refuses to start with the placeholder key-encryption key, in one line naming the file', async () => {
-      const { configFile, env } = podLike('CHANGE-ME');
-      const start = startServerProcess(configFile, env);
-      await expect(start).rejects.toThrow(/exited \(1\) before listening: .*\/run\/secrets\/tollgate\/kek: the key-encryption key is not base64/);
-      await expect(start).rejects.not.toThrow(/\n\s+at /);
-    });
+  afterAll(async () => {
+    const admin = plainSql();
+    try {
+      await admin.unsafe(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
+    } finally {
+      await admin.end();
+    }
+  });
 
-    it('starts with a real key-encryption key, ready on /readyz, and serves its JWKS', async () => {
-      const { configFile, env } = podLike(randomBytes(32).toString('base64'));
-      const server = await startServerProcess(configFile, env);
-      try {
-        expect((await fetch(`${server.url}/readyz`)).status).toBe(200);
-        const jwks = (await (await fetch(`${server.url}/.well-known/jwks.json`)).json()) as { keys: unknown[] };
-        expect(jwks.keys).toHaveLength(1);
-      } finally {
-        await server.stop();
-      }
-    });
+  /** The mounted files and the container's environment, the store URL and key file pointed at this machine. */
+  function podLike(kek: string): { configFile: string; env: Record<string, string> } {
+    const b = copy();
+    named(b, 'Secret', 'tollgate-store').stringData.TOLLGATE_STORE__URL = url.toString();
+    named(b, 'Secret', 'tollgate-kek').stringData.kek = kek;
+    const root = layOutMounts(b);
+    const config = loadConfig(join(root, configPath(b)), { env: tollgateEnv(b) });
+    return {
+      configFile: join(root, configPath(b)),
+      env: {
+        ...containerEnv(b),
+        TOLLGATE_CONFIG: join(root, configPath(b)),
+        TOLLGATE_KEYS__ENCRYPTION_KEY_FILE: join(root, config.keys.encryption_key_file!),
+        // Loopback and a free port here; the pod listens on every interface at 8080.
+        TOLLGATE_LISTEN__HOST: '127.0.0.1',
+        TOLLGATE_LISTEN__PORT: '0',
+      },
+    };
+  }
+
+  it('refuses to start with the placeholder key-encryption key, in one line naming the file', async () => {
+    const { configFile, env } = podLike('CHANGE-ME');
+    const start = startServerProcess(configFile, env);
+    await expect(start).rejects.toThrow(/exited \(1\) before listening: .*\/run\/secrets\/tollgate\/kek: the key-encryption key is not base64/);
+    await expect(start).rejects.not.toThrow(/\n\s+at /);
+  });
+
+  it('starts with a real key-encryption key, ready on /readyz, and serves its JWKS', async () => {
+    const { configFile, env } = podLike(randomBytes(32).toString('base64'));
+    const server = await startServerProcess(configFile, env);
+    try {
+      expect((await fetch(`${server.url}/readyz`)).status).toBe(200);
+      const jwks = (await (await fetch(`${server.url}/.well-known/jwks.json`)).json()) as { keys: unknown[] };
+      expect(jwks.keys).toHaveLength(1);
+    } finally {
+      await server.stop();
+    }
   });
 });
