@@ -6,7 +6,7 @@ import { loadConfig, type Config } from '../config/config.js';
 import { DiskKeySet, generateKeyFile } from '../keys/disk-key-set.js';
 import { removableTimes } from '../keys/key-retention.js';
 import type { Io } from './io.js';
-import { listStoreKeys, pruneStoreKeys, rekeyKeys, rotateStoreKey } from './keys-store-command.js';
+import { copyDirKeysToStore, listStoreKeys, pruneStoreKeys, rekeyKeys, rotateStoreKey } from './keys-store-command.js';
 import { formatTable } from './table.js';
 import { configPath, parseCommand, positionals, UsageError } from './usage.js';
 
@@ -14,6 +14,7 @@ export const KEYS_HELP = `Usage: tollgate keys list [--config FILE]
        tollgate keys rotate [--config FILE]
        tollgate keys prune [--dry-run] [--config FILE]
        tollgate keys rekey [--new-key-file FILE] [--config FILE]
+       tollgate keys copy-to-store [--config FILE]
 
 Manage the signing keys in keys.dir, or in the token store with keys.source store. Every key is
 published in the JWKS; the newest one that has been published for keys.publish_before_use signs
@@ -28,10 +29,14 @@ Commands:
   prune       remove the keys no live token can have been signed with, printing each kid
   rekey       keys.source store: seal every key in the store under the key-encryption key of
               --new-key-file (or of keys.encryption_key_file), all at once, and print how many
+  copy-to-store
+              keys.source store: copy every key of keys.dir into the store with its times,
+              printing each kid added (the move from keys.dir to the store)
 
 Options:
   --dry-run       prune: print the kids that would be removed, and remove nothing
-  --new-key-file FILE  rekey: the new key-encryption key (32 random bytes, base64)
+  --new-key-file FILE
+                  rekey: the new key-encryption key (32 random bytes, base64)
   --config FILE   config file (default: $TOLLGATE_CONFIG, else config/tollgate.yaml)
   -h, --help      this text`;
 
@@ -47,6 +52,8 @@ export async function keysCommand(args: string[], io: Io): Promise<number> {
       return pruneKeys(rest, io);
     case 'rekey':
       return rekeyKeys(rest, io, () => help(io));
+    case 'copy-to-store':
+      return copyDirKeysToStore(rest, io, () => help(io));
     default:
       throw new UsageError(sub === undefined ? 'missing command (see tollgate keys --help)' : `unknown command "keys ${sub}"`);
   }

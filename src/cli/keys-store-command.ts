@@ -1,10 +1,13 @@
-import type { KeyObject } from 'node:crypto';
+import { createPrivateKey, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { loadRegistryFile } from '../clients/yaml-registry.js';
 import { loadConfig, type Config } from '../config/config.js';
+import { DiskKeySet } from '../keys/disk-key-set.js';
 import { readKek, readKeks, sealPrivateKey, type Kek, type KeyTimes } from '../keys/key-encryption.js';
 import { newPrivateKey } from '../keys/key-material.js';
 import { removableTimes } from '../keys/key-retention.js';
+import type { PublicJwk } from '../keys/key-set.js';
 import { StoreKeySet } from '../keys/store-key-set.js';
 import { resealAll } from '../keys/store-rekey.js';
 import { ConfigError } from '../shared/config-error.js';
@@ -199,4 +202,53 @@ function longestTokenLifetime(config: Config): number {
 
 function iso(ms: number): string {
   return new Date(ms).toISOString();
+}
+
+export const KEYS_COPY_USAGE = 'tollgate keys copy-to-store [--config FILE]';
+
+/**
+ * `keys copy-to-store`: copies every key of keys.dir into the store, with its times, so that a
+ * deployment moving to keys.source store keeps publishing (and signing with) the keys its
+ * resource servers already know. Keys already in the store are left as they are.
+ */
+export async function copyDirKeysToStore(args: string[], io: Io, help: () => number): Promise<number> {
+  const { values, positionals: pos } = parseCommand(args, {});
+  if (values.help) return help();
+  positionals(pos, [], KEYS_COPY_USAGE);
+  const config = loadConfig(configPath(values.config, io.env), { env: io.env, cwd: io.cwd });
+  if (config.keys.source !== 'store') {
+    throw ConfigError.single(config.file, 'keys copy-to-store copies keys.dir into the store: set keys.source to store (and keys.encryption_key_file) first', 'keys.source');
+  }
+  const delayMs = config.keys.publish_before_use * 1000;
+  const disk = await DiskKeySet.load(config.keys.dir, { generateIfEmpty: false, publishBeforeUseMs: delayMs });
+  for (const line of disk.skipped()) io.err(`warning: ${line}`);
+  const listed = disk.list();
+  return withStore(config, async (store, keks) => {
+    let added = 0;
+    for (const k of listed) {
+      let privateKey: KeyObject;
+      try {
+        privateKey = createPrivateKey(readFileSync(k.file));
+      } catch (err) {
+        throw ConfigError.single(k.file, `cannot read the key: ${(err as NodeJS.ErrnoException).code ?? 'not a PEM private key'}`);
+      }
+      // The key that signs now keeps signing; the others keep the time the folder gave them.
+      const signsFrom = k.use === 'signing' ? Math.min(k.createdAt + delayMs, Date.now()) : k.createdAt + delayMs;
+      const { kid, added: fresh } = await importIntoStore(config, store, keks[0], privateKey, { createdAt: k.createdAt, signsFrom });
+      if (fresh) {
+        io.out(kid);
+        added++;
+      } else io.err(`kid ${kid} is in the store already`);
+    }
+    io.err(`copied ${added} key${added === 1 ? '' : 's'} of ${config.keys.dir} into the store ${describeStore(config.store)}`);
+    return 0;
+  });
+}
+
+/** `keys export --public` with keys.source store: the JWKS the servers publish. */
+export async function storePublicJwks(config: Config): Promise<{ keys: readonly PublicJwk[] }> {
+  return withStoreKeys(config, async (keys) => {
+    if (keys === undefined) throw ConfigError.single(describeStore(config.store), 'holds no signing keys (keys.source store); a server makes the first one on its first start');
+    return keys.jwks();
+  });
 }

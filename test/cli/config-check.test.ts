@@ -262,6 +262,22 @@ describe.concurrent('config check and the token store', () => {
     expect(existsSync(join(path, '..'))).toBe(false);
   });
 
+  it('reads the key-encryption key with keys.source store, naming its id, and names a bad one', async () => {
+    const f = writeFixture({
+      config: 'issuer: https://auth.test\nclients_file: ./clients.yaml\nkeys: { source: store, encryption_key_file: ./kek }\nstore: { kind: sqlite, path: ./t.db }\n',
+      clients: sound(),
+    });
+    const kek = join(f.dir, 'kek');
+    writeFileSync(kek, `${Buffer.alloc(32, 7).toString('base64')}\n`);
+    const ok = await check(f);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toMatch(new RegExp(`signing keys in the store, key-encryption key [A-Za-z0-9_-]{12} from ${esc(kek)}`));
+    writeFileSync(kek, 'hunter2\n');
+    const bad = await check(f);
+    expect(problems(bad)).toEqual([expect.stringMatching(new RegExp(`^${esc(kek)}: the key-encryption key is not base64`))]);
+    expect(bad.stderr).not.toContain('hunter2');
+  });
+
   it('names the memory store as what it is', async () => {
     const run = await check(writeFixture({ config: CONFIG, clients: sound() }));
     expect(run.stdout).toContain('memory token store');

@@ -211,3 +211,55 @@ describe('keys rekey', () => {
     expectUserError(await tollgateInProcess(['keys', 'rekey', '--new-key-file', 'next.kek', '--config', f.configFile], { cwd: f.dir }), /keys\.source: keys rekey applies only to keys kept in the store/);
   });
 });
+
+describe('keys copy-to-store', () => {
+  it('copies the keys of keys.dir with their times, so the same key signs and the same keys are published', async () => {
+    const { generateKeyFile, DiskKeySet } = await import('../../src/keys/disk-key-set.js');
+    const f = writeFixture({
+      clients,
+      config: `issuer: https://auth.test
+clients_file: ./clients.yaml
+keys: { source: store, encryption_key_file: ./kek, dir: ./keys, publish_before_use: 10m }
+store: { kind: sqlite, path: ./tollgate.db }
+`,
+    });
+    newKekFile(f, 'kek');
+    await generateKeyFile(f.keysDir, 'ES256');
+    await generateKeyFile(f.keysDir, 'EdDSA');
+    const disk = await DiskKeySet.load(f.keysDir, { generateIfEmpty: false, publishBeforeUseMs: 600_000 });
+    // The store exists (the servers already keep their tokens there) and holds no key yet.
+    await new SqliteTokenStore(join(f.dir, 'tollgate.db')).close();
+    const run = await keys(f, 'copy-to-store');
+    expect(run.code).toBe(0);
+    expect(lines(run.stdout).sort()).toEqual(disk.list().map((k) => k.kid).sort());
+    expect(run.stderr).toMatch(/copied 2 keys of .*keys into the store/);
+    const store = new SqliteTokenStore(join(f.dir, 'tollgate.db'));
+    opened.push(store);
+    const set = await StoreKeySet.open(store, { keks: [readKek(join(f.dir, 'kek'))], generateIfEmpty: false, publishBeforeUseMs: 600_000 });
+    expect(set.signingKey().kid).toBe(disk.signingKey().kid);
+    expect([...set.jwks().keys].sort((a, b) => a.kid.localeCompare(b.kid))).toEqual([...disk.jwks().keys].sort((a, b) => a.kid.localeCompare(b.kid)));
+    expect(set.list().map((k) => k.createdAt)).toEqual(disk.list().map((k) => k.createdAt));
+    // Run again: nothing new.
+    const again = await keys(f, 'copy-to-store');
+    expect(again.stdout).toBe('');
+    expect(again.stderr).toMatch(/copied 0 keys/);
+  });
+
+  it('refuses keys.source dir and extra arguments', async () => {
+    const f = writeFixture({ clients, config: 'issuer: https://auth.test\nkeys: { dir: ./keys }\nstore: { kind: memory }\n' });
+    expectUserError(await keys(f, 'copy-to-store'), /keys\.source: keys copy-to-store copies keys\.dir into the store/);
+    expectUserError(await tollgateInProcess(['keys', 'copy-to-store', 'x', '--config', f.configFile], { cwd: f.dir }), /unexpected argument "x"/);
+  });
+});
+
+describe('keys help', () => {
+  it('names rekey and copy-to-store, and each prints it with --help', async () => {
+    const f = writeFixture({ clients });
+    for (const args of [['keys', '--help'], ['keys', 'rekey', '--help'], ['keys', 'copy-to-store', '--help']]) {
+      const run = await tollgateInProcess(args, { cwd: f.dir });
+      expect(run.code).toBe(0);
+      expect(run.stdout).toContain('tollgate keys rekey [--new-key-file FILE] [--config FILE]');
+      expect(run.stdout).toContain('tollgate keys copy-to-store [--config FILE]');
+    }
+  });
+});
