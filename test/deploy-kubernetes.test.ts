@@ -172,6 +172,11 @@ function kustomizationProblems(b: Bundle): string[] {
   for (const f of b.listing) {
     if (/\.ya?ml$/.test(f) && f !== 'kustomization.yaml' && !listed.includes(f)) problems.push(`${f} is not in kustomization.yaml`);
   }
+  // The operator names the image once, in images:; a container image it does not match would stay as written.
+  const images = ((b.kustomization.images ?? []) as Doc[]).map((i) => i.name as string);
+  for (const c of podSpec(b).containers as Doc[]) {
+    if (!images.includes(String(c.image).split(':')[0]!)) problems.push(`image ${c.image} is not set by kustomization.yaml images`);
+  }
   return problems;
 }
 
@@ -426,12 +431,17 @@ describe('deploy/kubernetes', () => {
     expect(container(bundle)).toBeDefined();
   });
 
-  it('lists every manifest in kustomization.yaml, and only files that exist', () => {
+  it('lists every manifest in kustomization.yaml, and only files that exist, and sets the image', () => {
     expect(kustomizationProblems(bundle)).toEqual([]);
     const b = copy();
     b.listing.push('extra.yaml');
     b.kustomization.resources.push('gone.yaml');
-    expect(kustomizationProblems(b)).toEqual(['gone.yaml is listed but missing', 'extra.yaml is not in kustomization.yaml']);
+    container(b).image = 'tollgate-server';
+    expect(kustomizationProblems(b)).toEqual([
+      'gone.yaml is listed but missing',
+      'extra.yaml is not in kustomization.yaml',
+      'image tollgate-server is not set by kustomization.yaml images',
+    ]);
   });
 
   it('has manifests valid against the Kubernetes API schemas, with no unknown field', () => {
