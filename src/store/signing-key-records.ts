@@ -1,7 +1,9 @@
 /**
  * A signing key as the store keeps it for every instance of a fleet: the public half in clear,
  * the private half sealed (AES-256-GCM under the key-encryption key, see keys/key-encryption.ts).
- * The store never sees a private key in clear.
+ * The store never sees a private key in clear. keys/key-record-store.ts declares the same shape
+ * for the keys, which may not import a store (server/services.ts hands one to the other, so the
+ * compiler keeps the two in step).
  */
 export interface SigningKeyRecord {
   /** RFC 7638 thumbprint of the public key. */
