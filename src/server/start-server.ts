@@ -29,7 +29,7 @@ function threadPoolInUse(value: string | undefined): number {
 }
 
 /** Grace period for requests in flight when the server is told to stop. */
-const SHUTDOWN_TIMEOUT_MS = 10_000;
+export const SHUTDOWN_TIMEOUT_MS = 10_000;
 
 /** How often records of expired tokens are deleted. */
 const PURGE_INTERVAL_MS = 60_000;
