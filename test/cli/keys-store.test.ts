@@ -252,6 +252,42 @@ store: { kind: sqlite, path: ./tollgate.db }
   });
 });
 
+describe('keys export and import with keys.source store', () => {
+  it('exports the JWKS the instances serve, and every key with its times, from the store', async () => {
+    const { f, running } = await deployment();
+    const pub = await keys(f, 'export', '--public');
+    expect(pub.code).toBe(0);
+    expect(JSON.parse(pub.stdout)).toEqual(running.jwks());
+    const out = join(f.dir, 'exported');
+    const run = await keys(f, 'export', '--to-dir', out);
+    expect(run.code).toBe(0);
+    expect(lines(run.stdout)).toEqual([running.signingKey().kid]);
+    const { DiskKeySet } = await import('../../src/keys/disk-key-set.js');
+    const disk = await DiskKeySet.load(out, { generateIfEmpty: false });
+    expect(disk.jwks()).toEqual(running.jwks());
+    expect(disk.list().map((k) => [k.createdAt, k.signsFrom])).toEqual(running.list().map((k) => [k.createdAt, k.signsFrom]));
+  });
+
+  it('imports a key into the store, sealed, with the times given; running instances publish it; the same key twice is refused', async () => {
+    const { f, running } = await deployment();
+    const { generateKeyPairSync } = await import('node:crypto');
+    const pem = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    writeFileSync(join(f.dir, 'other.pem'), pem, { mode: 0o600 });
+    const run = await keys(f, 'import', 'other.pem', '--created', '2026-01-01T00:00:00Z', '--signs-from', 'now');
+    expect(run.code).toBe(0);
+    const kid = run.stdout.trim();
+    expect(run.stderr).toMatch(/^imported ES256 key \S+ into the store/);
+    await running.refresh();
+    expect(running.jwks().keys.map((k) => k.kid)).toContain(kid);
+    expect(running.list().find((k) => k.kid === kid)?.createdAt).toBe(Date.parse('2026-01-01T00:00:00Z'));
+    // Nothing of the private key in clear in the store's file.
+    const { readFileSync } = await import('node:fs');
+    const body = pem.split('\n').slice(1, -2).join('');
+    expect(readFileSync(join(f.dir, 'tollgate.db')).includes(Buffer.from(body.slice(0, 40)))).toBe(false);
+    expectUserError(await keys(f, 'import', 'other.pem'), /holds a key already in the store: kid /);
+  });
+});
+
 describe('keys help', () => {
   it('names rekey and copy-to-store, and each prints it with --help', async () => {
     const f = writeFixture({ clients });
