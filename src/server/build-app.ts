@@ -59,7 +59,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const { metrics } = services;
   const onError = errorHandler(deps.registry, metrics);
   // The audit lines (tokens issued and revoked, introspections) go through the server's logger.
-  const audit = new Audit(deps.logger, {
+  const { logger } = deps;
+  const audit = new Audit(logger, {
     introspections: deps.config.log.introspections,
     summaryInterval: deps.config.log.summary_interval,
     clock: services.clock,
@@ -68,7 +69,10 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const recordAnswer = (req: FastifyRequest, reply: FastifyReply): void => {
     // At debug: at info, the audit lines say what matters, and a resource server introspecting
     // thousands of times a second must not cost its operator thousands of lines a second.
-    req.log.debug({ method: req.method, path: pathOf(req), status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
+    // Checked first, so that at info no object is made for a line that is not written.
+    if (logger.isLevelEnabled('debug')) {
+      req.log.debug({ method: req.method, path: pathOf(req), status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
+    }
     // The route's pattern, never the raw URL: labels must stay few.
     metrics.observeRequest(req.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
   };
