@@ -7,8 +7,9 @@ import type { Clock } from '../shared/clock.js';
  * asks once per API call), are counted per calling client and written as one summary line per
  * client per interval (`log.introspections: summary`, the default), or one line each (`each`).
  *
- * Each line is written through the server's logger with the request's id as a field: no child
- * logger is made per request, and the fields are chosen here, so no secret can reach them.
+ * Each line is written through a child of the server's logger made once per event (its `event`
+ * field serialized once), with the request's id as a field: no child logger is made per request,
+ * and the fields are chosen here, so no secret can reach them.
  */
 
 export type IntrospectionLogging = 'summary' | 'each';
@@ -60,6 +61,11 @@ interface Tally {
 
 export class Audit {
   readonly #log: Logger;
+  readonly #issued: Logger;
+  readonly #revoked: Logger;
+  readonly #revokeIgnored: Logger;
+  readonly #introspected: Logger;
+  readonly #summary: Logger;
   readonly #each: boolean;
   readonly #intervalMs: number;
   readonly #clock: Clock;
@@ -70,6 +76,11 @@ export class Audit {
 
   constructor(logger: Logger, options: AuditOptions) {
     this.#log = logger;
+    this.#issued = logger.child({ event: 'token.issued' });
+    this.#revoked = logger.child({ event: 'token.revoked' });
+    this.#revokeIgnored = logger.child({ event: 'token.revoke_ignored' });
+    this.#introspected = logger.child({ event: 'token.introspected' });
+    this.#summary = logger.child({ event: 'introspection.summary' });
     this.#each = options.introspections === 'each';
     this.#intervalMs = options.summaryInterval * 1000;
     this.#clock = options.clock;
@@ -80,7 +91,6 @@ export class Audit {
   tokenIssued(req: RequestContext, t: Issued): void {
     if (!this.#log.isLevelEnabled('info')) return;
     const line = {
-      event: 'token.issued',
       reqId: req.reqId,
       client_id: t.clientId,
       scope: t.scope,
@@ -90,22 +100,22 @@ export class Audit {
       token_type: t.tokenType,
       ip: req.ip,
     };
-    if (t.federated === undefined) this.#log.info(line, 'token issued');
-    else this.#log.info({ ...line, federated_issuer: t.federated.issuer, federated_subject: t.federated.subject }, 'token issued');
+    if (t.federated === undefined) this.#issued.info(line, 'token issued');
+    else this.#issued.info({ ...line, federated_issuer: t.federated.issuer, federated_subject: t.federated.subject }, 'token issued');
   }
 
   tokenRevoked(req: RequestContext, clientId: string, jti: string): void {
-    this.#log.info({ event: 'token.revoked', reqId: req.reqId, client_id: clientId, jti, ip: req.ip }, 'token revoked');
+    this.#revoked.info({ reqId: req.reqId, client_id: clientId, jti, ip: req.ip }, 'token revoked');
   }
 
   revokeIgnored(req: RequestContext, clientId: string, reason: string): void {
-    this.#log.info({ event: 'token.revoke_ignored', reqId: req.reqId, client_id: clientId, reason, ip: req.ip }, 'nothing to revoke');
+    this.#revokeIgnored.info({ reqId: req.reqId, client_id: clientId, reason, ip: req.ip }, 'nothing to revoke');
   }
 
   /** One introspection answered to `clientId`; `reason` says why an inactive token is inactive. */
   introspected(req: RequestContext, clientId: string, jti: string | undefined, active: boolean, reason: string | undefined): void {
     if (this.#each) {
-      this.#log.info({ event: 'token.introspected', reqId: req.reqId, client_id: clientId, jti, active, reason, ip: req.ip }, 'token introspected');
+      this.#introspected.info({ reqId: req.reqId, client_id: clientId, jti, active, reason, ip: req.ip }, 'token introspected');
       return;
     }
     const tally = this.#tally(clientId);
@@ -132,8 +142,8 @@ export class Audit {
       const from = new Date(this.#since).toISOString();
       const until = new Date(to).toISOString();
       for (const [clientId, t] of tallies) {
-        this.#log.info(
-          { event: 'introspection.summary', client_id: clientId, active: t.active, inactive: t.inactive, errors: t.errors, reasons: t.reasons, from, to: until },
+        this.#summary.info(
+          { client_id: clientId, active: t.active, inactive: t.inactive, errors: t.errors, reasons: t.reasons, from, to: until },
           'introspections',
         );
       }
