@@ -41,7 +41,8 @@ export interface RequestContext {
 
 export interface Issued {
   clientId: string;
-  scope: string;
+  /** Absent when the token has no scope, as in the token itself. */
+  scope: string | undefined;
   aud: string | readonly string[];
   jti: string;
   exp: number;

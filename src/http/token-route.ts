@@ -32,7 +32,7 @@ export function tokenRoute(app: FastifyInstance, deps: TokenRouteDeps): void {
     // Every issuance is traceable: one audit line each, at info.
     deps.audit.tokenIssued(
       { reqId: req.id, ip: req.ip },
-      { clientId: client.clientId, scope: claims.scope ?? '', aud: claims.aud, jti: claims.jti, exp: claims.exp, tokenType: response.token_type, federated },
+      { clientId: client.clientId, scope: claims.scope, aud: claims.aud, jti: claims.jti, exp: claims.exp, tokenType: response.token_type, federated },
     );
     // RFC 6749 §5.1: the answer carries a credential, so no cache may keep it.
     return reply.code(200).headers(noStore).send(response);

@@ -140,7 +140,7 @@ describe('token audit lines', () => {
 
   it('are not written below info', () => {
     const { audit: a, logs } = audit('summary', 'warn');
-    a.tokenIssued(REQ, { clientId: 'svc', scope: '', aud: 'x', jti: 'j', exp: 1, tokenType: 'Bearer' });
+    a.tokenIssued(REQ, { clientId: 'svc', scope: undefined, aud: 'x', jti: 'j', exp: 1, tokenType: 'Bearer' });
     a.introspected(REQ, 'rs', 'j', true, undefined);
     a.close();
     expect(logs.lines).toEqual([]);
