@@ -61,13 +61,14 @@ interface Tally {
 }
 
 export class Audit {
-  readonly #log: Logger;
   readonly #issued: Logger;
   readonly #revoked: Logger;
   readonly #revokeIgnored: Logger;
   readonly #introspected: Logger;
   readonly #summary: Logger;
   readonly #each: boolean;
+  /** Whether info lines are written at all (tollgate never changes its level while it runs). */
+  readonly #enabled: boolean;
   readonly #intervalMs: number;
   readonly #clock: Clock;
   readonly #repeat: Repeat;
@@ -76,13 +77,13 @@ export class Audit {
   #stop: (() => void) | undefined;
 
   constructor(logger: Logger, options: AuditOptions) {
-    this.#log = logger;
     this.#issued = logger.child({ event: 'token.issued' });
     this.#revoked = logger.child({ event: 'token.revoked' });
     this.#revokeIgnored = logger.child({ event: 'token.revoke_ignored' });
     this.#introspected = logger.child({ event: 'token.introspected' });
     this.#summary = logger.child({ event: 'introspection.summary' });
     this.#each = options.introspections === 'each';
+    this.#enabled = logger.isLevelEnabled('info');
     this.#intervalMs = options.summaryInterval * 1000;
     this.#clock = options.clock;
     this.#repeat = options.repeat ?? everyInterval;
@@ -90,7 +91,7 @@ export class Audit {
   }
 
   tokenIssued(req: RequestContext, t: Issued): void {
-    if (!this.#log.isLevelEnabled('info')) return;
+    if (!this.#enabled) return;
     const line = {
       reqId: req.reqId,
       client_id: t.clientId,
@@ -115,6 +116,8 @@ export class Audit {
 
   /** One introspection answered to `clientId`; `reason` says why an inactive token is inactive. */
   introspected(req: RequestContext, clientId: string, jti: string | undefined, active: boolean, reason: string | undefined): void {
+    // Below info nothing would be written: nothing is counted either.
+    if (!this.#enabled) return;
     if (this.#each) {
       this.#introspected.info({ reqId: req.reqId, client_id: clientId, jti, active, reason, ip: req.ip }, 'token introspected');
       return;
@@ -131,7 +134,7 @@ export class Audit {
   /** An introspection by an authenticated client that failed (the store did not answer, …). */
   introspectionFailed(clientId: string): void {
     // With `each`, the error handler's own line says it.
-    if (!this.#each) this.#tally(clientId).errors += 1;
+    if (this.#enabled && !this.#each) this.#tally(clientId).errors += 1;
   }
 
   /** Writes the summary of every client that introspected since the last one, and starts over. */

@@ -138,10 +138,12 @@ describe('token audit lines', () => {
     expect(logs.events('token.revoke_ignored')).toEqual([expect.objectContaining({ client_id: 'svc', reason: 'unknown' })]);
   });
 
-  it('are not written below info', () => {
-    const { audit: a, logs } = audit('summary', 'warn');
+  it('are not written below info, and introspections are not even counted', () => {
+    const { audit: a, logs, timer } = audit('summary', 'warn');
     a.tokenIssued(REQ, { clientId: 'svc', scope: undefined, aud: 'x', jti: 'j', exp: 1, tokenType: 'Bearer' });
     a.introspected(REQ, 'rs', 'j', true, undefined);
+    a.introspectionFailed('rs');
+    expect(timer.intervals).toEqual([]);
     a.close();
     expect(logs.lines).toEqual([]);
   });
