@@ -167,8 +167,12 @@ export class Audit {
     if (tally === undefined) {
       tally = { active: 0, inactive: 0, errors: 0, reasons: {} };
       this.#tallies.set(clientId, tally);
-      // The timer runs only while there is something to summarise.
-      this.#stop ??= this.#repeat(this.#intervalMs, () => this.#tick());
+      // The timer runs only while there is something to summarise; a summary after a quiet
+      // spell starts from the first introspection, not from the end of the last summary.
+      if (this.#stop === undefined) {
+        this.#since = this.#clock.now();
+        this.#stop = this.#repeat(this.#intervalMs, () => this.#tick());
+      }
     }
     return tally;
   }

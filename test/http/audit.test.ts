@@ -88,7 +88,8 @@ describe('introspection summaries', () => {
       active: 0,
       inactive: 1,
       reasons: { unknown: 1 },
-      from: '2026-01-01T12:02:00.000Z',
+      // From the first introspection after the quiet minute.
+      from: '2026-01-01T12:02:30.000Z',
       to: '2026-01-01T12:03:30.000Z',
     });
   });
