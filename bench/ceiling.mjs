@@ -1,12 +1,13 @@
 // The ceiling: the least a client-credentials token endpoint can do with the same stack
-// (Fastify 5, @fastify/formbody, jose). It checks a plaintext secret in constant time, signs an
-// RS256 JWT with the claims tollgate issues (RFC 9068) and answers with no-store. No store, no
+// (Fastify 5, @fastify/formbody, jose). It checks a plaintext secret in constant time, signs a
+// JWT (RS256 unless CEILING_ALG says ES256 or EdDSA, as tollgate's keys.algorithm) with the claims tollgate issues (RFC 9068) and answers with no-store. No store, no
 // registry, no logging. It also serves GET /bare (the cost of a Fastify route that does nothing),
 // POST /bare (the same for a route that takes a form body, as introspection does) and GET /jwks
-// (a JWKS of one RSA 2048 key, the size of tollgate's).
+// (a JWKS of one key, the size of tollgate's with the same algorithm).
 //
 //   node bench/ceiling.mjs [--port N]        (or PORT=N; 0 picks a free port)
-//   CEILING_CLIENT_ID, CEILING_CLIENT_SECRET, CEILING_SCOPE, CEILING_AUDIENCE, CEILING_ISSUER, CEILING_TTL
+//   CEILING_CLIENT_ID, CEILING_CLIENT_SECRET, CEILING_SCOPE, CEILING_AUDIENCE, CEILING_ISSUER, CEILING_TTL,
+//   CEILING_ALG (RS256, ES256 or EdDSA; default RS256)
 //
 // It prints one JSON line {"event":"ceiling.started","url":…} once it listens.
 
@@ -25,10 +26,16 @@ const audience = process.env.CEILING_AUDIENCE ?? 'https://api.bench.test';
 const ttl = Number(process.env.CEILING_TTL ?? 3600);
 let issuer = process.env.CEILING_ISSUER; // set from the listening address when not given
 
-const { privateKey, publicKey } = await generateKeyPair('RS256', { modulusLength: 2048 });
+const alg = process.env.CEILING_ALG ?? 'RS256';
+if (!['RS256', 'ES256', 'EdDSA'].includes(alg)) {
+  console.error('ceiling: CEILING_ALG must be RS256, ES256 or EdDSA');
+  process.exit(1);
+}
+// The keys tollgate makes for the same keys.algorithm: RSA 2048, P-256, Ed25519.
+const { privateKey, publicKey } = await generateKeyPair(alg, alg === 'RS256' ? { modulusLength: 2048 } : alg === 'EdDSA' ? { crv: 'Ed25519' } : {});
 const publicJwk = await exportJWK(publicKey);
 const kid = await calculateJwkThumbprint(publicJwk);
-const jwks = { keys: [{ ...publicJwk, kid, alg: 'RS256', use: 'sig' }] };
+const jwks = { keys: [{ ...publicJwk, kid, alg, use: 'sig' }] };
 
 const digest = (s) => createHash('sha256').update(s).digest();
 const secretDigest = digest(clientSecret);
@@ -82,7 +89,7 @@ app.post('/token', async (req, reply) => {
     jti: randomBytes(18).toString('base64url'),
     scope,
   })
-    .setProtectedHeader({ alg: 'RS256', typ: 'at+jwt', kid })
+    .setProtectedHeader({ alg, typ: 'at+jwt', kid })
     .sign(privateKey);
   return reply.headers(noStore).send({ access_token: accessToken, token_type: 'Bearer', expires_in: ttl, scope });
 });

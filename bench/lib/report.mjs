@@ -48,10 +48,12 @@ export function verdict(checks) {
 
 const fmt = (v, digits = 0) => (v === undefined || !Number.isFinite(v) ? '—' : v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }));
 export const fmtRatio = (v) => (v === undefined ? '—' : `${v.toFixed(2)}x`);
+/** A share as a signed percentage: 0.08 is +8%. */
+export const fmtShare = (v) => (v === undefined ? '—' : `${v >= 0 ? '+' : ''}${(v * 100).toFixed(0)}%`);
 
-/** Rows: { scenario, server, stats, vsBase, vsOidc, vsP99, vsCpu, target, result }. */
+/** Rows: { scenario, server, stats, vsBase, vsOidc, vsP99, vsCpu, ownCpuUs, ownCpuShare, target, result }. */
 export function formatTable(rows) {
-  const header = ['scenario', 'server', 'req/s', 'p50 ms', 'p99 ms', 'RSS MiB', 'CPU µs/req', '÷ ceiling', '÷ oidc', 'p99 ÷ ceil', 'CPU ÷ ref', 'target', 'result'];
+  const header = ['scenario', 'server', 'req/s', 'p50 ms', 'p99 ms', 'RSS MiB', 'CPU µs/req', '÷ ceiling', '÷ oidc', 'p99 ÷ ceil', 'CPU ÷ ref', 'own CPU', 'target', 'result'];
   const cells = rows.map((r) => [
     r.scenario,
     r.server,
@@ -64,10 +66,11 @@ export function formatTable(rows) {
     r.vsOidc === undefined ? '' : fmtRatio(r.vsOidc),
     r.vsP99 === undefined ? '' : fmtRatio(r.vsP99),
     r.vsCpu === undefined ? '' : fmtRatio(r.vsCpu),
+    r.ownCpuUs === undefined ? '' : `${fmt(r.ownCpuUs)} µs ${fmtShare(r.ownCpuShare)}`,
     r.target ?? '',
     r.result ?? '',
   ]);
-  const numeric = new Set([2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  const numeric = new Set([2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
   const line = (c) => c.map((v, i) => (numeric.has(i) ? v.padStart(widths[i]) : v.padEnd(widths[i]))).join('  ').trimEnd();
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line)].join('\n');

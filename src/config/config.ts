@@ -307,6 +307,16 @@ export const configSchema = z.strictObject({
   log: z
     .strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('The lowest level logged.'),
+      introspections: z
+        .enum(['summary', 'each'], { error: 'must be summary or each' })
+        .default('summary')
+        .describe(
+          'How introspections are audited at info: summary writes one line per calling client every log.summary_interval ' +
+            '(counts of active, inactive and failed answers, inactive ones by reason); each writes one line per introspection',
+        ),
+      summary_interval: durationSchema(1, 3600)
+        .default(60)
+        .describe('Seconds between introspection summary lines (with log.introspections: summary), such as 30s or 5m; what is counted is also written at shutdown'),
     })
     .prefault({})
     .describe('The log on stdout.'),

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Metrics } from '../metrics/metrics.js';
+import type { Audit } from './audit.js';
 import { TOKEN_PATH } from '../oauth/metadata.js';
 import { issueToken, type TokenDeps } from '../oauth/token.js';
 import type { CertificateSource } from './client-certificate.js';
@@ -9,6 +10,7 @@ import { headerValues, noStore } from './headers.js';
 export interface TokenRouteDeps extends TokenDeps {
   certificates: CertificateSource;
   metrics: Metrics;
+  audit: Audit;
 }
 
 /** POST /oauth2/token: the client credentials grant (RFC 6749 §4.4) answering RFC 9068 JWTs. */
@@ -27,19 +29,10 @@ export function tokenRoute(app: FastifyInstance, deps: TokenRouteDeps): void {
       deps,
     );
     deps.metrics.tokensIssued.child(client.clientId).inc();
-    req.log.info(
-      {
-        event: 'token.issued',
-        client_id: client.clientId,
-        scope: claims.scope,
-        aud: claims.aud,
-        jti: claims.jti,
-        token_type: response.token_type,
-        ip: req.ip,
-        // Workload identity federation: which trusted issuer vouched for which workload.
-        ...(federated === undefined ? {} : { federated_issuer: federated.issuer, federated_subject: federated.subject }),
-      },
-      'token issued',
+    // Every issuance is traceable: one audit line each, at info.
+    deps.audit.tokenIssued(
+      { reqId: req.id, ip: req.ip },
+      { clientId: client.clientId, scope: claims.scope, aud: claims.aud, jti: claims.jti, exp: claims.exp, tokenType: response.token_type, federated },
     );
     // RFC 6749 §5.1: the answer carries a credential, so no cache may keep it.
     return reply.code(200).headers(noStore).send(response);

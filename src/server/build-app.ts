@@ -1,6 +1,7 @@
 import formbody from '@fastify/formbody';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
+import { Audit } from '../http/audit.js';
 import { metricsRoute } from '../http/metrics-route.js';
 import { discoveryRoutes } from '../http/discovery-route.js';
 import { errorHandler, pathOf, sendError } from '../http/errors.js';
@@ -21,7 +22,7 @@ export const BODY_LIMIT = 16 * 1024;
 
 /** How the HTTP server behaves, apart from the services behind its endpoints. */
 export interface HttpOptions {
-  config: Pick<Config, 'trust_proxy' | 'metadata' | 'listen'>;
+  config: Pick<Config, 'trust_proxy' | 'metadata' | 'listen' | 'log'>;
   logger: Logger;
   /** What /metrics serves; the metrics' own registry if omitted (under --workers, every worker's). */
   metricsText?: () => Promise<string>;
@@ -57,9 +58,21 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const services = isServices(deps) ? deps : wireServices(deps);
   const { metrics } = services;
   const onError = errorHandler(deps.registry, metrics);
+  // The audit lines (tokens issued and revoked, introspections) go through the server's logger.
+  const { logger } = deps;
+  const audit = new Audit(logger, {
+    introspections: deps.config.log.introspections,
+    summaryInterval: deps.config.log.summary_interval,
+    clock: services.clock,
+  });
   /** The access line and the request metrics of one answer. */
   const recordAnswer = (req: FastifyRequest, reply: FastifyReply): void => {
-    req.log.info({ method: req.method, path: pathOf(req), status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
+    // At debug: at info, the audit lines say what matters, and a resource server introspecting
+    // thousands of times a second must not cost its operator thousands of lines a second.
+    // Checked first, so that at info no object is made for a line that is not written.
+    if (logger.isLevelEnabled('debug')) {
+      req.log.debug({ method: req.method, path: pathOf(req), status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
+    }
     // The route's pattern, never the raw URL: labels must stay few.
     metrics.observeRequest(req.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
   };
@@ -118,9 +131,14 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   });
 
   const { config, registry, store } = services;
-  tokenRoute(app, services);
-  introspectionRoute(app, services);
-  revocationRoute(app, services);
+  tokenRoute(app, { ...services, audit });
+  introspectionRoute(app, { ...services, audit });
+  revocationRoute(app, { ...services, audit });
+  // What the introspection summaries have counted is written before the server stops.
+  app.addHook('onClose', (_app, done) => {
+    audit.close();
+    done();
+  });
   discoveryRoutes(app, {
     registry,
     keys: services.keys,

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 /**
  * Where a token's state lives in a store spread over several servers (Redis Cluster): with its
@@ -19,7 +19,8 @@ const TAGGED_JTI = new RegExp(`^[A-Za-z0-9]{${TAG_OFFSET}}[A-Za-z0-9_-]{${TAGGED
 
 /** The tag of a client: base64url characters only, whatever the client_id holds. */
 export function clientTag(clientId: string): string {
-  return createHash('sha256').update(clientId).digest('base64url').slice(0, CLIENT_TAG_LENGTH);
+  // The one-shot hash: a Hash object costs several times as much, once per token issued.
+  return hash('sha256', clientId, 'base64url').slice(0, CLIENT_TAG_LENGTH);
 }
 
 /** The tag a jti carries, or undefined for a jti without one (issued before tags, or not by tollgate). */

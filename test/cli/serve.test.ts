@@ -51,8 +51,17 @@ describe('tollgate serve', () => {
       typ: 'at+jwt',
     });
     expect(payload).toMatchObject({ sub: clientId, client_id: clientId, scope: 'ledger:read' });
+    // A client may introspect its own token; the summary of it is written when the server stops.
+    const introspected = await fetch(`${server.url}/oauth2/introspect`, { method: 'POST', headers: { ...FORM, authorization: basic(clientId, secret) }, body: `token=${token}` });
+    expect(await introspected.json()).toMatchObject({ active: true });
 
     expect(await server.stop('SIGTERM')).toBe(0);
+    const summaries = server
+      .stdout()
+      .split('\n')
+      .filter((l) => l.includes('"introspection.summary"'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(summaries).toEqual([expect.objectContaining({ client_id: clientId, active: 1, inactive: 0 })]);
     expect(server.stdout()).not.toContain(secret);
     expect(server.stdout()).not.toContain(token);
     expect(server.stderr()).toBe('');

@@ -260,3 +260,43 @@ describe('keys.source and keys.encryption_key_file', () => {
     ]);
   });
 });
+
+describe('log.introspections and log.summary_interval', () => {
+  it('default to a summary every minute', () => {
+    const log = loadConfig(configFile('issuer: https://a.test\n')).log;
+    expect(log).toEqual({ level: 'info', introspections: 'summary', summary_interval: 60 });
+  });
+
+  it.each([
+    ['each, with a duration', 'log: { introspections: each, summary_interval: 5m }\n', { introspections: 'each', summary_interval: 300 }],
+    ['summary, with seconds', 'log: { introspections: summary, summary_interval: 10 }\n', { introspections: 'summary', summary_interval: 10 }],
+    ['the shortest interval', 'log: { summary_interval: 1s }\n', { introspections: 'summary', summary_interval: 1 }],
+    ['the longest interval', 'log: { summary_interval: 1h }\n', { introspections: 'summary', summary_interval: 3600 }],
+  ])('reads %s', (_what, text, expected) => {
+    expect(loadConfig(configFile(`issuer: https://a.test\n${text}`)).log).toMatchObject(expected);
+  });
+
+  it.each([
+    ['another word', 'introspections: all', /^log\.introspections: must be summary or each$/],
+    ['a boolean', 'introspections: true', /^log\.introspections: must be summary or each$/],
+    ['a list', 'introspections: [each]', /^log\.introspections: must be summary or each$/],
+    ['no time at all', 'summary_interval: 0s', /^log\.summary_interval: must be a duration from 1s to 3600s/],
+    ['more than an hour', 'summary_interval: 2h', /^log\.summary_interval: must be a duration from 1s to 3600s/],
+    ['a word', 'summary_interval: often', /^log\.summary_interval: must be a duration/],
+    ['a negative number', 'summary_interval: -5', /^log\.summary_interval: must be a duration/],
+    ['a mapping', 'summary_interval: { s: 5 }', /^log\.summary_interval: must be a duration/],
+  ])('refuses %s with the file, the line and the path', (_what, line, message) => {
+    const file = configFile(`issuer: https://a.test\nlog:\n  ${line}\n`);
+    const found = problems(() => loadConfig(file));
+    expect(found).toHaveLength(1);
+    expect(found[0]!.replace(`${file}:3: `, '')).toMatch(message);
+  });
+
+  it('takes overrides from the environment, and names the variable when one is bad', () => {
+    const file = configFile('issuer: https://a.test\n');
+    expect(loadConfig(file, { env: { TOLLGATE_LOG__INTROSPECTIONS: 'each', TOLLGATE_LOG__SUMMARY_INTERVAL: '30s' } }).log).toMatchObject({ introspections: 'each', summary_interval: 30 });
+    expect(problems(() => loadConfig(file, { env: { TOLLGATE_LOG__INTROSPECTIONS: 'sometimes' } }))).toEqual([
+      'environment TOLLGATE_LOG__INTROSPECTIONS: log.introspections: must be summary or each',
+    ]);
+  });
+});

@@ -1,6 +1,8 @@
+import { randomUUID } from 'node:crypto';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { createLogger } from '../../src/server/log.js';
-import { API, client, registryYaml, tokenRequest } from '../builders.js';
+import { createLogger, serializeError, serializeRequest } from '../../src/server/log.js';
+import { API, client, introspect, registryYaml, revoke, tokenRequest } from '../builders.js';
 import { basic, buildTestApp, LogCapture } from '../helpers.js';
 import { rawRequest } from './raw-socket.js';
 
@@ -124,5 +126,73 @@ describe('a parser error logged by accident', () => {
       expect(strings(JSON.parse(line)).flatMap((s) => decodings(s)).some((s) => s.includes(SECRET))).toBe(false);
       expect(line).toContain('HPE_INVALID_METHOD');
     }
+  });
+});
+
+/** Every needle found in any decoded field of any line. */
+function secretsIn(lines: readonly string[], needles: readonly string[]): string[] {
+  return lines.flatMap((line) =>
+    strings(JSON.parse(line))
+      .flatMap((s) => decodings(s))
+      .flatMap((s) => needles.filter((n) => s.includes(n)).map((n) => `${n.slice(0, 12)}… in ${line.slice(0, 200)}`)),
+  );
+}
+
+describe('the audit lines of a working server hold no secret, at debug and trace, one line per introspection', () => {
+  it.each(['debug', 'trace'] as const)('at %s', async (level) => {
+    const logs = new LogCapture();
+    const t = await buildTestApp({
+      clients: await registryYaml([client({ id: 'svc', secret: SECRET, audiences: [API], introspect: true })]),
+      config: 'issuer: https://auth.test\nclients_file: ./clients.yaml\nkeys: { dir: ./keys }\nstore: { kind: memory }\nlog: { introspections: each }\n',
+      deps: { logger: createLogger(level, logs) },
+    });
+    const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
+    const proof = await new SignJWT({ htm: 'POST', htu: 'https://auth.test/oauth2/token', iat: Math.floor(t.clock.ms / 1000), jti: randomUUID() })
+      .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk: await exportJWK(publicKey) })
+      .sign(privateKey);
+    const viaBasic = await tokenRequest(t.app, { client: 'svc', secret: SECRET });
+    const viaBody = await tokenRequest(t.app, { client: 'svc', secret: SECRET, auth: 'post' });
+    const bound = await tokenRequest(t.app, { client: 'svc', secret: SECRET, headers: { dpop: proof } });
+    for (const r of [viaBasic, viaBody, bound]) expect(r.statusCode, r.body).toBe(200);
+    expect(bound.json().token_type).toBe('DPoP');
+    const tokens = [viaBasic, viaBody, bound].map((r) => r.json().access_token as string);
+    // An assertion that fails, carrying a token as its bytes: neither may be echoed.
+    const assertion = tokens[0]!;
+    const refused = await tokenRequest(t.app, {
+      params: { client_id: 'svc', client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: assertion },
+    });
+    expect(refused.statusCode).toBe(401);
+    for (const token of tokens) expect((await introspect(t.app, token, { client: 'svc', secret: SECRET })).json()).toMatchObject({ active: true });
+    expect((await revoke(t.app, tokens[1]!, { client: 'svc', secret: SECRET })).statusCode).toBe(200);
+    expect((await introspect(t.app, tokens[1]!, { client: 'svc', secret: SECRET, auth: 'post' })).json()).toEqual({ active: false });
+    await t.app.close();
+
+    // Not vacuous: each kind of line was written.
+    expect(logs.events('token.issued')).toHaveLength(3);
+    expect(logs.events('token.introspected')).toHaveLength(4);
+    expect(logs.events('token.revoked')).toHaveLength(1);
+    expect(logs.events('client.auth_failed')).toHaveLength(1);
+    expect(logs.lines.some((l) => (JSON.parse(l) as { msg?: string }).msg === 'request')).toBe(true);
+    const needles = [SECRET, proof, proof.split('.')[2]!, ...tokens, ...tokens.map((tk) => tk.split('.')[2]!), basic('svc', SECRET).slice('Basic '.length)];
+    expect(secretsIn(logs.lines, needles)).toEqual([]);
+  });
+});
+
+describe('the serializers', () => {
+  it('keep a request to its method, its path without the query, and its id', () => {
+    const req = { method: 'POST', url: `/oauth2/token?client_secret=${SECRET}`, id: 'req-3', headers: { authorization: basic('svc', SECRET), cookie: SECRET, dpop: SECRET }, body: { client_secret: SECRET } };
+    expect(serializeRequest(req)).toEqual({ method: 'POST', path: '/oauth2/token', id: 'req-3' });
+    const logs = new LogCapture();
+    createLogger('trace', logs).info({ req, request: req }, 'a request logged by accident');
+    expect(logs.lines).toHaveLength(1);
+    expect(secretsIn(logs.lines, [SECRET])).toEqual([]);
+  });
+
+  it('keep an error to its type, message, stack, code and causes', () => {
+    const cause = Object.assign(new Error('inner'), { code: 'ECONNREFUSED', config: { password: SECRET } });
+    const err = Object.assign(new TypeError('outer', { cause }), { code: 'E_OUTER', headers: { authorization: SECRET }, rawPacket: Buffer.from(SECRET) });
+    expect(serializeError(err)).toEqual({ type: 'TypeError', message: 'outer', stack: err.stack, code: 'E_OUTER', cause: { type: 'Error', message: 'inner', stack: cause.stack, code: 'ECONNREFUSED' } });
+    expect(serializeError('plain text')).toBe('plain text');
+    expect(serializeError({ secret: SECRET })).toEqual({ type: 'non-error object' });
   });
 });

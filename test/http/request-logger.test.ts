@@ -21,7 +21,8 @@ const token = (t: Awaited<ReturnType<typeof app>>, secret: string) =>
 
 describe('request loggers', () => {
   it('tag every line of one request with the same reqId, and each request with its own', async () => {
-    const t = await app();
+    // At debug, where the access lines are written.
+    const t = await app('debug');
     expect((await token(t, SECRET)).statusCode).toBe(200);
     expect((await token(t, SECRET)).statusCode).toBe(200);
     const lines = t.logs.lines.map((l) => JSON.parse(l) as Record<string, unknown>);
@@ -32,6 +33,14 @@ describe('request loggers', () => {
     expect(issued.map((l) => l.reqId)).toEqual(access.map((l) => l.reqId));
     expect(issued[0]!.reqId).not.toBe(issued[1]!.reqId);
     expect(issued[0]).toMatchObject({ service: 'tollgate', level: 'info' });
+    expect(access[0]).toMatchObject({ level: 'debug', method: 'POST', path: '/oauth2/token', status: 200 });
+  });
+
+  it('write only the audit line of a token at info: no access line, no per-request logger', async () => {
+    const t = await app('info');
+    expect((await token(t, SECRET)).statusCode).toBe(200);
+    const lines = t.logs.lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines).toEqual([expect.objectContaining({ level: 'info', event: 'token.issued', client_id: 'svc', reqId: expect.any(String) })]);
   });
 
   it('write nothing below the configured level, and still write what is above it with the reqId', async () => {

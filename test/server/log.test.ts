@@ -1,3 +1,4 @@
+import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/server/log.js';
 import { LogCapture } from '../helpers.js';
@@ -23,5 +24,12 @@ describe('log lines', () => {
     logger.info('hidden');
     logger.child({ reqId: 'r1' }).warn('shown');
     expect(logs.lines.map((l) => JSON.parse(l) as Record<string, unknown>)).toEqual([expect.objectContaining({ level: 'warn', reqId: 'r1', msg: 'shown' })]);
+  });
+
+  // Regression: pino's default stdout is synchronous, and on a full pipe (a slow log collector)
+  // it slept 100 ms on the event loop per write, every request waiting behind it.
+  it('go to stdout asynchronously, so that a full pipe cannot stall the server', () => {
+    const stream = (createLogger('info') as unknown as Record<symbol, { sync?: boolean; fd?: number }>)[pino.symbols.streamSym];
+    expect(stream).toMatchObject({ sync: false, fd: 1 });
   });
 });
