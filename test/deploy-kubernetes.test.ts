@@ -543,10 +543,11 @@ describe('deploy/kubernetes', () => {
     expect(problems).toHaveLength(2);
     expect(problems[0]).toMatch(/^TOLLGATE_STORE__URI: .*store/);
     expect(problems[1]).toBe('UV_THREADPOOL is read by neither tollgate nor Node');
-    // The Service "tollgate" would give every pod TOLLGATE_PORT, TOLLGATE_SERVICE_HOST…
+    // The Service "tollgate" would give every pod TOLLGATE_PORT, TOLLGATE_SERVICE_HOST…: no
+    // config field, so this check names them, while tollgate itself leaves them alone and starts.
     const links = copy();
     delete podSpec(links).enableServiceLinks;
-    expect(envProblems(links).map((p) => p.split(':')[0]).sort()).toEqual([
+    expect(envProblems(links).map((p) => p.split(/[: ]/)[0]).sort()).toEqual([
       'TOLLGATE_PORT',
       'TOLLGATE_PORT_80_TCP',
       'TOLLGATE_PORT_80_TCP_ADDR',
@@ -556,7 +557,7 @@ describe('deploy/kubernetes', () => {
       'TOLLGATE_SERVICE_PORT',
       'TOLLGATE_SERVICE_PORT_HTTP',
     ]);
-    expect(configProblems(links).join('\n')).toMatch(/environment TOLLGATE_SERVICE_HOST: .*unknown field/);
+    expect(configProblems(links)).toEqual([]);
   });
 
   it('sizes the thread pool to the CPU limit', () => {

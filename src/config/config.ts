@@ -343,6 +343,12 @@ const PATH_FIELDS: readonly DocPath[] = [['clients_file'], ['keys', 'dir'], ['st
 const ENV_PREFIX = 'TOLLGATE_';
 /** Variables with the prefix that are not overrides of a config field. */
 const NOT_OVERRIDES = new Set(['TOLLGATE_CONFIG', 'TOLLGATE_DEBUG']);
+/**
+ * The variables Kubernetes gives every pod for a Service named tollgate (service links:
+ * TOLLGATE_SERVICE_HOST, TOLLGATE_PORT_8080_TCP_ADDR, …). No config field has such a name, so
+ * they are left alone rather than refused as unknown fields.
+ */
+const SERVICE_LINK = /^TOLLGATE_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT(_\d+_(TCP|UDP|SCTP)(_PROTO|_PORT|_ADDR)?)?)$/;
 /** Overrides taken as typed, never read as a number or a list: a password of digits stays a string. */
 const STRING_OVERRIDES = new Set(['keys.encryption_key_file', 'keys.previous_encryption_key_file', 'store.url', 'store.username', 'store.password', 'store.sentinel.username', 'store.sentinel.password']);
 
@@ -420,7 +426,7 @@ interface Override {
 function applyEnvOverrides(target: Record<string, unknown>, env: NodeJS.ProcessEnv): Override[] {
   const applied: Override[] = [];
   for (const [name, value] of Object.entries(env)) {
-    if (!name.startsWith(ENV_PREFIX) || NOT_OVERRIDES.has(name) || value === undefined) continue;
+    if (!name.startsWith(ENV_PREFIX) || NOT_OVERRIDES.has(name) || SERVICE_LINK.test(name) || value === undefined) continue;
     const keys = name.slice(ENV_PREFIX.length).toLowerCase().split('__');
     if (keys.some((k) => k === '' || k === '__proto__' || k === 'constructor' || k === 'prototype')) {
       throw ConfigError.single(`environment ${name}`, 'is not a valid override name');

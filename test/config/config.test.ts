@@ -59,6 +59,23 @@ describe('loadConfig', () => {
     expect(problems(() => loadConfig(file, { env: { TOLLGATE___PROTO__: '1' } }))[0]).toMatch(/not a valid override name/);
   });
 
+  it('leaves alone the variables Kubernetes gives a pod for a Service named tollgate, and nothing else like them', () => {
+    const file = configFile('issuer: https://auth.example.com\n');
+    const serviceLinks = {
+      TOLLGATE_SERVICE_HOST: '10.96.0.12',
+      TOLLGATE_SERVICE_PORT: '80',
+      TOLLGATE_SERVICE_PORT_HTTP: '80',
+      TOLLGATE_PORT: 'tcp://10.96.0.12:80',
+      TOLLGATE_PORT_80_TCP: 'tcp://10.96.0.12:80',
+      TOLLGATE_PORT_80_TCP_PROTO: 'tcp',
+      TOLLGATE_PORT_80_TCP_PORT: '80',
+      TOLLGATE_PORT_80_TCP_ADDR: '10.96.0.12',
+    };
+    expect(loadConfig(file, { env: serviceLinks }).issuer).toBe('https://auth.example.com');
+    expect(problems(() => loadConfig(file, { env: { TOLLGATE_PORTS: '80' } }))).toEqual(['environment TOLLGATE_PORTS: ports: unknown field']);
+    expect(problems(() => loadConfig(file, { env: { TOLLGATE_PORT_80: 'x' } }))).toEqual(['environment TOLLGATE_PORT_80: port_80: unknown field']);
+  });
+
   it('lists every problem with file, line and path', () => {
     const file = configFile(`issuer: https://auth.example.com/
 listen:

@@ -74,11 +74,13 @@ describe('StoreKeySet', () => {
     const a = await StoreKeySet.open(store, options([kek], { clock }));
     const b = await StoreKeySet.open(sqliteAt(store.path), options([kek], { clock }));
     const first = a.signingKey().kid;
+    // A key made later than the first, so that newest-first has one order.
+    clock.advance(1);
     const { kid, signsFrom } = await a.rotate();
     expect(signsFrom).toBe(clock.now() + 600_000);
     const events: StoreKeySetEvent[] = [];
     await b.refresh((e) => events.push(e));
-    expect(events).toEqual([{ type: 'reloaded', kids: [kid, first], skipped: [] }]);
+    expect(events).toEqual([{ type: 'reloaded', kids: [kid, first], skipped: [], untimed: [] }]);
     expect(b.jwks().keys.map((k) => k.kid)).toEqual([kid, first]);
     expect(b.signingKey().kid).toBe(first);
     expect(b.list().map((k) => k.use)).toEqual(['pending', 'signing']);
