@@ -2,7 +2,7 @@ import { createCipheriv, createDecipheriv, createHash, randomBytes, type KeyObje
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '../shared/config-error.js';
 import { permissionProblem } from '../shared/file-access.js';
-import type { SigningKeyRecord } from './key-record-store.js';
+import type { SigningKeyRecord } from '../shared/signing-key-records.js';
 import { KEY_KINDS, keyKindOf, publicJwkOf } from './key-material.js';
 
 /** A key-encryption key: 32 bytes for AES-256-GCM, the file it came from, and its id. */

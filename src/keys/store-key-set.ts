@@ -1,7 +1,7 @@
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { systemClock, type Clock } from '../shared/clock.js';
 import { ConfigError } from '../shared/config-error.js';
-import type { SigningKeyRecord, SigningKeyRecords } from './key-record-store.js';
+import type { SigningKeyRecord, SigningKeyRecords } from '../shared/signing-key-records.js';
 import type { KeySetEvent, KeyUse } from './disk-key-set.js';
 import { sealPrivateKey, unseal, type Kek, type KeyTimes } from './key-encryption.js';
 import { keyKindOf, newPrivateKey, publicJwkOf, signingCryptoKey, type StoredKeyAlgorithm } from './key-material.js';

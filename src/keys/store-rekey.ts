@@ -1,5 +1,5 @@
 import { ConfigError } from '../shared/config-error.js';
-import type { Reseal, SigningKeyRecords } from './key-record-store.js';
+import type { Reseal, SigningKeyRecords } from '../shared/signing-key-records.js';
 import { sealPrivateKey, type Kek } from './key-encryption.js';
 import { openRecords } from './store-key-set.js';
 

@@ -3,7 +3,7 @@ import type { ClientRegistry } from '../clients/registry.js';
 import { CounterFamily, HistogramFamily, type CounterChild, type HistogramChild } from './metric-families.js';
 import type { KeySet } from '../keys/key-set.js';
 import type { ClaimOptions, Counter as FailureCounter, CounterLimit, Reservation, ReservedHit, TokenRecord, TokenStore } from '../store/token-store.js';
-import type { Reseal, SigningKeyList, SigningKeyRecord } from '../store/signing-key-records.js';
+import type { Reseal, SigningKeyList, SigningKeyRecord } from '../shared/signing-key-records.js';
 
 /**
  * The Prometheus metrics of one server, in a registry of its own (not prom-client's global

@@ -1,5 +1,5 @@
 import { MAX_TTL } from '../shared/limits.js';
-import type { Reseal, SigningKeyList, SigningKeyRecord } from './signing-key-records.js';
+import type { Reseal, SigningKeyList, SigningKeyRecord } from '../shared/signing-key-records.js';
 import { revokedByClient, withClientRevocation, type Counter, type CounterLimit, type Reservation, type ReservedHit, type TokenRecord, type TokenStore } from './token-store.js';
 
 /** Token state in this process only: the reference adapter, for tests and throwaway runs. */

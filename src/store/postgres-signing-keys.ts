@@ -1,5 +1,5 @@
 import type { Sql } from 'postgres';
-import type { Reseal, SigningKeyList, SigningKeyRecord } from './signing-key-records.js';
+import type { Reseal, SigningKeyList, SigningKeyRecord } from '../shared/signing-key-records.js';
 
 interface KeyRow {
   kid: string;

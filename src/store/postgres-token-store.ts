@@ -7,7 +7,7 @@ import { MAX_TTL } from '../shared/limits.js';
 import { parsePostgresUrl, redactPassword, type PostgresTarget } from '../shared/postgres-url.js';
 import { migrate, PostgresSchemaError, POSTGRES_SCHEMA_VERSION, readVersion } from './postgres-schema.js';
 import { postgresSigningKeys } from './postgres-signing-keys.js';
-import type { Reseal, SigningKeyList, SigningKeyRecord } from './signing-key-records.js';
+import type { Reseal, SigningKeyList, SigningKeyRecord } from '../shared/signing-key-records.js';
 import { withClientRevocation, type Counter, type CounterLimit, type Reservation, type ReservedHit, type TokenRecord, type TokenStore } from './token-store.js';
 
 /** Connections per process: enough for pipelined traffic, few enough for many instances on one server. */

@@ -4,7 +4,7 @@ import { MAX_TTL } from '../shared/limits.js';
 import { TOKEN_SCRIPTS, type TokenScripts } from './redis-scripts.js';
 import { parseRedisNode, parseRedisUrl } from '../shared/redis-url.js';
 import { clientTag, jtiTag } from './token-slot.js';
-import type { Reseal, SigningKeyList, SigningKeyRecord } from './signing-key-records.js';
+import type { Reseal, SigningKeyList, SigningKeyRecord } from '../shared/signing-key-records.js';
 import { withClientRevocation, type Counter, type CounterLimit, type Reservation, type ReservedHit, type TokenRecord, type TokenStore } from './token-store.js';
 
 /** How long one command may take before the request gets a 503 instead of waiting on. */

@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import type { Reseal, SigningKeyList, SigningKeyRecord } from './signing-key-records.js';
+import type { Reseal, SigningKeyList, SigningKeyRecord } from '../shared/signing-key-records.js';
 
 /** The tables of the signing key records, migration 5 of the SQLite store. */
 export const SIGNING_KEYS_MIGRATION = `CREATE TABLE signing_keys (

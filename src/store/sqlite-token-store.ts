@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { ConfigError } from '../shared/config-error.js';
 import { MAX_TTL } from '../shared/limits.js';
-import type { Reseal, SigningKeyList, SigningKeyRecord } from './signing-key-records.js';
+import type { Reseal, SigningKeyList, SigningKeyRecord } from '../shared/signing-key-records.js';
 import { SIGNING_KEYS_MIGRATION, SqliteSigningKeys } from './sqlite-signing-keys.js';
 import { withClientRevocation, type ClaimOptions, type Counter, type CounterLimit, type Reservation, type ReservedHit, type TokenRecord, type TokenStore } from './token-store.js';
 

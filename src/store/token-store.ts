@@ -1,4 +1,4 @@
-import type { SigningKeyRecords } from './signing-key-records.js';
+import type { SigningKeyRecords } from '../shared/signing-key-records.js';
 
 /**
  * What tollgate remembers of an issued access token: enough to answer introspection and

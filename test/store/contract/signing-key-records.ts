@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import type { SigningKeyRecord, SigningKeyRecords } from '../../../src/store/signing-key-records.js';
+import type { SigningKeyRecord, SigningKeyRecords } from '../../../src/shared/signing-key-records.js';
 
 let n = 0;
 /** A record as the store sees it: opaque text, which no adapter may read into. */

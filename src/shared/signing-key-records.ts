@@ -1,9 +1,9 @@
 /**
  * A signing key as the store keeps it for every instance of a fleet: the public half in clear,
  * the private half sealed (AES-256-GCM under the key-encryption key, see keys/key-encryption.ts).
- * The store never sees a private key in clear. keys/key-record-store.ts declares the same shape
- * for the keys, which may not import a store (server/services.ts hands one to the other, so the
- * compiler keeps the two in step).
+ * The store never sees a private key in clear. Declared in shared/ because both sides use it:
+ * every token store implements it, and the keys (keys/store-key-set.ts) work through it, while
+ * neither may import the other.
  */
 export interface SigningKeyRecord {
   /** RFC 7638 thumbprint of the public key. */
