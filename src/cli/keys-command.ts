@@ -1,11 +1,11 @@
 import { unlinkSync } from 'node:fs';
-import { loadRegistryFile } from '../clients/yaml-registry.js';
 import { ConfigError } from '../shared/config-error.js';
-import { loadConfig, type Config } from '../config/config.js';
+import { loadConfig } from '../config/config.js';
 import { generateKeyFile } from '../keys/disk-key-set.js';
 import { refuseReadOnly } from '../keys/key-dir.js';
 import { removableTimes } from '../keys/key-retention.js';
 import type { Io } from './io.js';
+import { longestTokenLifetime, pruneKeys as pruneListed } from './key-pruning.js';
 import { copyDirKeysToStore, listStoreKeys, pruneStoreKeys, rekeyKeys, rotateStoreKey } from './keys-store-command.js';
 import { iso, loadKeySet, publishBeforeUseMs } from './key-folder.js';
 import { exportKeys, importKey } from './keys-transfer-command.js';
@@ -156,34 +156,7 @@ async function pruneKeys(args: string[], io: Io): Promise<number> {
     return 0;
   }
   const keys = removableTimes(keySet.list(), { maxTokenTtlMs: longestTokenLifetime(config) * 1000 });
-  const now = Date.now();
-  let removed = 0;
-  for (const k of keys) {
-    // Only keys that merely verify can go, and never every key: the signing key always stays.
-    if (k.use === 'published' && k.removableAt !== undefined && now >= k.removableAt && removed < keys.length - 1) {
-      if (!dryRun) removeKeyFile(k.file);
-      io.out(k.kid);
-      removed++;
-    } else if (k.use === 'signing') {
-      io.err(`kid ${k.kid} signs new tokens`);
-    } else if (k.use === 'pending') {
-      io.err(`kid ${k.kid} is pending: it signs from ${iso(k.signsFrom)}`);
-    } else {
-      io.err(`kid ${k.kid} still verifies tokens until ${k.removableAt === undefined ? 'further notice' : iso(k.removableAt)}`);
-    }
-  }
-  const count = `${removed} key${removed === 1 ? '' : 's'}`;
-  io.err(removed === 0 ? 'no key can be removed yet' : dryRun ? `dry run: ${count} can be removed; nothing was removed` : `removed ${count}`);
-  return 0;
-}
-
-/**
- * The longest lifetime, in seconds, that a token can be given: tokens.ttl or any client's
- * token_ttl (disabled clients included: their tokens still verify offline until they expire).
- */
-function longestTokenLifetime(config: Config): number {
-  const registry = loadRegistryFile(config.clients_file, { defaultAudience: config.tokens.audience });
-  return Math.max(config.tokens.ttl, ...registry.all().map((c) => c.tokenTtl ?? 0));
+  return pruneListed(keys, dryRun, (k) => removeKeyFile(k.file), io);
 }
 
 function removeKeyFile(file: string): void {

@@ -1,6 +1,5 @@
 import type { KeyObject } from 'node:crypto';
 import { resolve } from 'node:path';
-import { loadRegistryFile } from '../clients/yaml-registry.js';
 import { loadConfig, type Config } from '../config/config.js';
 import { DiskKeySet } from '../keys/disk-key-set.js';
 import { readKek, readKeks, sealPrivateKey, type Kek, type KeyTimes } from '../keys/key-encryption.js';
@@ -13,6 +12,8 @@ import { ConfigError } from '../shared/config-error.js';
 import { createTokenStore, describeStore } from '../store/create-token-store.js';
 import type { TokenStore } from '../store/token-store.js';
 import type { Io } from './io.js';
+import { iso } from './key-folder.js';
+import { longestTokenLifetime, pruneKeys } from './key-pruning.js';
 import { formatTable } from './table.js';
 import { configPath, parseCommand, positionals, UsageError } from './usage.js';
 
@@ -103,25 +104,7 @@ export async function pruneStoreKeys(config: Config, io: Io, dryRun: boolean): P
       return 0;
     }
     const keys = withRemovalTimes(set, longestTokenLifetime(config) * 1000);
-    const now = Date.now();
-    let removed = 0;
-    for (const k of keys) {
-      // Only keys that merely verify can go, and never every key: the signing key always stays.
-      if (k.use === 'published' && k.removableAt !== undefined && now >= k.removableAt && removed < keys.length - 1) {
-        if (!dryRun) await store.removeSigningKey(k.kid);
-        io.out(k.kid);
-        removed++;
-      } else if (k.use === 'signing') {
-        io.err(`kid ${k.kid} signs new tokens`);
-      } else if (k.use === 'pending') {
-        io.err(`kid ${k.kid} is pending: it signs from ${iso(k.signsFrom)}`);
-      } else {
-        io.err(`kid ${k.kid} still verifies tokens until ${k.removableAt === undefined ? 'further notice' : iso(k.removableAt)}`);
-      }
-    }
-    const count = `${removed} key${removed === 1 ? '' : 's'}`;
-    io.err(removed === 0 ? 'no key can be removed yet' : dryRun ? `dry run: ${count} can be removed; nothing was removed` : `removed ${count}`);
-    return 0;
+    return pruneKeys(keys, dryRun, (k) => store.removeSigningKey(k.kid).then(() => {}), io);
   });
 }
 
@@ -191,16 +174,6 @@ function withRemovalTimes(set: StoreKeySet, maxTokenTtlMs: number) {
     { maxTokenTtlMs },
   );
   return listed.map((k, i) => ({ ...k, removableAt: times[i]!.removableAt }));
-}
-
-/** The longest lifetime, in seconds, that a token can be given: tokens.ttl or any client's token_ttl. */
-function longestTokenLifetime(config: Config): number {
-  const registry = loadRegistryFile(config.clients_file, { defaultAudience: config.tokens.audience });
-  return Math.max(config.tokens.ttl, ...registry.all().map((c) => c.tokenTtl ?? 0));
-}
-
-function iso(ms: number): string {
-  return new Date(ms).toISOString();
 }
 
 export const KEYS_COPY_USAGE = 'tollgate keys copy-to-store [--config FILE]';
