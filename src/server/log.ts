@@ -52,15 +52,36 @@ export function loggerOptions(level: string): LoggerOptions {
   };
 }
 
+/** The most log bytes held while stdout is not read; beyond it lines are dropped, and said so on stderr. */
+export const MAX_BUFFERED_LOG_BYTES = 32 * 1024 * 1024;
+/** How often, at most, stderr is told that lines are being dropped (ms). */
+const DROP_NOTICE_MS = 60_000;
+
 /**
  * stdout, written asynchronously: lines written while a write is under way are joined into the
  * next one, and a full pipe (a slow log collector) delays lines instead of stopping the server.
  * pino's synchronous default slept 100 ms on the event loop whenever the pipe was full. What is
  * still buffered is written synchronously when the process exits, a crash included; only a
  * SIGKILL loses it.
+ *
+ * A collector that stops reading would make that buffer grow until the process runs out of
+ * memory and loses everything, requests in flight included. So at most maxBytes are held; past
+ * that, lines are dropped and counted, and one line on stderr (a different pipe) says how many,
+ * at most once a minute.
  */
-function stdout(): DestinationStream {
-  return pino.destination({ dest: 1, sync: false });
+export function stdout(options: { fd?: number; maxBytes?: number; stderr?: (line: string) => void } = {}): DestinationStream {
+  const destination = pino.destination({ dest: options.fd ?? 1, sync: false, maxLength: options.maxBytes ?? MAX_BUFFERED_LOG_BYTES });
+  const tell = options.stderr ?? ((line: string) => process.stderr.write(line));
+  let dropped = 0;
+  let toldAt = Number.NEGATIVE_INFINITY;
+  destination.on('drop', () => {
+    dropped++;
+    const now = Date.now();
+    if (now - toldAt < DROP_NOTICE_MS) return;
+    toldAt = now;
+    tell(`tollgate: stdout is not being read: ${dropped} log line${dropped === 1 ? '' : 's'} dropped so far (at most ${Math.round((options.maxBytes ?? MAX_BUFFERED_LOG_BYTES) / 1024)} KiB are held)\n`);
+  });
+  return destination;
 }
 
 export function createLogger(level: string, destination?: DestinationStream): Logger {

@@ -1,3 +1,7 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/server/log.js';
@@ -31,5 +35,42 @@ describe('log lines', () => {
   it('go to stdout asynchronously, so that a full pipe cannot stall the server', () => {
     const stream = (createLogger('info') as unknown as Record<symbol, { sync?: boolean; fd?: number }>)[pino.symbols.streamSym];
     expect(stream).toMatchObject({ sync: false, fd: 1 });
+  });
+
+  it('hold a bounded amount while stdout is not read: the rest is dropped and said once on stderr', async () => {
+    // A process of its own, whose stdout this test leaves unread until it has logged 20,000
+    // lines (about 3 MB) with at most 256 KiB held: a stalled log collector must not grow the
+    // process until it dies.
+    const log = pathToFileURL(resolve(import.meta.dirname, '../../dist/server/log.js')).href;
+    const script = `
+      const { createLogger, stdout } = await import(${JSON.stringify(log)});
+      const logger = createLogger('info', stdout({ maxBytes: 256 * 1024 }));
+      for (let i = 0; i < 20000; i++) logger.info({ event: 'test.filler', i }, 'a line long enough to fill a pipe quickly, about a hundred and fifty bytes');
+      process.stderr.write('logged\\n');
+    `;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.pause();
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    while (!stderr.includes('logged\n')) {
+      if (child.exitCode !== null) throw new Error(`exited early: ${stderr}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    let stdoutText = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdoutText += chunk.toString();
+    });
+    child.stdout.resume();
+    const [code] = await once(child, 'exit');
+    expect(code).toBe(0);
+    const notices = stderr.split('\n').filter((l) => l.startsWith('tollgate: stdout is not being read: '));
+    expect(notices).toEqual([expect.stringMatching(/^tollgate: stdout is not being read: 1 log line dropped so far \(at most 256 KiB are held\)$/)]);
+    const lines = stdoutText.split('\n').filter((l) => l !== '');
+    // What the pipe, the reader's buffer and the 256 KiB held could take: far from all 20,000.
+    expect(lines.length).toBeGreaterThan(100);
+    expect(lines.length).toBeLessThan(5_000);
+    expect(JSON.parse(lines[0]!)).toMatchObject({ event: 'test.filler', i: 0 });
   });
 });
