@@ -20,7 +20,8 @@ the top functions.
 Options:
   --endpoint E      token (Basic), token-post (secret in the body), introspection (default),
                     revocation-miss (revoking an unknown token), jwks
-  --store S         sqlite (default) or memory
+  --store S         sqlite (default), memory, or postgres (the database named by --postgres-url)
+  --postgres-url U  with --store postgres (default postgres://postgres@127.0.0.1:5432/tollgate_profile)
   --algorithm A     keys.algorithm: RS256 (default), ES256 or EdDSA
   --log-level L     log.level (default: the config default, info)
   --set K=V         another config line, e.g. --set 'log: { introspections: each }' (repeatable)
@@ -41,6 +42,7 @@ const { values } = parseArgs({
   options: {
     endpoint: { type: 'string', default: 'introspection' },
     store: { type: 'string', default: 'sqlite' },
+    'postgres-url': { type: 'string', default: 'postgres://postgres@127.0.0.1:5432/tollgate_profile' },
     algorithm: { type: 'string', default: 'RS256' },
     'log-level': { type: 'string' },
     set: { type: 'string', multiple: true, default: [] },
@@ -66,7 +68,7 @@ const whole = (name) => {
   return n;
 };
 if (!ENDPOINTS.includes(values.endpoint)) die(`--endpoint takes one of ${ENDPOINTS.join(', ')}`);
-if (!['sqlite', 'memory'].includes(values.store)) die('--store is sqlite or memory');
+if (!['sqlite', 'memory', 'postgres'].includes(values.store)) die('--store is sqlite, memory or postgres');
 if (!['RS256', 'ES256', 'EdDSA'].includes(values.algorithm)) die('--algorithm is RS256, ES256 or EdDSA');
 if (values['log-level'] !== undefined && !['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(values['log-level'])) die('--log-level is a pino level');
 for (const s of values.set) if (!/^[a-z_]+: .+$/.test(s)) die(`--set takes a config line "key: value", not ${JSON.stringify(s)}`);
@@ -179,7 +181,7 @@ async function main() {
     'clients_file: ./clients.yaml',
     'tokens: { ttl: 3600 }',
     `keys: { dir: ./keys, algorithm: ${values.algorithm} }`,
-    `store: ${values.store === 'memory' ? '{ kind: memory }' : '{ kind: sqlite, path: ./tokens.db }'}`,
+    `store: ${values.store === 'memory' ? '{ kind: memory }' : values.store === 'postgres' ? `{ kind: postgres, url: "${values['postgres-url']}" }` : '{ kind: sqlite, path: ./tokens.db }'}`,
   ];
   const extra = [...values.set];
   if (values['log-level'] !== undefined) extra.push(`log: { level: ${values['log-level']} }`);
