@@ -83,8 +83,8 @@ const REVOKE_CLIENT = `WITH prev AS (SELECT revoked_before FROM tollgate_client_
  */
 const PREPARED = { prepare: true } as const;
 
-/** INSERT batches under way at once; records arriving meanwhile wait for the next batch. */
-const INSERTS_IN_FLIGHT = 2;
+/** INSERT batches under way at once; records arriving meanwhile wait for the next batch (measured: 1 beats 2). */
+const INSERTS_IN_FLIGHT = 1;
 
 /**
  * Token state in PostgreSQL, shared by every instance that uses the same database, with the
