@@ -1,5 +1,6 @@
 import { loadRegistryFile } from '../clients/yaml-registry.js';
 import type { Config } from '../config/config.js';
+import { ConfigError } from '../shared/config-error.js';
 import type { KeyUse } from '../keys/disk-key-set.js';
 import type { Io } from './io.js';
 import { iso } from './key-folder.js';
@@ -19,6 +20,20 @@ export interface PrunableKey {
 export function longestTokenLifetime(config: Config): number {
   const registry = loadRegistryFile(config.clients_file, { defaultAudience: config.tokens.audience });
   return Math.max(config.tokens.ttl, ...registry.all().map((c) => c.tokenTtl ?? 0));
+}
+
+/**
+ * For `keys list`: the longest token lifetime in seconds, or undefined (said on stderr) when the
+ * registry does not load; the list is still worth showing, only the removal times need it.
+ */
+export function lifetimeForList(config: Config, io: Io): number | undefined {
+  try {
+    return longestTokenLifetime(config);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    io.err(`cannot tell when old keys may be removed, the registry does not load: ${err.message.split('\n')[0]}`);
+    return undefined;
+  }
 }
 
 /**

@@ -5,7 +5,7 @@ import { generateKeyFile } from '../keys/disk-key-set.js';
 import { refuseReadOnly } from '../keys/key-dir.js';
 import { removableTimes } from '../keys/key-retention.js';
 import type { Io } from './io.js';
-import { longestTokenLifetime, pruneKeys as pruneListed } from './key-pruning.js';
+import { lifetimeForList, longestTokenLifetime, pruneKeys as pruneListed } from './key-pruning.js';
 import { copyDirKeysToStore, listStoreKeys, pruneStoreKeys, rekeyKeys, rotateStoreKey } from './keys-store-command.js';
 import { iso, loadKeySet, publishBeforeUseMs } from './key-folder.js';
 import { exportKeys, importKey } from './keys-transfer-command.js';
@@ -96,14 +96,7 @@ async function listKeys(args: string[], io: Io): Promise<number> {
     io.err(`no keys in ${config.keys.dir}; serve generates one on first start`);
     return 0;
   }
-  let maxTtl: number | undefined;
-  try {
-    maxTtl = longestTokenLifetime(config);
-  } catch (err) {
-    // The list is still worth showing; only the removal times depend on the registry.
-    if (!(err instanceof ConfigError)) throw err;
-    io.err(`cannot tell when old keys may be removed, the registry does not load: ${err.message.split('\n')[0]}`);
-  }
+  const maxTtl = lifetimeForList(config, io);
   const keys = removableTimes(keySet.list(), { maxTokenTtlMs: (maxTtl ?? 0) * 1000 });
   const rows = [['KID', 'CREATED', 'SIGNS_FROM', 'KEY', 'USE', 'PRUNABLE_FROM', 'FILE']];
   for (const k of keys) {

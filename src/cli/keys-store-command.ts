@@ -13,7 +13,7 @@ import { createTokenStore, describeStore } from '../store/create-token-store.js'
 import type { TokenStore } from '../store/token-store.js';
 import type { Io } from './io.js';
 import { iso } from './key-folder.js';
-import { longestTokenLifetime, pruneKeys } from './key-pruning.js';
+import { lifetimeForList, longestTokenLifetime, pruneKeys } from './key-pruning.js';
 import { formatTable } from './table.js';
 import { configPath, parseCommand, positionals, UsageError } from './usage.js';
 
@@ -56,13 +56,7 @@ export async function listStoreKeys(config: Config, io: Io): Promise<number> {
       io.err(`no keys in the store ${describeStore(config.store)}; serve makes one on first start`);
       return 0;
     }
-    let maxTtl: number | undefined;
-    try {
-      maxTtl = longestTokenLifetime(config);
-    } catch (err) {
-      if (!(err instanceof ConfigError)) throw err;
-      io.err(`cannot tell when old keys may be removed, the registry does not load: ${err.message.split('\n')[0]}`);
-    }
+    const maxTtl = lifetimeForList(config, io);
     const rows = [['KID', 'CREATED', 'SIGNS_FROM', 'KEY', 'USE', 'PRUNABLE_FROM', 'KEK']];
     for (const k of withRemovalTimes(set, (maxTtl ?? 0) * 1000)) {
       const prunable = k.removableAt === undefined ? '-' : maxTtl === undefined ? 'unknown' : iso(k.removableAt);

@@ -8,7 +8,7 @@ import { ConfigError } from '../shared/config-error.js';
 import { permissionProblem } from '../shared/file-access.js';
 import { directorySignature, isSecretVolume, listKeyFiles, writeKeyFile } from './key-dir.js';
 import { formatTime, KeyFileError, keyId, MIN_RSA_BITS, parseKeyFile, serializeKeyFile, type ParsedKeyFile, type SigningAlgorithm } from './key-file.js';
-import type { KeySet, PublicJwk, SigningKey } from './key-set.js';
+import { signingKeyAt, type KeySet, type PublicJwk, type SigningKey } from './key-set.js';
 
 export { SIGNING_ALGORITHMS, type SigningAlgorithm } from './key-file.js';
 
@@ -116,9 +116,8 @@ export class DiskKeySet implements KeySet {
   }
 
   signingKey(): SigningKey {
-    const now = this.#clock.now();
-    // #keys is latest signs-from first; the first whose time has come signs, else the last.
-    return (this.#keys.find((k) => k.signsFrom <= now) ?? this.#keys[this.#keys.length - 1]!).signing;
+    // #keys is latest signs-from first.
+    return signingKeyAt(this.#keys, this.#clock.now());
   }
 
   jwks(): { keys: readonly PublicJwk[] } {

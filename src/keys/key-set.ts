@@ -23,3 +23,11 @@ export interface KeySet {
   /** `{"keys":[…]}` with public parts only. */
   jwks(): { keys: readonly PublicJwk[] };
 }
+
+/**
+ * The key that signs now, of keys listed newest first: the first whose signs-from time has
+ * come, else (every key still pending) the last one. The rule of both key sources.
+ */
+export function signingKeyAt(keys: readonly { readonly signsFrom: number; readonly signing: SigningKey }[], now: number): SigningKey {
+  return (keys.find((k) => k.signsFrom <= now) ?? keys[keys.length - 1]!).signing;
+}

@@ -5,7 +5,7 @@ import type { SigningKeyRecord, SigningKeyRecords } from '../shared/signing-key-
 import type { KeySetEvent, KeyUse } from './disk-key-set.js';
 import { sealPrivateKey, unseal, type Kek, type KeyTimes } from './key-encryption.js';
 import { keyKindOf, newPrivateKey, publicJwkOf, signingCryptoKey, type StoredKeyAlgorithm } from './key-material.js';
-import type { KeySet, PublicJwk, SigningKey } from './key-set.js';
+import { signingKeyAt, type KeySet, type PublicJwk, type SigningKey } from './key-set.js';
 
 /** What a StoreKeySet reports while it watches the store. */
 export type StoreKeySetEvent =
@@ -116,9 +116,8 @@ export class StoreKeySet implements KeySet {
   }
 
   signingKey(): SigningKey {
-    const now = this.#clock.now();
-    // #keys is newest first; the first one whose time has come signs, else the oldest.
-    return (this.#keys.find((k) => k.signsFrom <= now) ?? this.#keys[this.#keys.length - 1]!).signing;
+    // #keys is newest first.
+    return signingKeyAt(this.#keys, this.#clock.now());
   }
 
   jwks(): { keys: readonly PublicJwk[] } {
