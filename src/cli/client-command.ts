@@ -8,7 +8,7 @@ import { generateSecret, hashSecret } from '../crypto/secrets.js';
 import { parseDuration } from '../shared/duration.js';
 import { isClientId } from '../shared/syntax.js';
 import type { Io } from './io.js';
-import { CLIENT_FLAGS, isoSeconds, parseClientFlags } from './client-flags.js';
+import { CLIENT_FLAGS, federationFlags, isoSeconds, parseClientFlags, type FederationFlags } from './client-flags.js';
 import { showClient, updateClient } from './client-show-update.js';
 import { openStoreForCli, revokedClientTokens, storeWriteError } from './token-command.js';
 import { formatTable } from './table.js';
@@ -54,7 +54,8 @@ Options for add and update (update replaces only what is given; the file keeps i
   --require-dpop         every token request must carry a DPoP proof
                          (dpop_bound_access_tokens; docs/guides/dpop.md)
 
-Options for add only (workload identity federation; docs/guides/federation.md):
+Workload identity federation (docs/guides/federation.md): add makes such a client, update
+changes the identity of a client that already authenticates that way:
   --federated ISSUER:SUBJECT
                          a federated_jwt client: it authenticates with tokens of the
                          trusted issuer named ISSUER (trusted_issuers in the registry)
@@ -171,25 +172,6 @@ async function addClient(args: string[], io: Io): Promise<number> {
     io.err(`added client "${clientId}" to ${config.clients_file}; the secret above is shown only once`);
   }
   return 0;
-}
-
-type FederationFlags = { kind: 'federated'; issuer: string; subject: string } | { kind: 'spiffe'; spiffeId: string };
-
-/** What --federated or --spiffe-id asks for, checked as far as the command line allows. */
-function federationFlags(federated: string | undefined, spiffeId: string | undefined, authMethod: boolean): FederationFlags | undefined {
-  if (federated === undefined && spiffeId === undefined) return undefined;
-  if (federated !== undefined && spiffeId !== undefined) throw new UsageError('give --federated or --spiffe-id, not both');
-  if (authMethod) throw new UsageError(`--${federated === undefined ? 'spiffe-id' : 'federated'} sets the client's auth method: leave out --auth-method`);
-  if (spiffeId !== undefined) {
-    if (spiffeTrustDomain(spiffeId) === undefined) throw new UsageError(`--spiffe-id must be a SPIFFE ID (spiffe://trust-domain/path), not ${JSON.stringify(spiffeId)}`);
-    return { kind: 'spiffe', spiffeId };
-  }
-  // The subject may hold colons (system:serviceaccount:ns:name); issuer names never do.
-  const colon = federated!.indexOf(':');
-  const issuer = federated!.slice(0, Math.max(colon, 0));
-  const subject = federated!.slice(colon + 1);
-  if (colon <= 0 || subject === '') throw new UsageError(`--federated must be ISSUER:SUBJECT (a trusted issuer's name, then the exact sub of its tokens), not ${JSON.stringify(federated)}`);
-  return { kind: 'federated', issuer, subject };
 }
 
 function checkFederation(federation: FederationFlags, issuers: readonly TrustedIssuer[], file: string): void {

@@ -1,3 +1,4 @@
+import { spiffeTrustDomain } from '../clients/spiffe-id.js';
 import { parseCidr } from '../shared/address-list.js';
 import { AUTH_METHODS, SECRET_AUTH_METHODS, type AuthMethod } from '../clients/registry.js';
 import { MAX_TTL, MIN_TTL } from '../shared/limits.js';
@@ -86,4 +87,23 @@ export function parseClientFlags(values: FlagValues, command: string, keyMethods
 /** An instant as ISO 8601 UTC, without the milliseconds when there are none: 2026-11-23T10:00:00Z. */
 export function isoSeconds(ms: number): string {
   return new Date(ms).toISOString().replace(/\.000Z$/, 'Z');
+}
+
+export type FederationFlags = { kind: 'federated'; issuer: string; subject: string } | { kind: 'spiffe'; spiffeId: string };
+
+/** What --federated or --spiffe-id asks for, checked as far as the command line allows. */
+export function federationFlags(federated: string | undefined, spiffeId: string | undefined, authMethod: boolean): FederationFlags | undefined {
+  if (federated === undefined && spiffeId === undefined) return undefined;
+  if (federated !== undefined && spiffeId !== undefined) throw new UsageError('give --federated or --spiffe-id, not both');
+  if (authMethod) throw new UsageError(`--${federated === undefined ? 'spiffe-id' : 'federated'} sets the client's auth method: leave out --auth-method`);
+  if (spiffeId !== undefined) {
+    if (spiffeTrustDomain(spiffeId) === undefined) throw new UsageError(`--spiffe-id must be a SPIFFE ID (spiffe://trust-domain/path), not ${JSON.stringify(spiffeId)}`);
+    return { kind: 'spiffe', spiffeId };
+  }
+  // The subject may hold colons (system:serviceaccount:ns:name); issuer names never do.
+  const colon = federated!.indexOf(':');
+  const issuer = federated!.slice(0, Math.max(colon, 0));
+  const subject = federated!.slice(colon + 1);
+  if (colon <= 0 || subject === '') throw new UsageError(`--federated must be ISSUER:SUBJECT (a trusted issuer's name, then the exact sub of its tokens), not ${JSON.stringify(federated)}`);
+  return { kind: 'federated', issuer, subject };
 }

@@ -3,7 +3,7 @@ import { RegistryFile } from '../clients/registry-file.js';
 import type { Client } from '../clients/registry.js';
 import { ConfigError } from '../shared/config-error.js';
 import { loadConfig, type Config } from '../config/config.js';
-import { CLIENT_FLAGS, isoSeconds, parseClientFlags } from './client-flags.js';
+import { CLIENT_FLAGS, federationFlags, isoSeconds, parseClientFlags } from './client-flags.js';
 import type { Io } from './io.js';
 import { configPath, parseCommand, positionals, UsageError } from './usage.js';
 
@@ -91,6 +91,8 @@ export async function updateClient(args: string[], io: Io, help: () => number): 
     'no-introspect': { type: 'boolean' },
     'no-require-dpop': { type: 'boolean' },
     'any-ip': { type: 'boolean' },
+    federated: { type: 'string' },
+    'spiffe-id': { type: 'string' },
   });
   if (values.help) return help();
   const [clientId] = positionals(pos, ['ID'], 'tollgate client update ID [options]');
@@ -104,14 +106,28 @@ export async function updateClient(args: string[], io: Io, help: () => number): 
   if (values['require-dpop'] && values['no-require-dpop']) throw new UsageError('give --require-dpop or --no-require-dpop, not both');
   if (values['require-dpop']) changes.dpop_bound_access_tokens = true;
   if (values['no-require-dpop']) changes.dpop_bound_access_tokens = undefined;
-  if (Object.keys(changes).length === 0) {
-    throw new UsageError('nothing to change: give --scope, --audience, --ttl, --auth-method, --allowed-ip, --any-ip, --introspect, --no-introspect, --require-dpop or --no-require-dpop');
+  const federation = federationFlags(values.federated, values['spiffe-id'], values['auth-method'] !== undefined);
+  if (Object.keys(changes).length === 0 && federation === undefined) {
+    throw new UsageError(
+      'nothing to change: give --scope, --audience, --ttl, --auth-method, --allowed-ip, --any-ip, --introspect, --no-introspect, --require-dpop, --no-require-dpop, --federated or --spiffe-id',
+    );
   }
 
   const config = loadConfig(configPath(values.config, io.env), { env: io.env, cwd: io.cwd });
   const { file } = openClient(config, clientId!);
   const raw = file.entryValue(clientId!);
   const notes: string[] = [];
+  if (federation !== undefined) {
+    // A new identity for the same way of authenticating (a service account renamed, a workload
+    // moved): a change of method would leave secrets or identities behind, so it is refused.
+    const method = federation.kind === 'federated' ? 'federated_jwt' : 'spiffe_jwt';
+    const methods = Array.isArray(raw.auth_methods) ? (raw.auth_methods as unknown[]) : [];
+    if (!methods.includes(method)) {
+      throw new UsageError(`client "${clientId}" does not authenticate with ${method}: --${federation.kind === 'federated' ? 'federated' : 'spiffe-id'} changes the identity of a ${method} client (to change its method, remove it and add it again)`);
+    }
+    if (federation.kind === 'federated') changes.federated_identity = { issuer: federation.issuer, subject: federation.subject };
+    else changes.spiffe_id = federation.spiffeId === clientId ? undefined : federation.spiffeId;
+  }
   // An empty list is what the registry means by leaving the field out.
   if (fields.scopes?.length === 0) changes.scopes = undefined;
   if (changes.introspect === false && raw.introspect === undefined) changes.introspect = undefined;

@@ -212,3 +212,38 @@ describe('client add --federated and --spiffe-id', () => {
     expect(readFileSync(f.clientsFile, 'utf8')).toBe(SOUND);
   });
 });
+
+describe('client update --federated and --spiffe-id', () => {
+  const fixture = (): Fixture => writeFixture({ config: CONFIG, clients: SOUND });
+  const cli = (f: Fixture, args: string[]) => tollgateInProcess([...args, '--config', f.configFile], { cwd: f.dir });
+  const entry = (f: Fixture, id: string) =>
+    (parse(readFileSync(f.clientsFile, 'utf8')) as { clients: Record<string, unknown>[] }).clients.find((c) => c.client_id === id);
+
+  it('gives a federated_jwt client a new subject, and the server-side registry reads it', async () => {
+    const f = fixture();
+    const run = await cli(f, ['client', 'update', 'billing', '--federated', 'prod-cluster:system:serviceaccount:payments:billing-v2']);
+    expect(run.stderr).toMatch(/^updated federated_identity of client "billing"/);
+    expect(run.code).toBe(0);
+    expect(entry(f, 'billing')).toMatchObject({ auth_methods: ['federated_jwt'], federated_identity: { issuer: 'prod-cluster', subject: 'system:serviceaccount:payments:billing-v2' } });
+    expect(loadRegistryFile(f.clientsFile, { defaultAudience: ['https://api.test'] }).get('billing')?.federatedIdentity).toMatchObject({ subject: 'system:serviceaccount:payments:billing-v2' });
+  });
+
+  it('gives a spiffe_jwt client a new SPIFFE ID', async () => {
+    const f = fixture();
+    expect((await cli(f, ['client', 'update', 'inventory', '--spiffe-id', 'spiffe://example.org/ns/shop/sa/stock'])).code).toBe(0);
+    expect(entry(f, 'inventory')).toMatchObject({ spiffe_id: 'spiffe://example.org/ns/shop/sa/stock' });
+  });
+
+  it.each([
+    [['client', 'update', 'inventory', '--federated', 'prod-cluster:x'], /client "inventory" does not authenticate with federated_jwt: --federated changes the identity of a federated_jwt client/],
+    [['client', 'update', 'billing', '--spiffe-id', 'spiffe://example.org/x'], /client "billing" does not authenticate with spiffe_jwt/],
+    [['client', 'update', 'billing', '--federated', 'nosuch:sub'], /not changed: the client would be invalid: federated_identity\.issuer: no trusted issuer is named "nosuch"/],
+    [['client', 'update', 'billing', '--federated', 'nocolon'], /--federated must be ISSUER:SUBJECT/],
+    [['client', 'update', 'billing', '--federated', 'github:x', '--spiffe-id', 'spiffe://example.org/x'], /give --federated or --spiffe-id, not both/],
+    [['client', 'update', 'inventory', '--spiffe-id', 'spiffe://other.org/x'], /not changed: the client would be invalid: spiffe_id: trust domain "other\.org" is not in trusted_issuers/],
+  ])('refuses %j with one line and exit 1, the file unchanged', async (args, message) => {
+    const f = fixture();
+    expectUserError(await cli(f, args), message);
+    expect(readFileSync(f.clientsFile, 'utf8')).toBe(SOUND);
+  });
+});
