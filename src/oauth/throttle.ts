@@ -92,7 +92,9 @@ export class FailureThrottle {
     for (let looks = 0; ; looks++) {
       const reservation = await guardStore('throttle', () => this.store.reserveHits(limits, this.policy.windowMs, this.clock.now()));
       if (reservation.granted || looks * HELD_POLL_MS >= HELD_WAIT_MS) return reservation;
-      const [held] = await guardStore('throttle', () => this.store.peekCounts([limits[1].key], this.clock.now()));
+      const [count, held] = await guardStore('throttle', () => this.store.peekCounts([limits[0].key, limits[1].key], this.clock.now()));
+      // The attempts that held the count may have ended between the two looks: try again at once.
+      if (count!.count < limits[0].limit) continue;
       if (held!.count === 0) return reservation;
       await new Promise((resolve) => setTimeout(resolve, HELD_POLL_MS));
     }
