@@ -8,7 +8,7 @@ import { ConfigError } from '../shared/config-error.js';
 import { permissionProblem } from '../shared/file-access.js';
 import { directorySignature, isSecretVolume, listKeyFiles, writeKeyFile } from './key-dir.js';
 import { formatTime, KeyFileError, keyId, MIN_RSA_BITS, parseKeyFile, serializeKeyFile, type ParsedKeyFile, type SigningAlgorithm } from './key-file.js';
-import { signingKeyAt, type KeySet, type PublicJwk, type SigningKey } from './key-set.js';
+import { pollKeys, signingKeyAt, type KeySet, type PublicJwk, type SigningKey } from './key-set.js';
 
 export { SIGNING_ALGORITHMS, type SigningAlgorithm } from './key-file.js';
 
@@ -81,7 +81,6 @@ export class DiskKeySet implements KeySet {
   #jwks: { keys: readonly PublicJwk[] };
   #signature: string;
   #timer: NodeJS.Timeout | undefined;
-  #checking = false;
   /** untimed() lines already reported, so that a reload reports each once. */
   readonly #told: Set<string>;
   readonly #options: DiskKeySetOptions;
@@ -192,23 +191,7 @@ export class DiskKeySet implements KeySet {
    */
   watch(onEvent: (event: KeySetEvent) => void, intervalMs = 2000): void {
     if (this.#timer !== undefined) return;
-    let signing = this.signingKey().kid;
-    this.#timer = setInterval(() => {
-      // One check at a time: a slow disk must not stack reloads up.
-      if (this.#checking) return;
-      this.#checking = true;
-      // Nothing a check meets may end the process (the running server keeps its keys): a
-      // failure of the listener itself is dropped here rather than left unhandled.
-      this.#check(onEvent)
-        .then(() => {
-          const now = this.signingKey().kid;
-          if (now !== signing) onEvent({ type: 'rotated', from: signing, to: now });
-          signing = now;
-        })
-        .catch(() => undefined)
-        .finally(() => (this.#checking = false));
-    }, intervalMs);
-    this.#timer.unref();
+    this.#timer = pollKeys(this, () => this.#check(onEvent), onEvent, intervalMs);
   }
 
   async #check(onEvent: (event: KeySetEvent) => void): Promise<void> {

@@ -31,3 +31,28 @@ export interface KeySet {
 export function signingKeyAt(keys: readonly { readonly signsFrom: number; readonly signing: SigningKey }[], now: number): SigningKey {
   return (keys.find((k) => k.signsFrom <= now) ?? keys[keys.length - 1]!).signing;
 }
+
+/**
+ * Runs `check` every `intervalMs`, one at a time (a slow disk or store must not stack checks
+ * up), and says `rotated` when the signing key has changed since the last check (a new key, or
+ * a pending key whose time has come). Nothing a check meets may end the process: a failure of
+ * the listener itself is dropped. The timer does not keep the process alive.
+ */
+export function pollKeys(keys: Pick<KeySet, 'signingKey'>, check: () => Promise<void>, onRotated: (event: { type: 'rotated'; from: string; to: string }) => void, intervalMs: number): NodeJS.Timeout {
+  let signing = keys.signingKey().kid;
+  let checking = false;
+  const timer = setInterval(() => {
+    if (checking) return;
+    checking = true;
+    check()
+      .then(() => {
+        const now = keys.signingKey().kid;
+        if (now !== signing) onRotated({ type: 'rotated', from: signing, to: now });
+        signing = now;
+      })
+      .catch(() => undefined)
+      .finally(() => (checking = false));
+  }, intervalMs);
+  timer.unref();
+  return timer;
+}

@@ -5,7 +5,7 @@ import type { SigningKeyRecord, SigningKeyRecords } from '../shared/signing-key-
 import type { KeySetEvent, KeyUse } from './disk-key-set.js';
 import { sealPrivateKey, unseal, type Kek, type KeyTimes } from './key-encryption.js';
 import { keyKindOf, newPrivateKey, publicJwkOf, signingCryptoKey, type StoredKeyAlgorithm } from './key-material.js';
-import { signingKeyAt, type KeySet, type PublicJwk, type SigningKey } from './key-set.js';
+import { pollKeys, signingKeyAt, type KeySet, type PublicJwk, type SigningKey } from './key-set.js';
 
 /** What a StoreKeySet reports while it watches the store. */
 export type StoreKeySetEvent =
@@ -79,7 +79,6 @@ export class StoreKeySet implements KeySet {
   #refused: number | undefined;
   #unreachable = false;
   #timer: NodeJS.Timeout | undefined;
-  #checking = false;
   readonly #delay: number;
   readonly #clock: Clock;
 
@@ -203,22 +202,7 @@ export class StoreKeySet implements KeySet {
    */
   watch(onEvent: (event: StoreKeySetEvent) => void, intervalMs = STORE_KEYS_INTERVAL_MS): void {
     if (this.#timer !== undefined) return;
-    let signing = this.signingKey().kid;
-    this.#timer = setInterval(() => {
-      // One check at a time: a slow store must not stack them up.
-      if (this.#checking) return;
-      this.#checking = true;
-      this.refresh(onEvent)
-        .then(() => {
-          const now = this.signingKey().kid;
-          if (now !== signing) onEvent({ type: 'rotated', from: signing, to: now });
-          signing = now;
-        })
-        // A failure of the listener itself must not end the process.
-        .catch(() => undefined)
-        .finally(() => (this.#checking = false));
-    }, intervalMs);
-    this.#timer.unref();
+    this.#timer = pollKeys(this, () => this.refresh(onEvent), onEvent, intervalMs);
   }
 
   /**
