@@ -1,11 +1,11 @@
 import { createPrivateKey } from 'node:crypto';
-import { chmodSync, chownSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { keyId, serializeKeyFile } from '../../src/keys/key-file.js';
 import { hashOf, tempDir, writeFixture, type Fixture } from '../helpers.js';
 import { ecPem } from '../keys/odd-pem.js';
-import { secretVolume } from '../keys/secret-volume.js';
+import { secretVolume, snapshot } from '../keys/secret-volume.js';
 import { startServerProcess } from '../server-process.js';
 import { expectUserError, lines, tollgate, tollgateInProcess, type CliRun } from './run-cli.js';
 
@@ -25,18 +25,6 @@ const keys = (f: Fixture, args: string[]): Promise<CliRun> => tollgateInProcess(
 const timed = (created: number) => serializeKeyFile({ privateKey: createPrivateKey(ecPem()), created, signsFrom: created + 10 * MIN });
 const kidOf = (pem: string) => keyId(createPrivateKey(pem));
 
-/** Every entry under dir (links as their target, files as content and mtime), to show nothing was written. */
-function snapshot(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const name of readdirSync(dir)) {
-    const path = join(dir, name);
-    const st = lstatSync(path);
-    if (st.isSymbolicLink()) out[name] = `-> ${readlinkSync(path)}`;
-    else if (st.isDirectory()) for (const [k, v] of Object.entries(snapshot(path))) out[`${name}/${k}`] = v;
-    else out[name] = `${readFileSync(path, 'utf8')} @${st.mtimeMs}`;
-  }
-  return out;
-}
 
 /** A fixture whose keys.dir is laid out as a Kubernetes Secret volume. */
 function secretFixture(files: Record<string, string>) {

@@ -1,12 +1,12 @@
 import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
-import { chownSync, copyFileSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { chownSync, copyFileSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DiskKeySet, generateKeyFile, type KeySetEvent } from '../../src/keys/disk-key-set.js';
 import { keyId, parseKeyFile, serializeKeyFile } from '../../src/keys/key-file.js';
 import { tempDir } from '../helpers.js';
 import { ecPem } from './odd-pem.js';
-import { secretVolume } from './secret-volume.js';
+import { secretVolume, snapshot } from './secret-volume.js';
 
 const MIN = 60_000;
 const T0 = Date.parse('2026-11-01T12:00:00Z');
@@ -16,18 +16,6 @@ const publishBeforeUseMs = 10 * MIN;
 /** What list() says of each key, without the file names (which differ between copies). */
 const state = (keys: DiskKeySet) => keys.list().map(({ kid, createdAt, signsFrom, timesFrom, use }) => ({ kid, createdAt, signsFrom, timesFrom, use }));
 
-/** Every entry under dir (links as their target, files as their content), to show nothing was written. */
-function snapshot(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const name of readdirSync(dir)) {
-    const path = join(dir, name);
-    const st = lstatSync(path);
-    if (st.isSymbolicLink()) out[name] = `-> ${readlinkSync(path)}`;
-    else if (st.isDirectory()) for (const [k, v] of Object.entries(snapshot(path))) out[`${name}/${k}`] = v;
-    else out[name] = `${readFileSync(path, 'utf8')} @${st.mtimeMs} mode ${(st.mode & 0o777).toString(8)}`;
-  }
-  return out;
-}
 
 const kidOfPem = (pem: string) => keyId(createPrivateKey(pem));
 

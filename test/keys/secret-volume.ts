@@ -1,4 +1,4 @@
-import { mkdirSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../helpers.js';
 
@@ -39,3 +39,18 @@ export function secretVolume(files: Record<string, string>, dir = tempDir()) {
   };
 }
 
+/**
+ * Every entry under dir (links as their target, files as their content, mtime and mode), to
+ * show that nothing was written.
+ */
+export function snapshot(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    const st = lstatSync(path);
+    if (st.isSymbolicLink()) out[name] = `-> ${readlinkSync(path)}`;
+    else if (st.isDirectory()) for (const [k, v] of Object.entries(snapshot(path))) out[`${name}/${k}`] = v;
+    else out[name] = `${readFileSync(path, 'utf8')} @${st.mtimeMs} mode ${(st.mode & 0o777).toString(8)}`;
+  }
+  return out;
+}
