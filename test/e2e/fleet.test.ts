@@ -269,7 +269,10 @@ metadata: { max_age: 0 }
         return sets.every((s) => s.includes(kid) && JSON.stringify(s) === JSON.stringify(sets[0]));
       });
       // Then every instance signs with it, and the load goes on across the switch.
-      await within((PUBLISH_BEFORE_USE_S + 20) * 1000, `tokens signed with ${kid}`, () => (kids.get(kid) ?? 0) >= 40);
+      await within((PUBLISH_BEFORE_USE_S + 20) * 1000, `tokens signed with ${kid}`, () => (kids.get(kid) ?? 0) >= 40).catch((err: Error) => {
+        // Say what the load did meanwhile, so that a stall and a key that never signs tell apart.
+        throw new Error(`${err.message} (${traffic.count()} requests, tokens by kid ${JSON.stringify(Object.fromEntries(kids))}, first problems ${JSON.stringify(problems.slice(0, 3))})`);
+      });
     } finally {
       await traffic.stop();
     }
