@@ -1,6 +1,6 @@
-import { SignJWT } from 'jose';
 import { epochSeconds, type Clock } from '../shared/clock.js';
 import type { KeySet } from '../keys/key-set.js';
+import { signJwt } from '../keys/jws.js';
 import type { IntrospectionResponse } from './introspection.js';
 
 /** RFC 9701 §4: the media type a caller asks for, and the JWT's typ (§5). */
@@ -21,13 +21,12 @@ export interface IntrospectionJwtDeps {
  * like an access token to a careless resource server (§5, §8.2).
  */
 export async function signIntrospectionResponse(response: IntrospectionResponse, callerId: string, deps: IntrospectionJwtDeps): Promise<string> {
-  const key = deps.keys.signingKey();
-  return new SignJWT({ token_introspection: response })
-    .setProtectedHeader({ alg: key.alg, typ: 'token-introspection+jwt', kid: key.kid })
-    .setIssuer(deps.issuer)
-    .setAudience(callerId)
-    .setIssuedAt(epochSeconds(deps.clock.now()))
-    .sign(key.key);
+  return signJwt(deps.keys.signingKey(), 'token-introspection+jwt', {
+    iss: deps.issuer,
+    aud: callerId,
+    iat: epochSeconds(deps.clock.now()),
+    token_introspection: response,
+  });
 }
 
 /** introspection_signing_alg_values_supported: the algorithms of the published keys. */

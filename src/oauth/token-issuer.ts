@@ -1,7 +1,7 @@
 import { randomFillSync } from 'node:crypto';
-import { SignJWT } from 'jose';
 import { epochSeconds, type Clock } from '../shared/clock.js';
 import type { KeySet } from '../keys/key-set.js';
+import { signJwt } from '../keys/jws.js';
 import type { Grant } from './client-credentials.js';
 import { clientTag } from '../store/token-slot.js';
 
@@ -100,10 +100,8 @@ export class TokenIssuer {
     };
     if (grant.scopes.length > 0) claims.scope = grant.scopes.join(' ');
     if (confirmation !== undefined) claims.cnf = confirmation;
-    const key = this.keys.signingKey();
-    const accessToken = await new SignJWT({ ...claims })
-      .setProtectedHeader({ alg: key.alg, typ: 'at+jwt', kid: key.kid })
-      .sign(key.key);
+    // RFC 9068 §2.1: typ at+jwt, so that no other kind of JWT passes for an access token.
+    const accessToken = await signJwt(this.keys.signingKey(), 'at+jwt', claims);
     return { accessToken, claims };
   }
 }
