@@ -87,6 +87,13 @@ const PREPARED = { prepare: true } as const;
 const INSERTS_IN_FLIGHT = 1;
 
 /**
+ * SELECT batches of lookups under way at once; lookups arriving meanwhile wait and go together
+ * into the next one. Idle, a lookup goes out in the turn it arrives; under load, one statement
+ * answers many introspections instead of each taking a connection of its own.
+ */
+const FINDS_IN_FLIGHT = 2;
+
+/**
  * Token state in PostgreSQL, shared by every instance that uses the same database, with the
  * failover of a primary and its standbys: with several hosts in the URL the store uses the
  * writable one and moves to a promoted standby by itself.
@@ -124,6 +131,8 @@ export class PostgresTokenStore implements TokenStore {
   /** INSERT batches under way, and whether the next one is already due. */
   #inserting = 0;
   #insertScheduled = false;
+  #finding = 0;
+  #findScheduled = false;
 
   constructor(options: PostgresTokenStoreOptions) {
     this.#options = options;
@@ -413,11 +422,30 @@ export class PostgresTokenStore implements TokenStore {
     }
   }
 
-  /** Lookups that arrive in the same turn of the event loop share one SELECT. */
+  /**
+   * Lookups that arrive in the same turn of the event loop share one SELECT, and while
+   * FINDS_IN_FLIGHT of those are under way, the lookups that arrive wait and share the next.
+   */
   find(jti: string): Promise<TokenRecord | undefined> {
     return new Promise((resolve, reject) => {
-      if (this.#pendingFinds.length === 0) setImmediate(() => this.#track(this.#flushFinds()));
       this.#pendingFinds.push({ jti, resolve, reject });
+      this.#scheduleFind();
+    });
+  }
+
+  #scheduleFind(): void {
+    if (this.#findScheduled || this.#finding >= FINDS_IN_FLIGHT || this.#pendingFinds.length === 0) return;
+    this.#findScheduled = true;
+    setImmediate(() => {
+      this.#findScheduled = false;
+      if (this.#finding >= FINDS_IN_FLIGHT || this.#pendingFinds.length === 0) return;
+      this.#finding++;
+      this.#track(
+        this.#flushFinds().finally(() => {
+          this.#finding--;
+          this.#scheduleFind();
+        }),
+      );
     });
   }
 

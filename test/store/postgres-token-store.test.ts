@@ -63,6 +63,51 @@ describe.skipIf(!available)('PostgresTokenStore', () => {
     }
   });
 
+  it('keeps at most two lookup statements under way: lookups that arrive meanwhile wait and share the next', async () => {
+    const schema = testSchema();
+    const store = openStore(schema);
+    await store.untilOpened();
+    const records = Array.from({ length: 60 }, () => makeRecord({ iat: Math.floor(Date.now() / 1000) }));
+    await Promise.all(records.map((r) => store.record(r)));
+    const locker = plainSql(POSTGRES_URL, schema);
+    const watcher = plainSql(POSTGRES_URL);
+    await watcher.unsafe('SELECT 1');
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    try {
+      // The table held by another session: every SELECT of the store waits on it, as on a slow
+      // server (for less than the store's lock_timeout).
+      let locked!: () => void;
+      const isLocked = new Promise<void>((r) => (locked = r));
+      const held = locker.begin(async (tx) => {
+        await tx.unsafe('LOCK TABLE tollgate_tokens IN ACCESS EXCLUSIVE MODE');
+        locked();
+        await released;
+      });
+      await isLocked;
+      const lookups: Promise<unknown>[] = [];
+      // Lookups over several turns of the event loop, each turn a batch of its own if nothing limited them.
+      for (const r of records) {
+        lookups.push(store.find(r.jti));
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      await new Promise((r) => setTimeout(r, 200));
+      const [waiting] = await watcher.unsafe<{ n: string }[]>(
+        "SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%FROM tollgate_tokens%' AND query NOT LIKE '%pg_stat_activity%'",
+      );
+      expect(Number(waiting!.n)).toBe(2);
+      release();
+      await held;
+      // Once the table is free, every lookup is answered with its own record.
+      const found = (await Promise.all(lookups)) as { digest: string }[];
+      expect(found.map((r) => r.digest)).toEqual(records.map((r) => r.digest));
+    } finally {
+      release();
+      await locker.end();
+      await watcher.end();
+    }
+  });
+
   it('keeps a revocation made through one instance visible to another at once, and every record across a reopen', async () => {
     const schema = testSchema();
     const a = openStore(schema);
