@@ -108,6 +108,39 @@ describe.skipIf(!available)('PostgresTokenStore', () => {
     }
   });
 
+  it('looks tokens up by index once the table has grown, whatever plan it had when it was nearly empty', async () => {
+    const schema = testSchema();
+    const store = openStore(schema);
+    await store.untilOpened();
+    const now = Math.floor(Date.now() / 1000);
+    const records = Array.from({ length: 4 }, () => makeRecord({ iat: now }));
+    await Promise.all(records.map((r) => store.record(r)));
+    const lookUpPair = () => Promise.all([store.find(records[0]!.jti), store.find(records[1]!.jti)]);
+    // Eight statements on a table of four rows: the database keeps a plan for the connection.
+    for (let i = 0; i < 8; i++) await lookUpPair();
+    const sql = plainSql(POSTGRES_URL, schema);
+    try {
+      // The table grows, as a fresh deployment's does, with no ANALYZE since.
+      await sql.unsafe(`INSERT INTO tollgate_tokens (jti, client_id, scope, aud, iat, exp, digest)
+        SELECT 'grown-' || g, 'svc', '', '[]', ${now}, ${now + 3600}, 'd' FROM generate_series(1, 20000) g`);
+      for (let i = 0; i < 30; i++) expect((await lookUpPair()).map((r) => r?.digest)).toEqual([records[0]!.digest, records[1]!.digest]);
+      await store.close();
+      // The store's connections have ended; their counts reach the statistics as they exit.
+      const scans = async () =>
+        (await sql.unsafe<{ seq: string; idx: string }[]>(`SELECT pg_stat_clear_snapshot(), seq_scan AS seq, coalesce(idx_scan, 0) AS idx FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = 'tollgate_tokens'`, [schema]))[0]!;
+      let seen = await scans();
+      for (let i = 0; i < 50 && Number(seen.seq) + Number(seen.idx) < 38; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        seen = await scans();
+      }
+      expect(Number(seen.seq) + Number(seen.idx)).toBeGreaterThanOrEqual(38);
+      // Not one full read of 20,000 rows per lookup: the 30 lookups after the growth use the index.
+      expect(Number(seen.seq)).toBeLessThan(30);
+    } finally {
+      await sql.end();
+    }
+  });
+
   it('keeps a revocation made through one instance visible to another at once, and every record across a reopen', async () => {
     const schema = testSchema();
     const a = openStore(schema);
