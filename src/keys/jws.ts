@@ -7,7 +7,7 @@ import type { SigningKey } from './key-set.js';
  * the hot path of token issuance.
  *
  * jose (whose verification, key import and JWKS tollgate uses everywhere else) signs through
- * WebCrypto, whose argument checks and promise plumbing cost about 35 µs of CPU per signature
+ * WebCrypto, whose argument checks and promise plumbing cost 50–75 µs of CPU per signature
  * here, a fifth of an ES256 or EdDSA token's whole cost (`node bench/sign.mjs`). Node's own
  * `crypto.sign` does the same signature in the thread pool, as WebCrypto does, without them.
  * What is left is the serialization, which is three base64url strings joined by dots.
