@@ -158,5 +158,8 @@ describe.skipIf(!available)('RedisTokenStore on a Redis Cluster', () => {
       return events.includes('store.recovered');
     });
     expect(events).toEqual(['store.unavailable', 'store.recovered']);
-  });
+    // A failover takes seconds, or tens of seconds when the first election fails on a busy
+    // machine: the scenario's own deadlines (60 s for the first token, 20 s for the sentinels)
+    // end it, not the default test timeout.
+  }, 120_000);
 });

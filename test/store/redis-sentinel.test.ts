@@ -114,5 +114,8 @@ store: { kind: redis, sentinel: { master: ${setup!.master}, nodes: [${setup!.nod
 
     // The new primary has no replica left: a revocation cannot be confirmed, and says so.
     expectUnavailable(await revoke(t.app, kept, asSvc));
-  });
+    // A failover takes seconds, or tens of seconds when the first election fails on a busy
+    // machine: the scenario's own deadlines (60 s for the first token, 20 s for the sentinels)
+    // end it, not the default test timeout.
+  }, 120_000);
 });
