@@ -281,6 +281,17 @@ export const configSchema = z.strictObject({
     })
     .prefault({})
     .describe('The discovery answers.'),
+  dpop: z
+    .strictObject({
+      require_nonce: z
+        .boolean()
+        .default(false)
+        .describe(
+          "Require a server nonce in every DPoP proof at the token endpoint (RFC 9449 §8). A proof without a current one is answered `400 use_dpop_nonce` with the nonce to use in a `DPoP-Nonce` header, and every DPoP token answer carries the nonce for the next proof. A nonce is a one-minute window signed with the signing key: every instance sharing the keys accepts the others' nonces, for one to two minutes.",
+        ),
+    })
+    .prefault({})
+    .describe('DPoP (RFC 9449) at the token endpoint.'),
   throttle: z
     .strictObject({
       // RFC 6749 §2.3.1: the token endpoint MUST guard against brute force. Counted per client_id

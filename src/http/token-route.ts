@@ -17,7 +17,7 @@ export interface TokenRouteDeps extends TokenDeps {
 export function tokenRoute(app: FastifyInstance, deps: TokenRouteDeps): void {
   app.post(TOKEN_PATH, async (req, reply) => {
     const params = formParams(req);
-    const { response, client, claims, federated } = await issueToken(
+    const { response, client, claims, federated, dpopNonce } = await issueToken(
       {
         authorization: req.headers.authorization,
         params,
@@ -35,6 +35,10 @@ export function tokenRoute(app: FastifyInstance, deps: TokenRouteDeps): void {
       { clientId: client.clientId, scope: claims.scope, aud: claims.aud, jti: claims.jti, exp: claims.exp, tokenType: response.token_type, federated },
     );
     // RFC 6749 §5.1: the answer carries a credential, so no cache may keep it.
-    return reply.code(200).headers(noStore).send(response);
+    // RFC 9449 §8.2: the nonce for the client's next proof comes with the answer.
+    return reply
+      .code(200)
+      .headers(dpopNonce === undefined ? noStore : { ...noStore, 'DPoP-Nonce': dpopNonce })
+      .send(response);
   });
 }

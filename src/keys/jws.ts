@@ -1,6 +1,6 @@
-import { KeyObject, sign } from 'node:crypto';
+import { createPublicKey, type JsonWebKey, KeyObject, sign, verify } from 'node:crypto';
 import type { CryptoKey } from 'jose';
-import type { SigningKey } from './key-set.js';
+import type { PublicJwk, SigningKey } from './key-set.js';
 
 /**
  * Signs a JWT (RFC 7519) in the JWS Compact Serialization (RFC 7515 §7.1) with a signing key:
@@ -12,18 +12,40 @@ import type { SigningKey } from './key-set.js';
  * `crypto.sign` does the same signature in the thread pool, as WebCrypto does, without them.
  * What is left is the serialization, which is three base64url strings joined by dots.
  */
-export function signJwt(key: SigningKey, typ: string, claims: object): Promise<string> {
+export async function signJwt(key: SigningKey, typ: string, claims: object): Promise<string> {
   const header = Buffer.from(JSON.stringify({ alg: key.alg, typ, kid: key.kid })).toString('base64url');
   const payload = Buffer.from(JSON.stringify(claims)).toString('base64url');
   const input = `${header}.${payload}`;
+  return `${input}.${(await signBytes(key, Buffer.from(input))).toString('base64url')}`;
+}
+
+/** The key's signature over `data`, as a JWS of its algorithm carries it, made in the thread pool. */
+export function signBytes(key: SigningKey, data: Buffer): Promise<Buffer> {
   const { digest, key: privateKey } = signingParameters(key);
   return new Promise((resolve, reject) => {
-    sign(digest, Buffer.from(input), privateKey, (err, signature) => {
+    sign(digest, data, privateKey, (err, signature) => {
       if (err !== null) reject(err);
-      else resolve(`${input}.${signature.toString('base64url')}`);
+      else resolve(signature);
     });
   });
 }
+
+/**
+ * Whether `signature` is the signature over `data` of the published key `jwk` (with its `alg`),
+ * as signBytes makes it. Anything unusable (another algorithm, a malformed key) is false.
+ */
+export function verifyBytes(jwk: PublicJwk, data: Buffer, signature: Buffer): boolean {
+  const alg = jwk.alg as SigningKey['alg'];
+  if (!(alg in DIGESTS)) return false;
+  try {
+    const key = createPublicKey({ key: jwk as unknown as JsonWebKey, format: 'jwk' });
+    return verify(DIGESTS[alg], data, alg === 'ES256' ? { key, dsaEncoding: 'ieee-p1363' } : key, signature);
+  } catch {
+    return false;
+  }
+}
+
+const DIGESTS: Record<SigningKey['alg'], string | null> = { RS256: 'sha256', ES256: 'sha256', EdDSA: null };
 
 /** Each CryptoKey's KeyObject, made once: the key sets hand out the same CryptoKey each time. */
 const keyObjects = new WeakMap<CryptoKey, KeyObject>();
@@ -38,12 +60,5 @@ function signingParameters(key: SigningKey): { digest: string | null; key: KeyOb
     keyObject = KeyObject.from(key.key as Parameters<typeof KeyObject.from>[0]);
     keyObjects.set(key.key, keyObject);
   }
-  switch (key.alg) {
-    case 'RS256':
-      return { digest: 'sha256', key: keyObject };
-    case 'ES256':
-      return { digest: 'sha256', key: { key: keyObject, dsaEncoding: 'ieee-p1363' } };
-    case 'EdDSA':
-      return { digest: null, key: keyObject };
-  }
+  return { digest: DIGESTS[key.alg], key: key.alg === 'ES256' ? { key: keyObject, dsaEncoding: 'ieee-p1363' } : keyObject };
 }

@@ -1,7 +1,8 @@
 import { constants, createHash, createPublicKey, type JsonWebKey, type KeyObject, verify } from 'node:crypto';
 import { epochSeconds, type Clock } from '../shared/clock.js';
 import type { ReplayClaims } from '../store/token-store.js';
-import { InvalidDpopProof } from './errors.js';
+import type { DpopNonces } from './dpop-nonce.js';
+import { InvalidDpopProof, UseDpopNonce } from './errors.js';
 import { guardStore } from './store-guard.js';
 
 // DPoP (RFC 9449): a client proves, with a JWT signed by a key it holds, that it is the one a
@@ -37,6 +38,8 @@ export interface DpopDeps {
   tokenEndpoint: string;
   replay: ReplayClaims;
   clock: Clock;
+  /** Server nonces (RFC 9449 §8), when `dpop.require_nonce` asks for them. */
+  nonces?: DpopNonces | undefined;
 }
 
 /** A proof that passed every check but the jti's: claimDpopJti finishes it. */
@@ -45,6 +48,8 @@ export interface VerifiedProof {
   jkt: string;
   jti: string;
   iat: number;
+  /** The proof's nonce claim, as sent (RFC 9449 §4.2); checked only when nonces are required. */
+  nonce: unknown;
 }
 
 /**
@@ -88,7 +93,7 @@ export async function verifyDpopProof(headers: readonly string[], method: string
   if (typeof jti !== 'string' || jti === '' || jti.length > MAX_JTI_LENGTH) {
     throw new InvalidDpopProof('jti', `must have a jti of 1 to ${MAX_JTI_LENGTH} characters`);
   }
-  return { jkt, jti, iat };
+  return { jkt, jti, iat, nonce: claims.nonce };
 }
 
 type DpopAlgorithm = (typeof DPOP_ALGORITHMS)[number];
@@ -161,6 +166,19 @@ function readProofHeader(headerPart: string): ProofKey {
   // RFC 7638: the required members, in lexicographic order, with no whitespace.
   const canonical = JSON.stringify(Object.fromEntries(members.map((m) => [m, jwk[m]])));
   return { key, alg: alg as DpopAlgorithm, jkt: createHash('sha256').update(canonical).digest('base64url') };
+}
+
+/**
+ * RFC 9449 §8: when nonces are required, a proof must carry a current one; otherwise the
+ * answer is use_dpop_nonce with the nonce to use. Returns the nonce to hand out with the
+ * answer (undefined when nonces are not in use).
+ */
+export async function checkDpopNonce(proof: VerifiedProof, deps: Pick<DpopDeps, 'nonces'>): Promise<string | undefined> {
+  if (deps.nonces === undefined) return undefined;
+  const current = await deps.nonces.current();
+  if (proof.nonce === undefined) throw new UseDpopNonce(current, 'missing');
+  if (!deps.nonces.accepts(proof.nonce)) throw new UseDpopNonce(current, 'stale_or_unknown');
+  return current;
 }
 
 /**

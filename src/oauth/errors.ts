@@ -90,6 +90,26 @@ export class InvalidDpopProof extends OAuthError {
   }
 }
 
+/**
+ * RFC 9449 §8: the server wants a nonce of its own in the proof, and this one had none or one
+ * no longer current. The answer carries the nonce to use; the client makes a new proof with it.
+ */
+export class UseDpopNonce extends OAuthError {
+  readonly error = 'use_dpop_nonce';
+  readonly status = 400;
+
+  constructor(
+    readonly nonce: string,
+    detail: 'missing' | 'stale_or_unknown',
+  ) {
+    super('the DPoP proof must carry the nonce given in the DPoP-Nonce header', `dpop_nonce_${detail}`);
+  }
+
+  override headers(): Record<string, string> {
+    return { 'DPoP-Nonce': this.nonce };
+  }
+}
+
 /** A client whose registry entry says dpop_bound_access_tokens asked for a token without a proof. */
 export class DpopProofRequired extends InvalidRequest {
   constructor(readonly clientId: string) {

@@ -2,7 +2,7 @@ import type { Client } from '../clients/registry.js';
 import type { TokenRecords } from '../store/token-store.js';
 import { authenticateClient, type ClientAuthDeps, type ClientAuthRequest } from './client-auth.js';
 import { decideGrant, type GrantPolicy } from './client-credentials.js';
-import { claimDpopJti, verifyDpopProof, type DpopDeps, type VerifiedProof } from './dpop.js';
+import { checkDpopNonce, claimDpopJti, verifyDpopProof, type DpopDeps, type VerifiedProof } from './dpop.js';
 import { DpopProofRequired, InvalidRequest, UnsupportedGrantType } from './errors.js';
 import { guardStore } from './store-guard.js';
 import { tokenDigest } from './token-digest.js';
@@ -48,7 +48,14 @@ export interface TokenResponse {
 export async function issueToken(
   request: TokenRequest,
   deps: TokenDeps,
-): Promise<{ response: TokenResponse; client: Client; claims: AccessTokenClaims; federated?: { issuer: string; subject: string } }> {
+): Promise<{
+  response: TokenResponse;
+  client: Client;
+  claims: AccessTokenClaims;
+  federated?: { issuer: string; subject: string };
+  /** The DPoP nonce to send with the answer (RFC 9449 §8.2), when nonces are required. */
+  dpopNonce?: string;
+}> {
   // Cheap checks of the request's shape come before client authentication, so malformed
   // requests cost no argon2 work.
   const grantType = request.params.get('grant_type');
@@ -58,6 +65,8 @@ export async function issueToken(
   // The proof's checks cost one signature verification, less than authentication: a bad proof
   // is refused first. Its jti is recorded only once the client is known (claimDpopJti).
   const proof: VerifiedProof | undefined = request.dpop === undefined ? undefined : await verifyDpopProof(request.dpop, 'POST', deps.dpop);
+  // With dpop.require_nonce, a proof without a current server nonce is refused with the nonce to use.
+  const dpopNonce = proof === undefined ? undefined : await checkDpopNonce(proof, deps.dpop);
 
   const { client, certificateThumbprint, federated } = await authenticateClient(request, deps);
   if (proof === undefined && client.dpopBoundAccessTokens === true) throw new DpopProofRequired(client.clientId);
@@ -87,5 +96,5 @@ export async function issueToken(
 
   const response: TokenResponse = { access_token: accessToken, token_type: proof === undefined ? 'Bearer' : 'DPoP', expires_in: grant.ttl };
   if (claims.scope !== undefined) response.scope = claims.scope;
-  return { response, client, claims, ...(federated === undefined ? {} : { federated }) };
+  return { response, client, claims, ...(federated === undefined ? {} : { federated }), ...(dpopNonce === undefined ? {} : { dpopNonce }) };
 }

@@ -17,6 +17,7 @@ import type { ClientAssertionDeps } from '../oauth/client-assertion.js';
 import type { FederatedAssertionDeps } from '../oauth/federated-assertion.js';
 import type { GrantPolicy } from '../oauth/client-credentials.js';
 import type { DpopDeps } from '../oauth/dpop.js';
+import { DpopNonces } from '../oauth/dpop-nonce.js';
 import { TOKEN_PATH } from '../oauth/metadata.js';
 import { FailureThrottle } from '../oauth/throttle.js';
 import { TokenIssuer } from '../oauth/token-issuer.js';
@@ -32,7 +33,7 @@ import type { TokenStore } from '../store/token-store.js';
 // `serve --workers N` prepares the same files once with prepareServices.
 
 /** What of the config the services read. */
-export type ServicesConfig = Pick<Config, 'issuer' | 'tokens' | 'throttle' | 'client_auth'>;
+export type ServicesConfig = Pick<Config, 'issuer' | 'tokens' | 'throttle' | 'client_auth' | 'dpop'>;
 
 /** The parts that hold state or do I/O, from which wireServices makes the rest. */
 export interface ServiceParts {
@@ -132,7 +133,12 @@ export function wireServices(parts: ServiceParts): Services {
     policy: { defaultAudience: config.tokens.audience, defaultTtl: config.tokens.ttl },
     // htu is the token endpoint as the metadata publishes it: the URL clients use, whatever
     // proxies sit between them and this process.
-    dpop: { tokenEndpoint: `${config.issuer}${TOKEN_PATH}`, replay: store, clock },
+    dpop: {
+      tokenEndpoint: `${config.issuer}${TOKEN_PATH}`,
+      replay: store,
+      clock,
+      nonces: config.dpop.require_nonce ? new DpopNonces(keys, clock) : undefined,
+    },
   };
 }
 
