@@ -92,9 +92,10 @@ describe.skipIf(!available)('PostgresTokenStore', () => {
         await new Promise((resolve) => setImmediate(resolve));
       }
       await new Promise((r) => setTimeout(r, 200));
-      const [waiting] = await watcher.unsafe<{ n: string }[]>(
-        "SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%FROM tollgate_tokens%' AND query NOT LIKE '%pg_stat_activity%'",
-      );
+      // The sessions waiting for this schema's table (other test files use tables of their own).
+      const [waiting] = await watcher.unsafe<{ n: string }[]>('SELECT count(DISTINCT pid) AS n FROM pg_locks WHERE relation = $1::regclass AND NOT granted', [
+        `"${schema}".tollgate_tokens`,
+      ]);
       expect(Number(waiting!.n)).toBe(2);
       release();
       await held;
