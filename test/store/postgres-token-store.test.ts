@@ -92,11 +92,16 @@ describe.skipIf(!available)('PostgresTokenStore', () => {
         await new Promise((resolve) => setImmediate(resolve));
       }
       await new Promise((r) => setTimeout(r, 200));
-      // The sessions waiting for this schema's table (other test files use tables of their own).
-      const [waiting] = await watcher.unsafe<{ n: string }[]>('SELECT count(DISTINCT pid) AS n FROM pg_locks WHERE relation = $1::regclass AND NOT granted', [
-        `"${schema}".tollgate_tokens`,
-      ]);
-      expect(Number(waiting!.n)).toBe(2);
+      // The sessions waiting for this schema's table (other test files use tables of their own),
+      // asked again for a while on a slow machine, well within the store's 3 s lock_timeout.
+      const waitingNow = async () =>
+        Number((await watcher.unsafe<{ n: string }[]>('SELECT count(DISTINCT pid) AS n FROM pg_locks WHERE relation = $1::regclass AND NOT granted', [`"${schema}".tollgate_tokens`]))[0]!.n);
+      let waiting = await waitingNow();
+      for (let i = 0; i < 15 && waiting < 2; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        waiting = await waitingNow();
+      }
+      expect(waiting).toBe(2);
       release();
       await held;
       // Once the table is free, every lookup is answered with its own record.
