@@ -36,7 +36,7 @@ export function signBytes(key: SigningKey, data: Buffer): Promise<Buffer> {
  */
 export function verifyBytes(jwk: PublicJwk, data: Buffer, signature: Buffer): boolean {
   const alg = jwk.alg as SigningKey['alg'];
-  if (!(alg in DIGESTS)) return false;
+  if (!Object.hasOwn(DIGESTS, alg)) return false;
   try {
     const key = createPublicKey({ key: jwk as unknown as JsonWebKey, format: 'jwk' });
     return verify(DIGESTS[alg], data, alg === 'ES256' ? { key, dsaEncoding: 'ieee-p1363' } : key, signature);
