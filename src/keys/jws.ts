@@ -1,4 +1,4 @@
-import { createPublicKey, type JsonWebKey, KeyObject, sign, verify } from 'node:crypto';
+import { constants, createPublicKey, type JsonWebKey, KeyObject, sign, verify } from 'node:crypto';
 import type { CryptoKey } from 'jose';
 import type { PublicJwk, SigningKey } from './key-set.js';
 
@@ -21,9 +21,9 @@ export async function signJwt(key: SigningKey, typ: string, claims: object): Pro
 
 /** The key's signature over `data`, as a JWS of its algorithm carries it, made in the thread pool. */
 export function signBytes(key: SigningKey, data: Buffer): Promise<Buffer> {
-  const { digest, key: privateKey } = signingParameters(key);
+  const { hash, options } = NODE_JWS[key.alg];
   return new Promise((resolve, reject) => {
-    sign(digest, data, privateKey, (err, signature) => {
+    sign(hash, data, { key: keyObjectOf(key), ...options }, (err, signature) => {
       if (err !== null) reject(err);
       else resolve(signature);
     });
@@ -36,29 +36,39 @@ export function signBytes(key: SigningKey, data: Buffer): Promise<Buffer> {
  */
 export function verifyBytes(jwk: PublicJwk, data: Buffer, signature: Buffer): boolean {
   const alg = jwk.alg as SigningKey['alg'];
-  if (!Object.hasOwn(DIGESTS, alg)) return false;
+  if (alg !== 'RS256' && alg !== 'ES256' && alg !== 'EdDSA') return false;
   try {
     const key = createPublicKey({ key: jwk as unknown as JsonWebKey, format: 'jwk' });
-    return verify(DIGESTS[alg], data, alg === 'ES256' ? { key, dsaEncoding: 'ieee-p1363' } : key, signature);
+    return verify(NODE_JWS[alg].hash, data, { key, ...NODE_JWS[alg].options }, signature);
   } catch {
     return false;
   }
 }
 
-const DIGESTS: Record<SigningKey['alg'], string | null> = { RS256: 'sha256', ES256: 'sha256', EdDSA: null };
+/**
+ * How node:crypto signs and verifies each JWS algorithm tollgate signs with or accepts: RFC 7518
+ * §3.3 (RS256: RSASSA-PKCS1-v1_5), §3.4 (ES*: ECDSA, the signature as R || S, not DER), §3.5
+ * (PS256: RSASSA-PSS, salt as long as the hash), RFC 8037 §3.1 (EdDSA, and Ed25519 as RFC 9864
+ * names it: the curve hashes on its own).
+ */
+export const NODE_JWS = {
+  RS256: { hash: 'sha256', options: { padding: constants.RSA_PKCS1_PADDING } },
+  PS256: { hash: 'sha256', options: { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 } },
+  ES256: { hash: 'sha256', options: { dsaEncoding: 'ieee-p1363' } },
+  ES384: { hash: 'sha384', options: { dsaEncoding: 'ieee-p1363' } },
+  ES512: { hash: 'sha512', options: { dsaEncoding: 'ieee-p1363' } },
+  EdDSA: { hash: null, options: {} },
+  Ed25519: { hash: null, options: {} },
+} as const satisfies Record<string, { hash: string | null; options: object }>;
 
 /** Each CryptoKey's KeyObject, made once: the key sets hand out the same CryptoKey each time. */
 const keyObjects = new WeakMap<CryptoKey, KeyObject>();
 
-/**
- * RFC 7518 §3.3 (RS256: RSASSA-PKCS1-v1_5, SHA-256), §3.4 (ES256: ECDSA P-256 and SHA-256,
- * the signature as R || S, not DER) and RFC 8037 §3.1 (EdDSA: Ed25519 hashes on its own).
- */
-function signingParameters(key: SigningKey): { digest: string | null; key: KeyObject | { key: KeyObject; dsaEncoding: 'ieee-p1363' } } {
+function keyObjectOf(key: SigningKey): KeyObject {
   let keyObject = keyObjects.get(key.key);
   if (keyObject === undefined) {
     keyObject = KeyObject.from(key.key as Parameters<typeof KeyObject.from>[0]);
     keyObjects.set(key.key, keyObject);
   }
-  return { digest: DIGESTS[key.alg], key: key.alg === 'ES256' ? { key: keyObject, dsaEncoding: 'ieee-p1363' } : keyObject };
+  return keyObject;
 }

@@ -23,7 +23,7 @@ const VERIFIED_KEPT = 64;
 
 export class DpopNonces {
   #current: { window: number; nonce: Promise<string> } | undefined;
-  readonly #verified = new Map<string, number>();
+  readonly #verified = new Map<string, { window: number; kid: string }>();
 
   constructor(
     private readonly keys: KeySet,
@@ -37,7 +37,9 @@ export class DpopNonces {
       const key = this.keys.signingKey();
       const nonce = signBytes(key, signedBytes(window)).then((sig) => `${window.toString(36)}.${key.kid}.${sig.toString('base64url')}`);
       // A failed signature is not kept: the next request tries again.
-      nonce.catch(() => (this.#current = undefined));
+      nonce.catch(() => {
+        if (this.#current?.nonce === nonce) this.#current = undefined;
+      });
       this.#current = { window, nonce };
     }
     return this.#current.nonce;
@@ -47,16 +49,18 @@ export class DpopNonces {
   accepts(nonce: unknown): boolean {
     if (typeof nonce !== 'string' || nonce.length > MAX_NONCE_LENGTH) return false;
     const now = this.#window();
+    // A key removed from the key set takes its nonces with it, as it takes its tokens.
     const known = this.#verified.get(nonce);
-    if (known !== undefined) return isCurrent(known, now) && this.#stillPublished(nonce);
+    if (known !== undefined) return isCurrent(known.window, now) && this.#published(known.kid) !== undefined;
     const parts = nonce.split('.');
     if (parts.length !== 3 || !/^[0-9a-z]{1,12}$/.test(parts[0]!) || !/^[A-Za-z0-9_-]+$/.test(parts[2]!)) return false;
     const window = Number.parseInt(parts[0]!, 36);
+    const kid = parts[1]!;
     if (!isCurrent(window, now)) return false;
-    const jwk = this.#published(parts[1]!);
+    const jwk = this.#published(kid);
     if (jwk === undefined || !verifyBytes(jwk, signedBytes(window), Buffer.from(parts[2]!, 'base64url'))) return false;
     if (this.#verified.size >= VERIFIED_KEPT) this.#verified.delete(this.#verified.keys().next().value!);
-    this.#verified.set(nonce, window);
+    this.#verified.set(nonce, { window, kid });
     return true;
   }
 
@@ -66,11 +70,6 @@ export class DpopNonces {
 
   #published(kid: string): PublicJwk | undefined {
     return this.keys.jwks().keys.find((k) => k.kid === kid);
-  }
-
-  /** A key removed from the key set takes its nonces with it, as it takes its tokens. */
-  #stillPublished(nonce: string): boolean {
-    return this.#published(nonce.split('.')[1]!) !== undefined;
   }
 }
 

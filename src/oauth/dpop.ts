@@ -1,4 +1,5 @@
-import { constants, createHash, createPublicKey, type JsonWebKey, type KeyObject, verify } from 'node:crypto';
+import { createHash, createPublicKey, type JsonWebKey, type KeyObject, verify } from 'node:crypto';
+import { NODE_JWS } from '../keys/jws.js';
 import { epochSeconds, type Clock } from '../shared/clock.js';
 import type { ReplayClaims } from '../store/token-store.js';
 import type { DpopNonces } from './dpop-nonce.js';
@@ -71,7 +72,7 @@ export async function verifyDpopProof(headers: readonly string[], method: string
   const signature = Buffer.from(signaturePart, 'base64url');
   let valid = false;
   try {
-    valid = verify(ALGORITHMS[alg].hash, signed, { key, ...ALGORITHMS[alg].options }, signature);
+    valid = verify(NODE_JWS[alg].hash, signed, { key, ...NODE_JWS[alg].options }, signature);
   } catch {
     valid = false;
   }
@@ -98,15 +99,15 @@ export async function verifyDpopProof(headers: readonly string[], method: string
 
 type DpopAlgorithm = (typeof DPOP_ALGORITHMS)[number];
 
-/** How node:crypto verifies each algorithm, and the key each one needs. */
-const ALGORITHMS: Record<DpopAlgorithm, { hash: string | null; options: object; kty: string; crv?: readonly string[] }> = {
-  ES256: { hash: 'sha256', options: { dsaEncoding: 'ieee-p1363' }, kty: 'EC', crv: ['P-256'] },
-  ES384: { hash: 'sha384', options: { dsaEncoding: 'ieee-p1363' }, kty: 'EC', crv: ['P-384'] },
-  ES512: { hash: 'sha512', options: { dsaEncoding: 'ieee-p1363' }, kty: 'EC', crv: ['P-521'] },
-  EdDSA: { hash: null, options: {}, kty: 'OKP', crv: ['Ed25519', 'Ed448'] },
-  Ed25519: { hash: null, options: {}, kty: 'OKP', crv: ['Ed25519'] },
-  RS256: { hash: 'sha256', options: { padding: constants.RSA_PKCS1_PADDING }, kty: 'RSA' },
-  PS256: { hash: 'sha256', options: { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 }, kty: 'RSA' },
+/** The key each algorithm needs; how node:crypto verifies it is NODE_JWS's. */
+const ALGORITHMS: Record<DpopAlgorithm, { kty: string; crv?: readonly string[] }> = {
+  ES256: { kty: 'EC', crv: ['P-256'] },
+  ES384: { kty: 'EC', crv: ['P-384'] },
+  ES512: { kty: 'EC', crv: ['P-521'] },
+  EdDSA: { kty: 'OKP', crv: ['Ed25519', 'Ed448'] },
+  Ed25519: { kty: 'OKP', crv: ['Ed25519'] },
+  RS256: { kty: 'RSA' },
+  PS256: { kty: 'RSA' },
 };
 
 /** RFC 7638 §3.2: the members of each key type a thumbprint covers. */
