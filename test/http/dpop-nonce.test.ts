@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import { createServer } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,6 +9,7 @@ import { startServer, type RunningServer } from '../../src/server/start-server.j
 import { SqliteTokenStore } from '../../src/store/sqlite-token-store.js';
 import { API, client, introspect, registryYaml, tokenRequest } from '../builders.js';
 import { buildTestApp, tempDir, TestClock, writeFixture, type TestApp } from '../helpers.js';
+import { freePort } from '../store/redis-helpers.js';
 
 // Server nonces for DPoP (RFC 9449 §8) with dpop.require_nonce: a proof without a current nonce
 // is refused with the nonce to use, every DPoP answer carries the next one, and instances that
@@ -124,12 +124,7 @@ describe('dpop.require_nonce with a real client library', () => {
   const insecure = { [oauth.allowInsecureRequests]: true };
 
   beforeAll(async () => {
-    const port = await new Promise<number>((resolve) => {
-      const s = createServer().listen(0, '127.0.0.1', () => {
-        const p = (s.address() as { port: number }).port;
-        s.close(() => resolve(p));
-      });
-    });
+    const port = await freePort();
     const fixture = writeFixture({
       config: `issuer: http://127.0.0.1:${port}\nlisten: { host: 127.0.0.1, port: ${port} }\nkeys: { dir: ./keys }\nstore: { kind: memory }\ndpop: { require_nonce: true }\n`,
       clients,
